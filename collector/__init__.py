@@ -1,0 +1,1 @@
+"""Agent side (instrumentation, guard, control channel) and service side (OTLP receiver, normalisation, pricing)."""

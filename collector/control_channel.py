@@ -1,0 +1,69 @@
+"""The control channel, service side: the board of current decisions that agents long-poll.
+
+`GET /v1/decisions/{agent}?after=VERSION&wait=SECONDS` answers as soon as the agent's decision is newer
+than VERSION, or with the current one when WAIT runs out; `GET /v1/decisions` lists all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from spanwarden.enforcers.decision import Decision, allow
+
+
+class DecisionBoard:
+    """Current decision per agent, with waiters woken on change. Used from one event loop."""
+
+    def __init__(self) -> None:
+        self._decisions: dict[str, Decision] = {}
+        self._changed: dict[str, asyncio.Event] = {}
+
+    def publish(self, decision: Decision) -> None:
+        current = self._decisions.get(decision.agent_id)
+        if current is not None and current.version >= decision.version:
+            return
+        self._decisions[decision.agent_id] = decision
+        event = self._changed.pop(decision.agent_id, None)
+        if event is not None:
+            event.set()
+
+    def get(self, agent_id: str) -> Decision:
+        return self._decisions.get(agent_id) or allow(agent_id)
+
+    def all(self) -> list[Decision]:
+        return sorted(self._decisions.values(), key=lambda d: d.agent_id)
+
+    async def wait_newer(self, agent_id: str, after_version: int, timeout_s: float) -> Decision:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            current = self.get(agent_id)
+            remaining = deadline - loop.time()
+            if current.version > after_version or remaining <= 0:
+                return current
+            event = self._changed.setdefault(agent_id, asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                return self.get(agent_id)
+
+
+def add_routes(app: web.Application, board: DecisionBoard, max_wait_s: float) -> None:
+    async def one(request: web.Request) -> web.Response:
+        agent_id = request.match_info["agent"]
+        try:
+            after = int(request.query.get("after", "-1"))
+            wait = min(float(request.query.get("wait", "0")), max_wait_s)
+        except ValueError:
+            return web.json_response({"code": 400, "message": "after must be an integer, wait a number"},
+                                     status=400)
+        decision = await board.wait_newer(agent_id, after, max(wait, 0.0)) if wait > 0 else board.get(agent_id)
+        return web.json_response(decision.to_dict())
+
+    async def every(request: web.Request) -> web.Response:
+        return web.json_response({"decisions": [d.to_dict() for d in board.all()]})
+
+    app.router.add_get("/v1/decisions/{agent}", one)
+    app.router.add_get("/v1/decisions", every)

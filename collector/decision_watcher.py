@@ -1,0 +1,88 @@
+"""The control channel, agent side: a daemon thread that long-polls the service for this agent's decision,
+reconnecting with jittered backoff, and knows how long it has been out of touch."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+import requests
+
+from spanwarden.enforcers.decision import Decision, allow
+
+log = logging.getLogger(__name__)
+
+
+class DecisionWatcher:
+    """Keeps `current` up to date with the newest decision version the service has for `agent_id`."""
+
+    def __init__(self, endpoint: str, agent_id: str, wait_s: float = 20.0,
+                 clock: Callable[[], float] = time.monotonic, session: requests.Session | None = None) -> None:
+        self.url = f"{endpoint.rstrip('/')}/v1/decisions/{agent_id}"
+        self.agent_id = agent_id
+        self.wait_s = wait_s
+        self.clock = clock
+        self.current: Decision = allow(agent_id)
+        self.failing_since: float | None = clock()  # out of touch until the first poll answers
+        self.ever_connected = False
+        self._session = session or requests.Session()
+        self._stop = threading.Event()
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name=f"spanwarden-watch-{agent_id}", daemon=True)
+        self.listeners: list[Callable[[Decision], None]] = []
+
+    def start(self) -> DecisionWatcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._session.close()
+
+    def seconds_out_of_touch(self) -> float:
+        """0 while polls succeed (a held long-poll counts); else seconds since the first failure, or since
+        the watcher was made if it has never reached the service."""
+        if self.failing_since is None:
+            return 0.0
+        return max(0.0, self.clock() - self.failing_since)
+
+    def wait_for_version(self, version: int, timeout_s: float) -> bool:
+        """Block until a decision of at least `version` has arrived (tests and benches)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.current.version >= version, timeout_s)
+
+    def poll_once(self, wait_s: float = 0.0) -> Decision:
+        response = self._session.get(self.url, params={"after": self.current.version, "wait": wait_s},
+                                     timeout=wait_s + 10)
+        response.raise_for_status()
+        decision = Decision.from_dict(response.json())
+        self.failing_since = None
+        self.ever_connected = True
+        if decision.version > self.current.version:
+            self._apply(decision)
+        return self.current
+
+    def _apply(self, decision: Decision) -> None:
+        with self._changed:
+            self.current = decision
+            self._changed.notify_all()
+        for listener in self.listeners:
+            listener(decision)
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                self.poll_once(self.wait_s)
+                backoff = 0.1
+            except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+                if self._stop.is_set():
+                    return
+                if self.failing_since is None:
+                    self.failing_since = self.clock()
+                log.warning("spanwarden control channel %s unreachable (%s); retrying", self.url, exc)
+                self._stop.wait(backoff * random.uniform(0.5, 1.5))
+                backoff = min(backoff * 2, 10.0)

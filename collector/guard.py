@@ -1,0 +1,138 @@
+"""The guard inside the agent: applies the agent's current decision before an LLM or tool call goes out.
+
+`halt` raises `AgentHalted` (the one exception spanwarden ever raises in an agent), `throttle` waits on a
+token bucket at the decided rate, `warn` only logs. When the control channel has been out of touch for
+longer than `out_of_touch_s`, the guard follows its fail mode: "open" allows, "closed" refuses — and says
+which it is doing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from spanwarden.collector.decision_watcher import DecisionWatcher
+from spanwarden.enforcers.decision import Action, Decision
+
+log = logging.getLogger(__name__)
+
+
+class AgentHalted(RuntimeError):
+    """This agent has been halted: the call was not made. Carries who decided and why."""
+
+    def __init__(self, agent_id: str, reason: str, decided_by: str, version: int) -> None:
+        super().__init__(f"agent {agent_id} is halted by {decided_by}: {reason}")
+        self.agent_id, self.reason, self.decided_by, self.version = agent_id, reason, decided_by, version
+
+
+class Guard:
+    """Decides, per call, whether it may go out now. Thread-safe."""
+
+    def __init__(self, agent_id: str, watcher: DecisionWatcher | None = None, fail_mode: str = "open",
+                 out_of_touch_s: float = 30.0, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if fail_mode not in ("open", "closed"):
+            raise ValueError(f"fail_mode must be 'open' or 'closed', not {fail_mode!r}")
+        self.agent_id = agent_id
+        self.watcher = watcher
+        self.fail_mode = fail_mode
+        self.out_of_touch_s = out_of_touch_s
+        self.clock = clock
+        self.sleep = sleep
+        self._lock = threading.Lock()
+        self._bucket_version = -1
+        self._tokens = 0.0
+        self._bucket_time = 0.0
+        self._warned_version = -1
+        self._failing = False
+        self.refused = 0
+        self.throttled = 0
+
+    def decision(self) -> Decision | None:
+        return self.watcher.current if self.watcher else None
+
+    def admit(self) -> float:
+        """0 if the call may go now (and it is counted), else the seconds to wait; raises AgentHalted."""
+        if self._out_of_touch():
+            return 0.0
+        decision = self.decision()
+        if decision is None:
+            return 0.0
+        now = self.clock()
+        if not decision.in_force(now) or decision.action is Action.ALLOW:
+            return 0.0
+        if decision.action is Action.HALT:
+            self.refused += 1
+            raise AgentHalted(self.agent_id, decision.reason, decision.decided_by, decision.version)
+        if decision.action is Action.THROTTLE and decision.throttle_per_s:
+            return self._take_token(decision, now)
+        if decision.action is Action.WARN and self._warned_version != decision.version:
+            self._warned_version = decision.version
+            log.warning("spanwarden: agent %s warned by %s: %s", self.agent_id, decision.decided_by,
+                        decision.reason)
+        return 0.0
+
+    def check(self) -> None:
+        """Block until the call may go (throttle), or raise AgentHalted."""
+        while (wait := self.admit()) > 0:
+            self.sleep(wait)
+
+    def _take_token(self, decision: Decision, now: float) -> float:
+        rate = float(decision.throttle_per_s or 1.0)
+        with self._lock:
+            if self._bucket_version != decision.version:
+                self._bucket_version, self._tokens, self._bucket_time = decision.version, 1.0, now
+            self._tokens = min(max(1.0, rate), self._tokens + (now - self._bucket_time) * rate)
+            self._bucket_time = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return 0.0
+            self.throttled += 1
+            return (1.0 - self._tokens) / rate
+
+    def _out_of_touch(self) -> bool:
+        """True when the fail mode is open and the channel is lost; raises when it is closed."""
+        if self.watcher is None or self.watcher.seconds_out_of_touch() <= self.out_of_touch_s:
+            if self._failing:
+                log.warning("spanwarden: control channel back for agent %s", self.agent_id)
+                self._failing = False
+            return False
+        if not self._failing:
+            log.error("spanwarden: control channel lost for agent %s; failing %s", self.agent_id, self.fail_mode)
+            self._failing = True
+        if self.fail_mode == "closed":
+            self.refused += 1
+            raise AgentHalted(self.agent_id, "control channel unreachable and the fail mode is closed",
+                              "guard:fail-closed", -1)
+        return True
+
+
+GUARDED_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings", "execute_tool",
+                                "invoke_agent"})
+
+
+class GuardSpanProcessor(SpanProcessor):
+    """Applies the guard when an LLM or tool span starts, i.e. before the call it wraps goes out."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        attributes = span.attributes or {}
+        if attributes.get("gen_ai.operation.name") in GUARDED_OPERATIONS or "gen_ai.tool.name" in attributes:
+            self.guard.check()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        if self.guard.watcher is not None:
+            self.guard.watcher.stop()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

@@ -1,0 +1,1 @@
+"""Datadog export, dashboards and monitors as code: see issue #8 (not built yet)."""

@@ -1,0 +1,96 @@
+"""All detectors of one agent, behind one `observe`: the unit of state that the embedded runtime keeps in
+memory and the Faust worker keeps in a table keyed by agent.
+
+It also gates repeats: while an anomaly persists, the same finding (detector, kind, subject) is passed on
+again only when its severity rises or after `repeat_s`, so a runaway produces a handful of findings, not
+one per span.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from spanwarden.collector.span_record import SpanRecord
+from spanwarden.detectors.base import Detector
+from spanwarden.detectors.cost_velocity import CostVelocity, CostVelocityConfig
+from spanwarden.detectors.data_access import DataAccess, DataAccessConfig
+from spanwarden.detectors.error_burst import ErrorBurst, ErrorBurstConfig
+from spanwarden.detectors.finding import Finding
+from spanwarden.detectors.runaway_loop import RunawayLoop, RunawayLoopConfig
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Configuration of every detector, shared by all agents (the policy fills budgets and tags)."""
+
+    cost_velocity: CostVelocityConfig = field(default_factory=CostVelocityConfig)
+    data_access: DataAccessConfig = field(default_factory=DataAccessConfig)
+    error_burst: ErrorBurstConfig = field(default_factory=ErrorBurstConfig)
+    runaway_loop: RunawayLoopConfig = field(default_factory=RunawayLoopConfig)
+    repeat_s: float = 60.0
+
+
+class AgentDetectors:
+    """The detectors for one agent."""
+
+    def __init__(self, agent_id: str, settings: DetectorSettings | None = None) -> None:
+        self.agent_id = agent_id
+        self.settings = settings or DetectorSettings()
+        s = self.settings
+        self.detectors: list[Detector] = [
+            CostVelocity(agent_id, s.cost_velocity),
+            DataAccess(agent_id, s.data_access),
+            ErrorBurst(agent_id, s.error_burst),
+            RunawayLoop(agent_id, s.runaway_loop),
+        ]
+        self.last_emitted: dict[str, tuple[float, int]] = {}  # gate key -> (time, severity)
+
+    def observe(self, record: SpanRecord) -> list[Finding]:
+        findings = []
+        for detector in self.detectors:
+            finding = detector.observe(record)
+            if finding is not None and self._passes_gate(finding):
+                findings.append(finding)
+        return findings
+
+    def _passes_gate(self, finding: Finding) -> bool:
+        key = f"{finding.detector}|{finding.kind}|{finding.subject}"
+        previous = self.last_emitted.get(key)
+        if previous is not None:
+            when, severity = previous
+            if finding.severity <= severity and finding.time_s - when < self.settings.repeat_s:
+                return False
+        if len(self.last_emitted) > 256:  # bounded: forget gates that have long lapsed
+            horizon = finding.time_s - self.settings.repeat_s
+            self.last_emitted = {k: v for k, v in self.last_emitted.items() if v[0] >= horizon}
+        self.last_emitted[key] = (finding.time_s, int(finding.severity))
+        return True
+
+    def detector(self, name: str) -> Detector:
+        for detector in self.detectors:
+            if detector.name == name:
+                return detector
+        raise KeyError(f"no detector named {name!r}")
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "agent_id": self.agent_id,
+            "detectors": {d.name: d.to_state() for d in self.detectors},
+            "gate": {k: list(v) for k, v in self.last_emitted.items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], settings: DetectorSettings | None = None) -> AgentDetectors:
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"detector state version {state.get('version')!r} is not {STATE_VERSION}")
+        bank = cls(state["agent_id"], settings)
+        for detector in bank.detectors:
+            saved = state["detectors"].get(detector.name)
+            if saved is not None:
+                detector.load_state(saved)
+        bank.last_emitted = {k: (float(v[0]), int(v[1])) for k, v in state["gate"].items()}
+        return bank

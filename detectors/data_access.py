@@ -1,0 +1,127 @@
+"""Unusual data access: resources outside the agent's learned profile, sensitive ones above all, and many
+new resources in a short time (enumeration).
+
+The profile is the set of resources the agent touched during and after warm-up, with counts and first-seen
+times, bounded in size (least-used entries are forgotten first, so memory stays bounded however many
+distinct resources an agent touches). A new sensitive resource is never learned by itself: it takes a
+human approval (enforcers) to add it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from spanwarden.collector.span_record import SpanRecord
+from spanwarden.detectors.base import clean_time, evidence_of
+from spanwarden.detectors.finding import Finding, Severity
+
+
+@dataclass(frozen=True)
+class DataAccessConfig:
+    sensitive_patterns: tuple[str, ...] = ("*pii*", "*secret*", "*credential*", "*payment*", "*ssn*")
+    warmup_s: float = 1800.0
+    warmup_touches: int = 20
+    max_profile: int = 512
+    novelty_window_s: float = 600.0
+    novel_warn: int = 3  # distinct new resources within the window
+    novel_critical: int = 8
+
+
+class DataAccess:
+    """Per-agent detector of resources outside the learned profile."""
+
+    name: ClassVar[str] = "data_access"
+
+    def __init__(self, agent_id: str, config: DataAccessConfig | None = None) -> None:
+        self.agent_id = agent_id
+        self.config = config or DataAccessConfig()
+        self._sensitive = re.compile(
+            "|".join(fnmatch.translate(p) for p in self.config.sensitive_patterns) or "(?!)", re.IGNORECASE
+        )
+        self.first_time: float | None = None
+        self.last_time: float | None = None
+        self.touches = 0
+        self.profile: dict[str, list[float]] = {}  # resource -> [count, first_seen]
+        self.recent_novel: deque[tuple[float, str]] = deque()
+
+    def is_sensitive(self, resource: str) -> bool:
+        return self._sensitive.match(resource) is not None
+
+    def observe(self, record: SpanRecord) -> Finding | None:
+        resource = record.resource
+        if not resource:
+            return None
+        t = clean_time(record.time_s, self.last_time)
+        if self.first_time is None:
+            self.first_time = t
+        self.last_time = t
+        self.touches += 1
+        known = self.profile.get(resource)
+        if known is not None:
+            known[0] += 1
+            return None
+        cfg = self.config
+        warmed = t - self.first_time >= cfg.warmup_s and self.touches > cfg.warmup_touches
+        sensitive = self.is_sensitive(resource)
+        if not warmed:
+            self._learn(resource, t)
+            return None
+        if not sensitive:
+            self._learn(resource, t)
+        return self._novel(record, resource, sensitive, t)
+
+    def _novel(self, record: SpanRecord, resource: str, sensitive: bool, t: float) -> Finding:
+        cfg = self.config
+        recent = self.recent_novel
+        while recent and recent[0][0] < t - cfg.novelty_window_s:
+            recent.popleft()
+        if all(r != resource for _, r in recent):
+            recent.append((t, resource))
+            if len(recent) > cfg.novel_critical * 4:
+                recent.popleft()
+        distinct = len(recent)
+        if sensitive:
+            severity, kind = Severity.CRITICAL, "sensitive_outside_profile"
+            why = f"touched sensitive resource {resource} that is not in its profile"
+        elif distinct >= cfg.novel_critical:
+            severity, kind = Severity.CRITICAL, "enumeration"
+            why = f"touched {distinct} resources new to it within {cfg.novelty_window_s:.0f}s (latest {resource})"
+        elif distinct >= cfg.novel_warn:
+            severity, kind = Severity.WARNING, "novel_resources"
+            why = f"touched {distinct} resources new to it within {cfg.novelty_window_s:.0f}s (latest {resource})"
+        else:
+            severity, kind = Severity.INFO, "novel_resource"
+            why = f"touched {resource} for the first time"
+        return Finding(
+            agent_id=self.agent_id, detector=self.name, kind=kind,
+            score=round(max(distinct / cfg.novel_warn, 3.4 if sensitive else 0.0), 3), severity=severity,
+            observed=float(distinct), expected=0.0, unit="new_resources_per_window", reason=why,
+            time_s=record.time_s, evidence=evidence_of(record), subject=resource,
+        )
+
+    def _learn(self, resource: str, t: float) -> None:
+        if len(self.profile) >= self.config.max_profile:
+            least = min(self.profile, key=lambda r: self.profile[r][0])
+            del self.profile[least]
+        self.profile[resource] = [1.0, t]
+
+    def allow(self, resource: str, t: float) -> None:
+        """Add a resource to the profile (a human approved it)."""
+        self.profile.setdefault(resource, [0.0, t])
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "first_time": self.first_time, "last_time": self.last_time, "touches": self.touches,
+            "profile": {r: list(v) for r, v in self.profile.items()},
+            "recent_novel": [list(x) for x in self.recent_novel],
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.first_time, self.last_time = state["first_time"], state["last_time"]
+        self.touches = int(state["touches"])
+        self.profile = {r: [float(v[0]), float(v[1])] for r, v in state["profile"].items()}
+        self.recent_novel = deque((float(t), str(r)) for t, r in state["recent_novel"])

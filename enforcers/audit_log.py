@@ -1,0 +1,190 @@
+"""The tamper-evident audit log: append-only JSON lines, each entry chained to the one before by a hash
+(an HMAC when a key is configured), so `verify` proves nothing was altered, removed, inserted or reordered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spanwarden.enforcers.redact import Redactor
+
+GENESIS = "0" * 64
+KINDS = ("finding", "decision", "command", "approval", "config_change", "service")
+
+
+class AuditError(RuntimeError):
+    """The audit log cannot be appended to safely."""
+
+
+class AuditChainBroken(AuditError):
+    """The existing log does not verify: appending would paper over tampering or corruption."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRef:
+    """The agent an entry is about, with who is responsible for it."""
+
+    id: str = ""
+    owner: str = ""
+    team: str = ""
+    environment: str = ""
+    version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    seq: int
+    time_s: float
+    kind: str
+    agent: AgentRef
+    actor: str  # "policy:<rule>@<version>", "detector:<name>", "human:<name>", "service"
+    reason: str
+    evidence: tuple[str, ...]
+    policy_version: str
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str = ""
+
+    def body(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("hash")
+        out["evidence"] = list(self.evidence)
+        return out
+
+    def to_json(self) -> str:
+        out = self.body()
+        out["hash"] = self.hash
+        return json.dumps(out, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> AuditEntry:
+        doc = json.loads(line)
+        doc["agent"] = AgentRef(**doc["agent"])
+        doc["evidence"] = tuple(doc["evidence"])
+        return cls(**doc)
+
+
+def entry_hash(body: dict[str, Any], key: bytes | None) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    if key:
+        return hmac.new(key, canonical, hashlib.sha256).hexdigest()
+    return hashlib.sha256(canonical).hexdigest()
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    entries: int
+    message: str
+    first_bad_seq: int | None = None
+    first_bad_line: int | None = None
+    last_hash: str = GENESIS
+    last_seq: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+def read_entries(path: Path) -> Iterator[tuple[int, AuditEntry | Exception]]:
+    """(line number, entry or the error that made the line unreadable) for each line."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                yield number, AuditEntry.from_json(line)
+            except (ValueError, TypeError, KeyError) as exc:
+                yield number, exc
+
+
+def verify(path: Path, key: bytes | None = None) -> VerifyResult:
+    """Check every entry's hash and its link to the one before; name the first bad entry."""
+    path = Path(path)
+    result = VerifyResult(ok=True, entries=0, message="")
+    if not path.exists():
+        result.message = f"{path}: no audit log (nothing to verify)"
+        return result
+    prev, expected_seq = GENESIS, 1
+    for number, entry in read_entries(path):
+        if isinstance(entry, Exception):
+            return _bad(result, None, number, f"line {number} is not a readable audit entry: {entry}")
+        if entry.seq != expected_seq:
+            what = "missing or reordered" if entry.seq > expected_seq else "duplicated or reordered"
+            return _bad(result, entry.seq, number, f"line {number}: seq {entry.seq} where {expected_seq} "
+                        f"was expected (entries {what})")
+        if entry.prev_hash != prev:
+            return _bad(result, entry.seq, number, f"entry {entry.seq} (line {number}) does not chain to the "
+                        "entry before it (an entry was removed, inserted or reordered)")
+        if not hmac.compare_digest(entry_hash(entry.body(), key), entry.hash):
+            return _bad(result, entry.seq, number, f"entry {entry.seq} (line {number}) was altered: its hash "
+                        "does not match its content" + ("" if key else " (or it was signed with an HMAC key)"))
+        prev, expected_seq = entry.hash, expected_seq + 1
+        result.entries += 1
+        result.by_kind[entry.kind] = result.by_kind.get(entry.kind, 0) + 1
+    result.last_hash, result.last_seq = prev, expected_seq - 1
+    result.message = f"{path}: {result.entries} entries verified, chain intact"
+    return result
+
+
+def _bad(result: VerifyResult, seq: int | None, line: int, message: str) -> VerifyResult:
+    result.ok, result.first_bad_seq, result.first_bad_line, result.message = False, seq, line, message
+    return result
+
+
+class AuditLog:
+    """Appends entries to a JSON-lines file. Opening verifies the existing chain and refuses to append to a
+    broken one. `fsync`: "always" (each entry is on disk when `append` returns), or "never" (the OS decides;
+    faster, may lose the last entries on power loss)."""
+
+    def __init__(self, path: Path, key: bytes | None = None, fsync: str = "always",
+                 redactor: Redactor | None = None) -> None:
+        if fsync not in ("always", "never"):
+            raise ValueError(f"fsync must be 'always' or 'never', not {fsync!r}")
+        self.path = Path(path)
+        self.key = key
+        self.fsync = fsync
+        self.redactor = redactor or Redactor()
+        self._lock = threading.Lock()
+        existing = verify(self.path, key)
+        if not existing.ok:
+            raise AuditChainBroken(f"refusing to append to {self.path}: {existing.message}")
+        self.last_hash, self.seq = existing.last_hash, existing.last_seq
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for appends
+
+    def append(self, kind: str, agent: AgentRef, actor: str, reason: str, time_s: float,
+               evidence: tuple[str, ...] = (), policy_version: str = "",
+               data: dict[str, Any] | None = None) -> AuditEntry:
+        if kind not in KINDS:
+            raise ValueError(f"unknown audit entry kind {kind!r}; one of {KINDS}")
+        r = self.redactor
+        with self._lock:
+            entry = AuditEntry(
+                seq=self.seq + 1, time_s=time_s, kind=kind,
+                agent=AgentRef(*(r.text(v) for v in (agent.id, agent.owner, agent.team, agent.environment,
+                                                     agent.version))),
+                actor=r.text(actor), reason=r.text(reason), evidence=tuple(r.text(e) for e in evidence),
+                policy_version=policy_version, data=r.value(data or {}), prev_hash=self.last_hash,
+            )
+            sealed = AuditEntry(**{**_fields(entry), "hash": entry_hash(entry.body(), self.key)})
+            self._file.write(sealed.to_json() + "\n")
+            self._file.flush()
+            if self.fsync == "always":
+                os.fsync(self._file.fileno())
+            self.seq, self.last_hash = sealed.seq, sealed.hash
+            return sealed
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+
+
+def _fields(entry: AuditEntry) -> dict[str, Any]:
+    return {name: getattr(entry, name) for name in AuditEntry.__slots__}  # type: ignore[attr-defined]

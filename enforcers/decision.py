@@ -1,0 +1,62 @@
+"""Decision: an agent's current enforcement state, as the guard inside the agent applies it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Action(StrEnum):
+    ALLOW = "allow"
+    WARN = "warn"
+    THROTTLE = "throttle"
+    REQUIRE_APPROVAL = "require_approval"
+    HALT = "halt"
+
+    @property
+    def rank(self) -> int:
+        """Place on the ladder; require_approval sits below halt and above throttle."""
+        return _RANK[self]
+
+
+_RANK = {Action.ALLOW: 0, Action.WARN: 1, Action.THROTTLE: 2, Action.REQUIRE_APPROVAL: 3, Action.HALT: 4}
+LADDER = (Action.ALLOW, Action.WARN, Action.THROTTLE, Action.HALT)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """`version` only grows per agent; the guard applies the newest version it has seen. `expires_s` of
+    None means until a human resumes the agent."""
+
+    agent_id: str
+    action: Action
+    reason: str
+    decided_by: str  # "policy:<rule id>@<policy version>" or "human:<name>"
+    issued_s: float
+    version: int
+    expires_s: float | None = None
+    throttle_per_s: float | None = None
+    findings: tuple[str, ...] = field(default=())  # "detector/kind" of the findings behind it
+    command: str = ""
+
+    def in_force(self, now_s: float) -> bool:
+        return self.expires_s is None or now_s < self.expires_s
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["action"] = self.action.value
+        out["findings"] = list(self.findings)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Decision:
+        values = dict(data)
+        values["action"] = Action(values["action"])
+        values["findings"] = tuple(values.get("findings", ()))
+        return cls(**values)
+
+
+def allow(agent_id: str, now_s: float = 0.0) -> Decision:
+    """The state of an agent nothing has been decided about (version 0)."""
+    return Decision(agent_id, Action.ALLOW, "no decision", "default", now_s, 0)

@@ -1,0 +1,100 @@
+"""The per-agent action ladder: findings move an agent up (allow → warn → throttle → halt) as the policy
+says, persistence escalates one rung, and decisions lapse back to allow when their expiry passes with no
+new supporting finding. A halt lapses only by a human's resume.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import replace
+from typing import Any
+
+from spanwarden.detectors.finding import Finding
+from spanwarden.enforcers.decision import LADDER, Action, Decision, allow
+from spanwarden.enforcers.policy import Policy
+
+
+class AgentLadder:
+    """One agent's enforcement state. Pure: time comes from findings and `tick`."""
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        self.current = allow(agent_id)
+        self.recent: deque[float] = deque()  # times of rule-matching findings, for escalation
+
+    def on_finding(self, finding: Finding, environment: str, policy: Policy) -> Decision | None:
+        """The new decision this finding leads to, or None when the current one stands."""
+        rule = policy.rule_for(finding, environment)
+        if rule is None or rule.action is Action.ALLOW:
+            return None
+        t = finding.time_s
+        self.recent.append(t)
+        while self.recent and (self.recent[0] < t - policy.escalation.within_s or len(self.recent) > 64):
+            self.recent.popleft()
+        current = self.current if self.current.in_force(t) else allow(self.agent_id, t)
+        action, escalated = rule.action, False
+        if len(self.recent) >= policy.escalation.findings and current.action in LADDER:
+            base = max(current.action.rank, action.rank)
+            higher = [a for a in LADDER if a.rank > base]
+            if higher:
+                action, escalated = higher[0], True
+        ceiling = policy.ceiling(environment)
+        if action.rank > ceiling.rank:
+            action = ceiling
+        if action.rank < current.action.rank or action is Action.ALLOW:
+            return None
+        expiry = policy.expiry(action)
+        if action is current.action:
+            # Same rung: refresh only when the decision is about to lapse, so a persisting anomaly keeps it
+            # in force without a new version on every finding.
+            if current.expires_s is None or expiry is None or current.expires_s - t > expiry / 2:
+                return None
+        why = f"{finding.reason} [{finding.detector}/{finding.kind}, {finding.severity.label}]"
+        if escalated:
+            why = f"escalated: {len(self.recent)} findings within {policy.escalation.within_s:.0f}s; {why}"
+        if action is not rule.action and not escalated:
+            why = f"capped at {action.value} in environment {environment or '(none)'}; {why}"
+        return self._issue(
+            action, why, f"policy:{rule.id}@{policy.version}", t, None if expiry is None else t + expiry,
+            policy.throttle_per_s if action is Action.THROTTLE else None,
+            (f"{finding.detector}/{finding.kind}",),
+        )
+
+    def tick(self, now_s: float) -> Decision | None:
+        """Lapse an expired decision back to allow (audited like any other decision)."""
+        current = self.current
+        if current.action is Action.ALLOW or current.in_force(now_s):
+            return None
+        return self._issue(Action.ALLOW, f"{current.action.value} expired with no new findings",
+                           current.decided_by, now_s, None, None, ())
+
+    def command(self, action: Action, reason: str, actor: str, now_s: float, expires_s: float | None = None,
+                throttle_per_s: float | None = None) -> Decision:
+        """A human's kill, throttle or resume: applied as given, whatever the ladder says."""
+        self.recent.clear()
+        return self._issue(action, reason, f"human:{actor}", now_s, expires_s, throttle_per_s, (),
+                           command=action.value)
+
+    def _issue(self, action: Action, reason: str, decided_by: str, t: float, expires_s: float | None,
+               throttle_per_s: float | None, findings: tuple[str, ...], command: str = "") -> Decision:
+        self.current = Decision(
+            agent_id=self.agent_id, action=action, reason=reason, decided_by=decided_by, issued_s=t,
+            version=self.current.version + 1, expires_s=expires_s, throttle_per_s=throttle_per_s,
+            findings=findings, command=command,
+        )
+        return self.current
+
+    def to_state(self) -> dict[str, Any]:
+        return {"current": self.current.to_dict(), "recent": list(self.recent)}
+
+    @classmethod
+    def from_state(cls, agent_id: str, state: dict[str, Any]) -> AgentLadder:
+        ladder = cls(agent_id)
+        ladder.current = Decision.from_dict(state["current"])
+        ladder.recent = deque(float(t) for t in state["recent"])
+        return ladder
+
+    def restore_decision(self, decision: Decision) -> None:
+        """Put back a decision recovered from elsewhere (the audit log) if it is newer than ours."""
+        if decision.version > self.current.version:
+            self.current = replace(decision)

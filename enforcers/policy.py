@@ -1,0 +1,107 @@
+"""The policy: which action each finding leads to, per environment, loaded from YAML with errors that
+name the key at fault."""
+
+from __future__ import annotations
+
+import fnmatch
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from spanwarden.detectors.finding import Finding, Severity
+from spanwarden.enforcers.decision import Action
+
+
+class PolicyError(ValueError):
+    """The policy file cannot be used; the message names the file and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvironmentPolicy(_Strict):
+    max_action: Action = Action.HALT
+
+
+class Rule(_Strict):
+    id: str
+    detector: str = "*"
+    kind: str = "*"
+    min_severity: Severity = Severity.WARNING
+    action: Action
+    environments: tuple[str, ...] = ()  # empty: every environment
+
+    @field_validator("min_severity", mode="before")
+    @classmethod
+    def _severity(cls, value: Any) -> Any:
+        return Severity.parse(value) if isinstance(value, str) else value
+
+    def matches(self, finding: Finding, environment: str) -> bool:
+        return (
+            finding.severity >= self.min_severity
+            and fnmatch.fnmatchcase(finding.detector, self.detector)
+            and fnmatch.fnmatchcase(finding.kind, self.kind)
+            and (not self.environments or environment in self.environments)
+        )
+
+
+class Escalation(_Strict):
+    findings: int = Field(3, ge=1)
+    within_s: float = Field(300.0, gt=0)
+
+
+class Budgets(_Strict):
+    agent_usd_per_hour: float | None = Field(100.0, gt=0)
+
+
+class Policy(_Strict):
+    version: str
+    environments: dict[str, EnvironmentPolicy] = Field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+    escalation: Escalation = Escalation()
+    expiry_s: dict[Action, float] = Field(default_factory=lambda: {Action.WARN: 600.0, Action.THROTTLE: 900.0})
+    throttle_per_s: float = Field(0.5, gt=0)
+    budgets: Budgets = Budgets()
+    sensitive_resources: tuple[str, ...] = ()
+
+    def rule_for(self, finding: Finding, environment: str) -> Rule | None:
+        return next((rule for rule in self.rules if rule.matches(finding, environment)), None)
+
+    def ceiling(self, environment: str) -> Action:
+        env = self.environments.get(environment) or self.environments.get("*")
+        return env.max_action if env else Action.HALT
+
+    def expiry(self, action: Action) -> float | None:
+        return None if action is Action.HALT else self.expiry_s.get(action, 600.0)
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "<policy>") -> Policy:
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise PolicyError(f"{source}: not valid YAML: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise PolicyError(f"{source}: expected a mapping at the top level")
+        try:
+            return cls.model_validate(doc)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+            )
+            raise PolicyError(f"{source}: {problems}") from exc
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Policy:
+        """The policy at `path`, or the shipped default policy."""
+        if path is None:
+            text = resources.files("spanwarden.enforcers").joinpath("default_policy.yaml").read_text()
+            return cls.from_yaml(text, "default_policy.yaml")
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise PolicyError(f"cannot read policy file {path}: {exc}") from exc
+        return cls.from_yaml(text, str(path))

@@ -1,0 +1,25 @@
+"""`spanwarden bench`: benchmarks that print figures, the last line one JSON object."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+app = typer.Typer(help="Benchmarks; each prints a JSON object as its last line with --json.",
+                  no_args_is_help=True)
+
+
+@app.command("ingest")
+def ingest(
+    as_json: bool = typer.Option(False, "--json", help="print only the JSON line"),
+    batch: int = typer.Option(512, min=1, max=100_000, help="spans per OTLP request"),
+    seconds: float = typer.Option(3.0, min=0.1, max=120, help="how long to measure"),
+) -> None:
+    """Decode + normalise OTLP/protobuf batches of GenAI spans made by the real OTLP exporter, one core."""
+    from spanwarden.bench.ingest import run
+
+    result = run(batch, seconds)
+    if not as_json:
+        typer.echo(f"ingest: {result['spans_per_s']:,.0f} spans/s in batches of {batch} (one core)")
+    typer.echo(json.dumps(result))

@@ -1,0 +1,92 @@
+"""On-call commands against a running service: kill, throttle, resume, status."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import requests
+import typer
+from rich.console import Console
+from rich.table import Table
+
+DEFAULT_URL = "http://127.0.0.1:4318"
+
+
+def _token(state_dir: Path) -> str:
+    token = os.environ.get("SPANWARDEN_ADMIN_TOKEN")
+    if token:
+        return token
+    path = state_dir / "admin.token"
+    try:
+        return path.read_text().strip()
+    except OSError:
+        typer.echo(f"spanwarden: no token: set SPANWARDEN_ADMIN_TOKEN or run where {path} is readable", err=True)
+        raise typer.Exit(2) from None
+
+
+def _send(url: str, state_dir: Path, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        response = requests.post(f"{url}/v1/commands", json=body, timeout=10,
+                                 headers={"Authorization": f"Bearer {_token(state_dir)}"})
+    except requests.RequestException as exc:
+        typer.echo(f"spanwarden: cannot reach {url}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if response.status_code != 200:
+        typer.echo(f"spanwarden: refused ({response.status_code}): {response.text}", err=True)
+        raise typer.Exit(1)
+    result: dict[str, Any] = response.json()
+    return result
+
+
+URL = typer.Option(DEFAULT_URL, envvar="SPANWARDEN_URL", help="the service [SPANWARDEN_URL]")
+STATE = typer.Option(Path(".spanwarden"), envvar="SPANWARDEN_STATE_DIR", help="where admin.token is")
+ACTOR = typer.Option(None, help="who you are (default: your login name)")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("kill")
+    def kill(agent: str, reason: str = typer.Option(..., help="why (required, audited)"), url: str = URL,
+             state_dir: Path = STATE, actor: str = ACTOR) -> None:
+        """Halt AGENT now: its guard refuses every LLM and tool call until resumed."""
+        d = _send(url, state_dir, {"command": "kill", "agent": agent, "reason": reason,
+                                   "actor": actor or getpass.getuser()})
+        typer.echo(f"{agent}: halt (decision v{d['version']}) by {d['decided_by']}")
+
+    @app.command("throttle")
+    def throttle(agent: str, rate: float = typer.Option(..., help="calls per second allowed"),
+                 reason: str = typer.Option(""), url: str = URL, state_dir: Path = STATE,
+                 actor: str = ACTOR) -> None:
+        """Limit AGENT to RATE calls per second until resumed."""
+        d = _send(url, state_dir, {"command": "throttle", "agent": agent, "reason": reason, "rate_per_s": rate,
+                                   "actor": actor or getpass.getuser()})
+        typer.echo(f"{agent}: throttle {rate}/s (decision v{d['version']}) by {d['decided_by']}")
+
+    @app.command("resume")
+    def resume(agent: str, reason: str = typer.Option(""), url: str = URL, state_dir: Path = STATE,
+               actor: str = ACTOR) -> None:
+        """Undo a kill or throttle: AGENT is allowed again."""
+        d = _send(url, state_dir, {"command": "resume", "agent": agent, "reason": reason,
+                                   "actor": actor or getpass.getuser()})
+        typer.echo(f"{agent}: allow (decision v{d['version']}) by {d['decided_by']}")
+
+    @app.command("status")
+    def status(url: str = URL, as_json: bool = typer.Option(False, "--json")) -> None:
+        """Every agent the service knows, with its decision and latest finding."""
+        try:
+            agents = requests.get(f"{url}/v1/status", timeout=10).json()["agents"]
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            typer.echo(f"spanwarden: cannot read status from {url}: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if as_json:
+            typer.echo(json.dumps(agents))
+            return
+        table = Table("agent", "owner", "env", "decision", "by", "latest finding")
+        for a in agents:
+            d, f = a["decision"], a["last_finding"]
+            table.add_row(a["agent"], a["owner"], a["environment"], d["action"], d["decided_by"],
+                          f"{f['detector']}/{f['kind']} {f['severity']}" if f else "")
+        Console().print(table)

@@ -1,0 +1,1 @@
+"""The embedded runtime: one process, no broker, state on local disk."""

@@ -1,0 +1,58 @@
+"""Pipeline snapshots on local disk, written atomically (temp file + rename) so a crash mid-write leaves
+the previous snapshot intact; decisions issued after the last snapshot are recovered from the audit log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from spanwarden.enforcers.audit_log import read_entries
+from spanwarden.enforcers.decision import Decision
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotError(RuntimeError):
+    """The snapshot exists but cannot be used."""
+
+
+def save_snapshot(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(state, handle, separators=(",", ":"))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def load_snapshot(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SnapshotError(f"snapshot {path} is unreadable ({exc}); move it aside to start from the audit "
+                            "log's decisions with fresh baselines") from exc
+
+
+def decisions_from_audit(path: Path) -> dict[str, Decision]:
+    """The newest decision per agent recorded in the audit log."""
+    newest: dict[str, Decision] = {}
+    if not path.exists():
+        return newest
+    for _, entry in read_entries(path):
+        if isinstance(entry, Exception) or entry.kind != "decision":
+            continue
+        try:
+            decision = Decision.from_dict(entry.data)
+        except (KeyError, TypeError, ValueError):
+            log.warning("audit entry %s holds no readable decision", entry.seq)
+            continue
+        held = newest.get(decision.agent_id)
+        if held is None or decision.version > held.version:
+            newest[decision.agent_id] = decision
+    return newest

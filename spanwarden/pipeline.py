@@ -1,0 +1,127 @@
+"""The pipeline both runtimes share: records → per-agent detectors → findings → per-agent ladder →
+decisions, with every finding and decision written to the audit sink. No network, no clock of its own:
+the embedded service and the Faust worker only move data in and out of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any
+
+from spanwarden.audit_sink import AuditSink
+from spanwarden.collector.span_record import UNKNOWN_AGENT, SpanRecord
+from spanwarden.detectors.agent_detectors import AgentDetectors, DetectorSettings
+from spanwarden.detectors.finding import Finding
+from spanwarden.enforcers.audit_log import AgentRef
+from spanwarden.enforcers.decision import Action, Decision, allow
+from spanwarden.enforcers.ladder import AgentLadder
+from spanwarden.enforcers.policy import Policy
+
+STATE_VERSION = 1
+
+
+def detector_settings_for(policy: Policy, base: DetectorSettings | None = None) -> DetectorSettings:
+    """Detector settings with the policy's budgets and sensitive-resource tags filled in."""
+    base = base or DetectorSettings()
+    return replace(
+        base,
+        cost_velocity=replace(base.cost_velocity, hourly_budget_usd=policy.budgets.agent_usd_per_hour),
+        data_access=replace(base.data_access, sensitive_patterns=policy.sensitive_resources
+                            or base.data_access.sensitive_patterns),
+    )
+
+
+class Pipeline:
+    """Per-agent detection and enforcement. `on_decision` is called with each new decision."""
+
+    def __init__(self, policy: Policy, audit: AuditSink, settings: DetectorSettings | None = None,
+                 on_decision: Callable[[Decision], None] | None = None,
+                 on_finding: Callable[[Finding], None] | None = None) -> None:
+        self.policy = policy
+        self.audit = audit
+        self.settings = detector_settings_for(policy, settings)
+        self.on_decision = on_decision or (lambda d: None)
+        self.on_finding = on_finding or (lambda f: None)
+        self.detectors: dict[str, AgentDetectors] = {}
+        self.ladders: dict[str, AgentLadder] = {}
+        self.agents: dict[str, AgentRef] = {}
+        self.records_seen = 0
+
+    def process(self, records: Iterable[SpanRecord]) -> list[Decision]:
+        decisions: list[Decision] = []
+        for record in records:
+            self.records_seen += 1
+            agent_id = record.agent_id
+            ref = self._agent_ref(record)
+            bank = self.detectors.get(agent_id)
+            if bank is None:
+                bank = self.detectors[agent_id] = AgentDetectors(agent_id, self.settings)
+            ladder = self._ladder(agent_id)
+            lapsed = ladder.tick(record.time_s)
+            if lapsed is not None:
+                decisions.append(self._record_decision(lapsed, ref))
+            for finding in bank.observe(record):
+                self.on_finding(finding)
+                self.audit.append("finding", ref, f"detector:{finding.detector}", finding.reason,
+                                  finding.time_s, finding.evidence, self.policy.version, finding.to_dict())
+                if agent_id == UNKNOWN_AGENT:
+                    continue  # nothing to enforce on: spans with no identity come from anywhere
+                decision = ladder.on_finding(finding, ref.environment, self.policy)
+                if decision is not None:
+                    decisions.append(self._record_decision(decision, ref, finding.evidence))
+        return decisions
+
+    def command(self, agent_id: str, action: Action, reason: str, actor: str, now_s: float,
+                expires_s: float | None = None, throttle_per_s: float | None = None) -> Decision:
+        """A human's command; audited as a command and as the decision it makes."""
+        ref = self.agents.get(agent_id, AgentRef(id=agent_id))
+        self.audit.append("command", ref, f"human:{actor}", reason, now_s, (), self.policy.version,
+                          {"command": action.value, "expires_s": expires_s, "throttle_per_s": throttle_per_s})
+        decision = self._ladder(agent_id).command(action, reason, actor, now_s, expires_s, throttle_per_s)
+        return self._record_decision(decision, ref)
+
+    def decision(self, agent_id: str) -> Decision:
+        ladder = self.ladders.get(agent_id)
+        return ladder.current if ladder else allow(agent_id)
+
+    def _ladder(self, agent_id: str) -> AgentLadder:
+        ladder = self.ladders.get(agent_id)
+        if ladder is None:
+            ladder = self.ladders[agent_id] = AgentLadder(agent_id)
+        return ladder
+
+    def _agent_ref(self, record: SpanRecord) -> AgentRef:
+        ref = self.agents.get(record.agent_id)
+        if ref is None or (ref.owner, ref.team, ref.environment, ref.version) != (
+            record.owner, record.team, record.environment, record.agent_version
+        ):
+            ref = AgentRef(record.agent_id, record.owner, record.team, record.environment, record.agent_version)
+            self.agents[record.agent_id] = ref
+        return ref
+
+    def _record_decision(self, decision: Decision, ref: AgentRef, evidence: tuple[str, ...] = ()) -> Decision:
+        self.audit.append("decision", ref, decision.decided_by, decision.reason, decision.issued_s, evidence,
+                          self.policy.version, decision.to_dict())
+        self.on_decision(decision)
+        return decision
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "records_seen": self.records_seen,
+            "detectors": {a: d.to_state() for a, d in self.detectors.items()},
+            "ladders": {a: ladder.to_state() for a, ladder in self.ladders.items()},
+            "agents": {a: [r.owner, r.team, r.environment, r.version] for a, r in self.agents.items()},
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"pipeline state version {state.get('version')!r} is not {STATE_VERSION}")
+        self.records_seen = int(state["records_seen"])
+        self.detectors = {a: AgentDetectors.from_state(s, self.settings) for a, s in state["detectors"].items()}
+        self.ladders = {a: AgentLadder.from_state(a, s) for a, s in state["ladders"].items()}
+        self.agents = {a: AgentRef(a, *v) for a, v in state["agents"].items()}
+
+    def restore_decision(self, decision: Decision) -> None:
+        """Reinstate a decision newer than the snapshot (recovered from the audit log after a crash)."""
+        self._ladder(decision.agent_id).restore_decision(decision)

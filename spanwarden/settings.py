@@ -1,0 +1,42 @@
+"""Service settings: argument → `SPANWARDEN_*` environment variable → default, validated at start-up with
+a message that names the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of the embedded service; each is also `SPANWARDEN_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SPANWARDEN_", extra="forbid")
+
+    host: str = Field("127.0.0.1", description="address the receiver and control channel listen on")
+    port: int = Field(4318, ge=0, le=65535, description="port (OTLP/HTTP's standard 4318); 0 picks a free one")
+    state_dir: Path = Field(Path(".spanwarden"), description="baselines, decisions and the audit log")
+    policy_file: Path | None = Field(None, description="policy YAML; the shipped default when unset")
+    price_file: Path | None = Field(None, description="model prices overriding/adding to the shipped table")
+    default_input_price: float = Field(10.0, ge=0, description="USD per million input tokens, unpriced models")
+    default_output_price: float = Field(30.0, ge=0, description="USD per million output tokens, unpriced models")
+    max_body_bytes: int = Field(16 << 20, gt=0, description="largest OTLP body, compressed or not")
+    audit_hmac_key: str | None = Field(None, description="signs the audit chain (HMAC-SHA256) when set")
+    audit_fsync: Literal["always", "never"] = Field("always", description="fsync each audit entry")
+    admin_token: str | None = Field(None, description="bearer token for commands; generated when unset")
+    snapshot_interval_s: float = Field(5.0, gt=0, description="how often baselines are saved to disk")
+    long_poll_s: float = Field(25.0, gt=0, le=300, description="longest a control-channel poll is held")
+
+    @property
+    def audit_path(self) -> Path:
+        return self.state_dir / "audit.jsonl"
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.state_dir / "state.json"
+
+    @property
+    def token_path(self) -> Path:
+        return self.state_dir / "admin.token"
