@@ -28,6 +28,7 @@ class ErrorBurstConfig:
     min_errors_critical: int = 10
     min_fraction_critical: float = 0.5
     warmup_calls: int = 100
+    warmup_s: float = 1800.0
 
 
 class ErrorBurst:
@@ -42,12 +43,15 @@ class ErrorBurst:
         self.errors = self.config.prior_errors  # decayed counts: the learned error rate
         self.calls = self.config.prior_calls
         self.seen = 0
+        self.first_time: float | None = None
         self.last_time: float | None = None
         self.bucket_s = self.config.window_s / self.config.buckets
         self.ring: list[list[Any]] = []  # [bucket_index, errors, calls, Counter(tool -> errors)]
 
     def observe(self, record: SpanRecord) -> Finding | None:
         t = clean_time(record.time_s, self.last_time)
+        if self.first_time is None:
+            self.first_time = t
         self.last_time = t
         self.seen += 1
         bucket = self._bucket(t)
@@ -60,7 +64,8 @@ class ErrorBurst:
         calls = sum(b[2] for b in self.ring)
         rate = self.errors / self.calls
         finding = None
-        if self.seen > self.config.warmup_calls and record.is_error:
+        warmed = self.seen > self.config.warmup_calls and t - self.first_time >= self.config.warmup_s
+        if warmed and record.is_error:
             finding = self._score(record, errors, calls, rate)
         if finding is None:  # anomalous windows stay out of the baseline
             self.errors = self.errors * self.decay + record.is_error
@@ -106,11 +111,13 @@ class ErrorBurst:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "errors": self.errors, "calls": self.calls, "seen": self.seen, "last_time": self.last_time,
+            "errors": self.errors, "calls": self.calls, "seen": self.seen, "first_time": self.first_time,
+            "last_time": self.last_time,
             "ring": [[b[0], b[1], b[2], dict(b[3])] for b in self.ring],
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.errors, self.calls = float(state["errors"]), float(state["calls"])
         self.seen, self.last_time = int(state["seen"]), state["last_time"]
+        self.first_time = state["first_time"]
         self.ring = [[int(b[0]), int(b[1]), int(b[2]), Counter(b[3])] for b in state["ring"]]

@@ -19,6 +19,7 @@ class RunawayLoopConfig:
     warn_repeats: int = 20
     critical_repeats: int = 60
     min_share: float = 0.5  # the repeated call must dominate the window, or it is just a busy agent
+    warmup_s: float = 600.0
 
 
 class RunawayLoop:
@@ -29,6 +30,7 @@ class RunawayLoop:
     def __init__(self, agent_id: str, config: RunawayLoopConfig | None = None) -> None:
         self.agent_id = agent_id
         self.config = config or RunawayLoopConfig()
+        self.first_time: float | None = None
         self.last_time: float | None = None
         self.calls: deque[tuple[float, str]] = deque()
         self.counts: Counter[str] = Counter()
@@ -37,6 +39,8 @@ class RunawayLoop:
         if not record.fingerprint or record.fingerprint.startswith("llm:"):
             return None  # an LLM call is identified by its model alone: repeats of it are just work
         t = clean_time(record.time_s, self.last_time)
+        if self.first_time is None:
+            self.first_time = t
         self.last_time = t
         cfg = self.config
         self.calls.append((t, record.fingerprint))
@@ -48,7 +52,7 @@ class RunawayLoop:
                 del self.counts[old]
         repeats = self.counts[record.fingerprint]
         share = repeats / len(self.calls)
-        if repeats < cfg.warn_repeats or share < cfg.min_share:
+        if repeats < cfg.warn_repeats or share < cfg.min_share or t - self.first_time < cfg.warmup_s:
             return None
         critical = repeats >= cfg.critical_repeats
         return Finding(
@@ -62,9 +66,9 @@ class RunawayLoop:
         )
 
     def to_state(self) -> dict[str, Any]:
-        return {"last_time": self.last_time, "calls": [list(c) for c in self.calls]}
+        return {"first_time": self.first_time, "last_time": self.last_time, "calls": [list(c) for c in self.calls]}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.last_time = state["last_time"]
+        self.first_time, self.last_time = state["first_time"], state["last_time"]
         self.calls = deque((float(t), str(f)) for t, f in state["calls"])
         self.counts = Counter(f for _, f in self.calls)

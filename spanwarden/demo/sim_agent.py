@@ -73,6 +73,8 @@ class SimAgent:
             rate = 4.7
         elif mode == "error_storm":
             rate *= 4
+        elif mode == "unusual_access":
+            rate = max(rate, 0.1)  # it starts working through tables faster than its usual pace
         before = self.emitted
         for _ in range(self._poisson(rate * dt)):
             self._call(t0 + self.rng.random() * dt, mode)
@@ -116,7 +118,7 @@ class SimAgent:
         error = rng.random() < p.error_rate
         if mode == "runaway_cost":
             model, inp, out, tool, args, table = "gpt-4o", 60_000, 800, "search_docs", {"q": "same"}, ""
-        elif mode == "unusual_access" and rng.random() < 0.35:
+        elif mode == "unusual_access" and rng.random() < 0.7:
             tool, table = "sql_query", NEW_TABLES[min(self.new_tables_read, len(NEW_TABLES) - 1)]
             self.new_tables_read += 1
         elif mode == "error_storm":

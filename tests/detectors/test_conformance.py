@@ -1,0 +1,93 @@
+"""The suite every detector passes: state round-trip, determinism, odd input, warm-up silence, and
+separation of injected anomalies from normal traffic."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from spanwarden.collector.span_record import make_record
+from spanwarden.detectors.base import Detector
+from spanwarden.detectors.cost_velocity import CostVelocity
+from spanwarden.detectors.data_access import DataAccess
+from spanwarden.detectors.error_burst import ErrorBurst
+from spanwarden.detectors.finding import Severity
+from spanwarden.detectors.runaway_loop import RunawayLoop
+
+from . import traffic
+from .traffic import T0
+
+ONSET = T0 + 4 * 3600
+INJECTIONS = {
+    CostVelocity: lambda: traffic.runaway(ONSET, 60),
+    DataAccess: lambda: traffic.new_tables(ONSET, 6),
+    ErrorBurst: lambda: traffic.error_storm(ONSET, 120),
+    RunawayLoop: lambda: traffic.runaway(ONSET, 60),
+}
+DETECTORS = list(INJECTIONS)
+
+
+def run(detector: Detector, records):
+    return [f for r in records if (f := detector.observe(r)) is not None]
+
+
+@pytest.fixture(params=DETECTORS, ids=lambda c: c.name)
+def kind(request):
+    return request.param
+
+
+def test_is_a_detector(kind):
+    assert isinstance(kind("a"), Detector)
+
+
+def test_state_round_trip_resumes_exactly(kind):
+    stream = traffic.merged(traffic.normal(1, 5), INJECTIONS[kind]())
+    half = len(stream) // 2 + 7
+    original = kind("agent-a")
+    run(original, stream[:half])
+    restored = kind("agent-a")
+    restored.load_state(json.loads(json.dumps(original.to_state())))
+    assert restored.to_state() == original.to_state()
+    assert run(restored, stream[half:]) == run(original, stream[half:])
+
+
+def test_deterministic(kind):
+    stream = traffic.merged(traffic.normal(2, 5), INJECTIONS[kind]())
+    assert run(kind("agent-a"), stream) == run(kind("agent-a"), stream)
+
+
+def test_odd_input_never_crashes(kind):
+    detector = kind("agent-a")
+    odd = [
+        make_record(agent_id="agent-a"),
+        make_record(agent_id="agent-a", end_ns=int(T0 * 1e9), cost_usd=math.nan, resource="x" * 300),
+        make_record(agent_id="agent-a", end_ns=int(T0 * 1e9), cost_usd=math.inf, is_error=True),
+        make_record(agent_id="agent-a", end_ns=int((T0 - 86400) * 1e9), cost_usd=-3.0, tool_name="?"),
+        make_record(agent_id="agent-a", end_ns=int((T0 + 10 * 365 * 86400) * 1e9), cost_usd=1.0),
+    ]
+    run(detector, odd)
+    json.dumps(detector.to_state())
+
+
+def test_silent_while_warming_up(kind):
+    """Even an anomaly right at the start gives no learned finding before the warm-up is over."""
+    detector = kind("agent-a")
+    at_start = [r._replace(end_ns=r.end_ns - int(4 * 3600 * 1e9)) for r in INJECTIONS[kind]()]
+    stream = traffic.merged(traffic.normal(3, 0.25), at_start)
+    assert [f for f in run(detector, stream) if f.kind != "budget_exceeded"] == []
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_separates_injected_anomalies_from_normal_traffic(kind, seed):
+    normal = traffic.normal(seed, 6)
+    quiet = kind("agent-a")
+    assert [f for f in run(quiet, normal) if f.severity >= Severity.WARNING] == []
+    noisy = kind("agent-a")
+    findings = run(noisy, traffic.merged(normal, INJECTIONS[kind]()))
+    anomalous = [f for f in findings if f.severity >= Severity.WARNING]
+    assert anomalous and all(f.time_s >= ONSET for f in anomalous)
+    first = min(anomalous, key=lambda f: f.time_s)
+    assert first.time_s - ONSET < 60
+    assert first.reason and first.evidence and first.agent_id == "agent-a"

@@ -1,0 +1,84 @@
+"""The audit chain: every tamper case is caught and named; a broken log is never appended to; secrets
+are redacted before anything is written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditLog, verify
+
+AGENT = AgentRef("billing-bot", "alice@example.com", "finance", "prod", "2.1.0")
+
+
+@pytest.fixture
+def log_path(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, fsync="never")
+    for i in range(5):
+        log.append("finding", AGENT, "detector:cost_velocity", f"reason {i}", 100.0 + i, (f"t/{i}",), "p1",
+                   {"score": i})
+    log.close()
+    return path
+
+
+def lines(path):
+    return path.read_text().splitlines(keepends=True)
+
+
+def test_intact_log_verifies_and_names_who(log_path):
+    result = verify(log_path)
+    assert result.ok and result.entries == 5 and result.by_kind == {"finding": 5}
+    first = json.loads(lines(log_path)[0])
+    assert first["agent"]["owner"] == "alice@example.com" and first["actor"] == "detector:cost_velocity"
+
+
+def test_reopening_continues_the_chain(log_path):
+    log = AuditLog(log_path, fsync="never")
+    entry = log.append("command", AGENT, "human:bob", "kill", 200.0)
+    log.close()
+    assert entry.seq == 6 and verify(log_path).ok
+
+
+def _rewrite(path, new_lines):
+    path.write_text("".join(new_lines))
+
+
+@pytest.mark.parametrize("tamper, bad_seq, words", [
+    (lambda ls: ls[:2] + [ls[2].replace("reason 2", "reason X")] + ls[3:], 3, "altered"),
+    (lambda ls: ls[:2] + ls[3:], 4, "missing"),
+    (lambda ls: ls[:2] + [ls[1]] + ls[2:], 2, "duplicated"),
+    (lambda ls: [ls[0], ls[2], ls[1]] + ls[3:], 3, "missing or reordered"),
+    (lambda ls: ls[:3] + ["{garbage\n"] + ls[3:], None, "not a readable audit entry"),
+])
+def test_every_tamper_is_named(log_path, tamper, bad_seq, words):
+    _rewrite(log_path, tamper(lines(log_path)))
+    result = verify(log_path)
+    assert not result.ok and result.first_bad_seq == bad_seq and words in result.message
+
+
+def test_rehashed_forgery_fails_with_an_hmac_key(tmp_path):
+    path = tmp_path / "signed.jsonl"
+    log = AuditLog(path, key=b"k1", fsync="never")
+    log.append("decision", AGENT, "policy:x", "halt", 1.0)
+    log.close()
+    assert verify(path, b"k1").ok
+    assert not verify(path, b"other").ok and not verify(path).ok
+
+
+def test_refuses_to_append_after_a_broken_chain(log_path):
+    _rewrite(log_path, lines(log_path)[:1] + lines(log_path)[2:])
+    with pytest.raises(AuditChainBroken, match="refusing to append"):
+        AuditLog(log_path)
+
+
+def test_secrets_are_redacted_before_writing(tmp_path):
+    path = tmp_path / "a.jsonl"
+    log = AuditLog(path, fsync="never")
+    log.append("finding", AGENT, "detector:x", "called with Authorization: Bearer abcdef0123456789xyz", 1.0,
+               data={"args": "api_key=sk-live-1234567890abcdefghij", "nested": ["AKIAABCDEFGHIJKLMNOP"]})
+    log.close()
+    text = path.read_text()
+    assert "abcdef0123456789xyz" not in text and "sk-live" not in text and "AKIAABCDEFGHIJKLMNOP" not in text
+    assert text.count("[REDACTED]") == 3 and verify(path).ok

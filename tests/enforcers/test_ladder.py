@@ -1,0 +1,119 @@
+"""Each ladder transition: up by policy, escalation on persistence, caps per environment, expiry back to
+allow, halts that only a human lifts, and commands applied exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from spanwarden.detectors.finding import Finding, Severity
+from spanwarden.enforcers.decision import Action
+from spanwarden.enforcers.ladder import AgentLadder
+from spanwarden.enforcers.policy import Policy
+
+POLICY = Policy.from_yaml("""
+version: t1
+environments: {dev: {max_action: warn}, "*": {max_action: halt}}
+rules:
+  - {id: crit, detector: cost_velocity, min_severity: critical, action: halt}
+  - {id: warn, detector: cost_velocity, min_severity: warning, action: warn}
+  - {id: prod-only, detector: data_access, min_severity: warning, action: throttle, environments: [prod]}
+escalation: {findings: 3, within_s: 300}
+expiry_s: {warn: 600, throttle: 900}
+throttle_per_s: 0.25
+""")
+
+
+def finding(t: float, severity=Severity.WARNING, detector="cost_velocity") -> Finding:
+    return Finding("a", detector, "k", 1.5, severity, 2.0, 1.0, "u", "why", t, ("t/s",))
+
+
+def test_warning_warns_and_critical_halts():
+    ladder = AgentLadder("a")
+    warned = ladder.on_finding(finding(0), "prod", POLICY)
+    assert warned.action is Action.WARN and warned.version == 1 and warned.decided_by == "policy:warn@t1"
+    assert warned.expires_s == 600
+    halted = ladder.on_finding(finding(10, Severity.CRITICAL), "prod", POLICY)
+    assert halted.action is Action.HALT and halted.version == 2 and halted.expires_s is None
+    assert ladder.on_finding(finding(20), "prod", POLICY) is None  # never down by a weaker finding
+
+
+def test_persistent_findings_escalate_one_rung_at_a_time():
+    ladder = AgentLadder("a")
+    actions = [d.action for t in (0, 10, 20, 30, 40) if (d := ladder.on_finding(finding(t), "prod", POLICY))]
+    assert actions == [Action.WARN, Action.THROTTLE, Action.HALT]
+    assert ladder.current.throttle_per_s is None and "escalated" in ladder.current.reason
+
+
+def test_findings_spread_out_do_not_escalate():
+    ladder = AgentLadder("a")
+    decisions = [ladder.on_finding(finding(t), "prod", POLICY) for t in (0, 400, 800)]
+    assert {d.action for d in decisions if d} == {Action.WARN}  # refreshed near expiry, never escalated
+
+
+def test_environment_caps_the_action():
+    ladder = AgentLadder("a")
+    capped = ladder.on_finding(finding(0, Severity.CRITICAL), "dev", POLICY)
+    assert capped.action is Action.WARN and "capped at warn in environment dev" in capped.reason
+
+
+def test_rules_scoped_to_environments():
+    assert AgentLadder("a").on_finding(finding(0, detector="data_access"), "staging", POLICY) is None
+    throttled = AgentLadder("a").on_finding(finding(0, detector="data_access"), "prod", POLICY)
+    assert throttled.action is Action.THROTTLE and throttled.throttle_per_s == 0.25
+
+
+def test_decisions_lapse_after_expiry_but_halts_do_not():
+    ladder = AgentLadder("a")
+    ladder.on_finding(finding(0), "prod", POLICY)
+    assert ladder.tick(599) is None
+    lapsed = ladder.tick(600)
+    assert lapsed.action is Action.ALLOW and lapsed.version == 2 and "expired" in lapsed.reason
+    ladder.on_finding(finding(700, Severity.CRITICAL), "prod", POLICY)
+    assert ladder.tick(10**9) is None and ladder.current.action is Action.HALT
+
+
+def test_same_rung_is_refreshed_only_near_expiry():
+    ladder = AgentLadder("a")
+    ladder.on_finding(finding(0), "prod", POLICY)
+    assert ladder.on_finding(finding(1000, detector="x"), "prod", POLICY) is None  # no rule matches "x"
+    assert ladder.on_finding(finding(100), "prod", POLICY) is None
+    refreshed = ladder.on_finding(finding(500), "prod", POLICY)
+    assert refreshed is not None and refreshed.expires_s == 1100
+
+
+def test_resume_undoes_exactly_and_is_attributed():
+    ladder = AgentLadder("a")
+    ladder.on_finding(finding(0, Severity.CRITICAL), "prod", POLICY)
+    resumed = ladder.command(Action.ALLOW, "false alarm", "alice", 50)
+    assert resumed.action is Action.ALLOW and resumed.decided_by == "human:alice" and resumed.version == 2
+    again = ladder.on_finding(finding(60), "prod", POLICY)
+    assert again.action is Action.WARN  # escalation history was cleared by the human's decision
+
+
+def test_state_round_trip():
+    ladder = AgentLadder("a")
+    ladder.on_finding(finding(0), "prod", POLICY)
+    ladder.on_finding(finding(5), "prod", POLICY)
+    copy = AgentLadder.from_state("a", ladder.to_state())
+    assert copy.current == ladder.current and list(copy.recent) == list(ladder.recent)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("version: x\nrules: [{id: a, action: explode}]", "rules.0.action"),
+    ("version: x\nrules: [{id: a, action: warn, severity: high}]", "rules.0.severity: Extra inputs"),
+    ("version: x\nrules: [{id: a, action: warn, min_severity: loud}]", "unknown severity 'loud'"),
+    ("rules: []", "version: Field required"),
+    ("version: x\nescalation: {findings: 0}", "escalation.findings"),
+    ("version: [unclosed", "not valid YAML"),
+    ("- a list", "expected a mapping"),
+])
+def test_invalid_policies_name_the_key(text, message):
+    from spanwarden.enforcers.policy import PolicyError
+    with pytest.raises(PolicyError, match=message):
+        Policy.from_yaml(text, "p.yaml")
+
+
+def test_shipped_policy_loads_and_starts_from_what_teams_do():
+    policy = Policy.load()
+    assert policy.ceiling("dev") is Action.WARN and policy.ceiling("prod") is Action.HALT
+    assert policy.budgets.agent_usd_per_hour == 100
