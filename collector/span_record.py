@@ -61,7 +61,7 @@ class SpanRecord(NamedTuple):
         return bool(self.tool_name) or self.operation == "execute_tool"
 
 
-LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings", "create_agent"})
+LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 
 
 def make_record(**fields: object) -> SpanRecord:

@@ -13,6 +13,11 @@ from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.finding import Finding
 
 
+# Finding kinds that come from policy rather than from a learned baseline (a budget ceiling, a sensitive tag):
+# they may be raised before a detector has warmed up.
+POLICY_BACKSTOPS = frozenset({"budget_exceeded", "sensitive_unreviewed"})
+
+
 @runtime_checkable
 class Detector(Protocol):
     """A per-agent detector."""

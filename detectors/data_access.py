@@ -24,7 +24,7 @@ from spanwarden.detectors.finding import Finding, Severity
 class DataAccessConfig:
     sensitive_patterns: tuple[str, ...] = ("*pii*", "*secret*", "*credential*", "*payment*", "*ssn*")
     warmup_s: float = 1800.0
-    warmup_touches: int = 20
+    warmup_touches: int = 5
     max_profile: int = 512
     novelty_window_s: float = 600.0
     novel_warn: int = 3  # distinct new resources within the window
@@ -67,11 +67,18 @@ class DataAccess:
         cfg = self.config
         warmed = t - self.first_time >= cfg.warmup_s and self.touches > cfg.warmup_touches
         sensitive = self.is_sensitive(resource)
-        if not warmed:
-            self._learn(resource, t)
-            return None
+        if sensitive and not warmed:
+            # Policy, not baseline: a sensitive resource is never granted silently, not even to a new agent.
+            return Finding(
+                agent_id=self.agent_id, detector=self.name, kind="sensitive_unreviewed", score=1.0,
+                severity=Severity.WARNING, observed=1.0, expected=0.0, unit="new_resources_per_window",
+                reason=f"touched sensitive resource {resource} before it has a reviewed profile",
+                time_s=record.time_s, evidence=evidence_of(record), subject=resource,
+            )
         if not sensitive:
             self._learn(resource, t)
+        if not warmed:
+            return None
         return self._novel(record, resource, sensitive, t)
 
     def _novel(self, record: SpanRecord, resource: str, sensitive: bool, t: float) -> Finding:

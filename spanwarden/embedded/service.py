@@ -116,7 +116,8 @@ class EmbeddedService:
     async def _serve(self, ready: threading.Event | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        runner = web.AppRunner(self.build_app(), access_log=None)
+        # The receiver inflates gzip itself, with a size limit, so aiohttp must hand it the raw body.
+        runner = web.AppRunner(self.build_app(), access_log=None, auto_decompress=False)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.host, self.settings.port)
         await site.start()

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from spanwarden.collector.span_record import make_record
-from spanwarden.detectors.base import Detector
+from spanwarden.detectors.base import POLICY_BACKSTOPS, Detector
 from spanwarden.detectors.cost_velocity import CostVelocity
 from spanwarden.detectors.data_access import DataAccess
 from spanwarden.detectors.error_burst import ErrorBurst
@@ -72,11 +72,12 @@ def test_odd_input_never_crashes(kind):
 
 
 def test_silent_while_warming_up(kind):
-    """Even an anomaly right at the start gives no learned finding before the warm-up is over."""
+    """Even an anomaly right at the start gives no learned finding before the warm-up is over (policy
+    backstops such as the budget ceiling and sensitive tags apply from the first record)."""
     detector = kind("agent-a")
     at_start = [r._replace(end_ns=r.end_ns - int(4 * 3600 * 1e9)) for r in INJECTIONS[kind]()]
     stream = traffic.merged(traffic.normal(3, 0.25), at_start)
-    assert [f for f in run(detector, stream) if f.kind != "budget_exceeded"] == []
+    assert [f for f in run(detector, stream) if f.kind not in POLICY_BACKSTOPS] == []
 
 
 @pytest.mark.parametrize("seed", [11, 12, 13])
@@ -91,3 +92,15 @@ def test_separates_injected_anomalies_from_normal_traffic(kind, seed):
     first = min(anomalous, key=lambda f: f.time_s)
     assert first.time_s - ONSET < 60
     assert first.reason and first.evidence and first.agent_id == "agent-a"
+
+
+def test_sensitive_resources_are_never_learned_silently():
+    detector = DataAccess("agent-a")
+    pii = make_record(agent_id="agent-a", end_ns=int(T0 * 1e9), resource="db:pg:crm.customers_pii")
+    first = detector.observe(pii)
+    assert first.kind == "sensitive_unreviewed" and first.severity is Severity.WARNING
+    assert "db:pg:crm.customers_pii" not in detector.profile
+    for r in traffic.normal(5, 2):
+        detector.observe(r)
+    later = detector.observe(pii._replace(end_ns=int((T0 + 3 * 3600) * 1e9)))
+    assert later.kind == "sensitive_outside_profile" and later.severity is Severity.CRITICAL

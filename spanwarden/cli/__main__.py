@@ -1,0 +1,3 @@
+from spanwarden.cli import main
+
+main()

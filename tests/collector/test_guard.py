@@ -1,0 +1,115 @@
+"""The in-agent guard: halts raise at span start, throttles pace calls, fail modes when the channel is lost."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import requests
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+from spanwarden import AgentHalted
+from spanwarden.collector.decision_watcher import DecisionWatcher
+from spanwarden.collector.guard import Guard, GuardSpanProcessor
+from spanwarden.embedded.service import EmbeddedService
+from spanwarden.enforcers.decision import Action, Decision
+from spanwarden.settings import Settings
+
+
+class Clock:
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def watcher_with(decision: Decision | None, clock=None) -> DecisionWatcher:
+    """A real watcher that is never started, holding a given decision as if it had polled it."""
+    watcher = DecisionWatcher("http://127.0.0.1:9", "a", clock=clock or Clock())
+    watcher.failing_since = None
+    if decision is not None:
+        watcher.current = decision
+    return watcher
+
+
+def decision(action: Action, version=1, expires=None, rate=None) -> Decision:
+    return Decision("a", action, "because", "policy:r@1", 0.0, version, expires, rate)
+
+
+def test_halt_raises_with_who_and_why():
+    guard = Guard("a", watcher_with(decision(Action.HALT)))
+    with pytest.raises(AgentHalted, match="halted by policy:r@1: because") as info:
+        guard.check()
+    assert info.value.decided_by == "policy:r@1" and info.value.version == 1 and guard.refused == 1
+
+
+def test_expired_and_warn_decisions_let_calls_through():
+    clock = Clock(5000)
+    assert Guard("a", watcher_with(decision(Action.HALT, expires=4000)), clock=clock).admit() == 0
+    assert Guard("a", watcher_with(decision(Action.WARN)), clock=clock).admit() == 0
+
+
+def test_throttle_paces_calls_on_a_token_bucket():
+    clock = Clock()
+    guard = Guard("a", watcher_with(decision(Action.THROTTLE, rate=2.0)), clock=clock)
+    assert guard.admit() == 0  # a new throttle starts with one call's worth, not a full burst
+    assert guard.admit() == pytest.approx(0.5)
+    clock.t += 0.5
+    assert guard.admit() == 0 and guard.admit() == pytest.approx(0.5)
+    slept = []
+    guard.sleep = lambda s: (slept.append(s), setattr(clock, "t", clock.t + s))
+    guard.check()
+    assert slept == [pytest.approx(0.5)]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_fail_mode_when_the_control_channel_is_unreachable(mode):
+    clock = Clock(0.0)
+    watcher = DecisionWatcher(f"http://127.0.0.1:{_closed_port()}", "a", clock=clock)
+    with pytest.raises(requests.ConnectionError):
+        watcher.poll_once()
+    guard = Guard("a", watcher, fail_mode=mode, out_of_touch_s=30)
+    assert guard.admit() == 0  # not out of touch for long yet: the (default allow) decision applies
+    clock.t = 31.0
+    if mode == "open":
+        assert guard.admit() == 0
+    else:
+        with pytest.raises(AgentHalted, match="fail mode is closed"):
+            guard.admit()
+
+
+def test_span_processor_refuses_llm_spans_of_a_halted_agent(tmp_path):
+    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, admin_token="t", audit_fsync="never"))
+    url = f"http://127.0.0.1:{service.start_in_thread()}"
+    watcher = DecisionWatcher(url, "agent-x", wait_s=5).start()
+    provider = TracerProvider(resource=Resource.create({"service.name": "agent-x"}))
+    provider.add_span_processor(GuardSpanProcessor(Guard("agent-x", watcher)))
+    tracer = provider.get_tracer("t")
+    try:
+        with tracer.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat"}):
+            pass
+        requests.post(f"{url}/v1/commands", json={"command": "kill", "agent": "agent-x", "actor": "oncall",
+                                                  "reason": "test"}, headers={"Authorization": "Bearer t"},
+                      timeout=5).raise_for_status()
+        assert watcher.wait_for_version(1, 5)
+        with pytest.raises(AgentHalted), tracer.start_as_current_span(
+                "execute_tool delete_all", attributes={"gen_ai.tool.name": "delete_all"}):
+            pytest.fail("the tool call must not run")
+        with tracer.start_as_current_span("plain work"):  # not an LLM or tool call: untouched
+            pass
+        requests.post(f"{url}/v1/commands", json={"command": "resume", "agent": "agent-x", "actor": "oncall"},
+                      headers={"Authorization": "Bearer t"}, timeout=5).raise_for_status()
+        assert watcher.wait_for_version(2, 5)
+        with tracer.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat"}):
+            pass
+    finally:
+        provider.shutdown()
+        service.stop()

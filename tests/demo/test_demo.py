@@ -1,0 +1,44 @@
+"""The end-to-end demo: real SDK agents over OTLP/HTTP into the embedded service; every injected incident is
+detected and acted on, no normal agent is touched, and the audit log verifies."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from spanwarden.demo.runner import DemoConfig, run_demo
+
+KEYS = {"agents", "incidents", "false_actions", "audit_entries", "audit_verified"}
+INCIDENT_KEYS = {"agent", "kind", "detected", "action", "seconds_to_action", "usd_after_onset"}
+
+
+def check(summary: dict, agents: int) -> None:
+    assert set(summary) == KEYS and summary["agents"] == agents
+    assert sorted(i["kind"] for i in summary["incidents"]) == ["error_storm", "runaway_cost", "unusual_access"]
+    for incident in summary["incidents"]:
+        assert set(incident) == INCIDENT_KEYS
+        assert incident["detected"] and incident["action"] in ("warn", "throttle", "halt"), incident
+        assert incident["seconds_to_action"] >= 0
+    runaway = next(i for i in summary["incidents"] if i["kind"] == "runaway_cost")
+    assert runaway["action"] == "halt" and runaway["seconds_to_action"] < 30 and runaway["usd_after_onset"] < 20
+    assert summary["false_actions"] == []
+    assert summary["audit_verified"] and summary["audit_entries"] > 0
+
+
+@pytest.mark.slow
+def test_cli_demo_json_contract():
+    """What `make demo` runs, with --json: the last line is the contract object."""
+    done = subprocess.run([sys.executable, "-m", "spanwarden.cli", "demo", "--json"], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    check(json.loads(done.stdout.strip().splitlines()[-1]), 24)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [101])
+def test_other_fleets(seed, tmp_path):
+    outcome = run_demo(DemoConfig(seed=seed, agents=12, duration_s=2 * 3600, state_dir=tmp_path))
+    check(outcome.summary, 12)

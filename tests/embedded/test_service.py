@@ -1,0 +1,155 @@
+"""The embedded service over real HTTP on loopback, fed by the real OTLP/HTTP exporter."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+
+import pytest
+import requests
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from spanwarden.embedded.service import EmbeddedService
+from spanwarden.enforcers.audit_log import verify
+from spanwarden.settings import Settings
+
+
+def start(tmp_path, **overrides):
+    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, audit_fsync="never", **overrides))
+    port = service.start_in_thread()
+    return service, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def running(tmp_path):
+    service, url = start(tmp_path, admin_token="test-token", max_body_bytes=200_000)
+    yield service, url
+    service.stop()
+
+
+def export_spans(url: str, agent: str, count: int, compression=None, **attributes) -> None:
+    provider = TracerProvider(resource=Resource.create({"service.name": agent,
+                                                        "deployment.environment.name": "prod"}))
+    exporter = OTLPSpanExporter(endpoint=f"{url}/v1/traces", compression=compression)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    for _ in range(count):
+        with tracer.start_as_current_span("chat gpt-4o", attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+                "gen_ai.usage.input_tokens": 100, **attributes}):
+            pass
+    provider.shutdown()
+
+
+def command(url, body, token="test-token"):
+    return requests.post(f"{url}/v1/commands", json=body, headers={"Authorization": f"Bearer {token}"},
+                         timeout=10)
+
+
+def test_real_exporter_spans_reach_the_pipeline(running):
+    service, url = running
+    export_spans(url, "agent-1", 5)
+    assert requests.get(f"{url}/healthz", timeout=5).json()["records"] == 5
+    assert [a["agent"] for a in requests.get(f"{url}/v1/status", timeout=5).json()["agents"]] == ["agent-1"]
+
+
+def test_gzip_compressed_export_is_accepted(running):
+    from opentelemetry.exporter.otlp.proto.http import Compression
+
+    service, url = running
+    export_spans(url, "agent-z", 4, compression=Compression.Gzip)
+    assert requests.get(f"{url}/healthz", timeout=5).json()["records"] == 4
+
+
+@pytest.mark.parametrize("body, headers, status, words", [
+    (b"\x0a\xff\xff", {"Content-Type": "application/x-protobuf"}, 400, "not a valid OTLP"),
+    (b"{oops", {"Content-Type": "application/json"}, 400, "not valid JSON"),
+    (b"{}", {"Content-Type": "text/plain"}, 415, "unsupported Content-Type"),
+    (b"x" * 300_000, {"Content-Type": "application/x-protobuf"}, 413, "exceeds the limit"),
+    (gzip.compress(b"\0" * 1_000_000), {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+     413, "after decompression"),
+])
+def test_bad_requests_get_clear_errors_and_nothing_else_is_lost(running, body, headers, status, words):
+    service, url = running
+    export_spans(url, "agent-1", 2)
+    response = requests.post(f"{url}/v1/traces", data=body, headers=headers, timeout=10)
+    assert response.status_code == status and words in response.json()["message"]
+    export_spans(url, "agent-1", 2)
+    assert requests.get(f"{url}/healthz", timeout=5).json()["records"] == 4
+
+
+def test_commands_need_the_token(running):
+    service, url = running
+    assert command(url, {"command": "kill", "agent": "a", "actor": "x", "reason": "r"}, "wrong").status_code == 401
+    assert requests.post(f"{url}/v1/commands", json={}, timeout=5).status_code == 401
+    assert command(url, {"command": "kill", "agent": "a", "actor": "x"}).status_code == 400  # no reason
+    assert command(url, {"command": "explode", "agent": "a", "actor": "x"}).status_code == 400
+
+
+def test_long_poll_answers_as_soon_as_the_decision_changes(running):
+    service, url = running
+    answer = {}
+
+    def poll():
+        started = time.monotonic()
+        answer["decision"] = requests.get(f"{url}/v1/decisions/agent-9", params={"after": 0, "wait": 20},
+                                          timeout=30).json()
+        answer["waited"] = time.monotonic() - started
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(0.3)
+    assert command(url, {"command": "kill", "agent": "agent-9", "actor": "alice",
+                         "reason": "runaway"}).status_code == 200
+    poller.join(10)
+    assert answer["decision"]["action"] == "halt" and answer["decision"]["decided_by"] == "human:alice"
+    assert answer["waited"] < 10  # woken by the change, not by the 20 s timeout
+
+
+def test_restart_keeps_baselines_decisions_and_the_audit_chain(tmp_path):
+    service, url = start(tmp_path, admin_token="t")
+    export_spans(url, "agent-1", 30)
+    assert command(url, {"command": "kill", "agent": "agent-1", "actor": "alice", "reason": "test"},
+                   "t").status_code == 200
+    before = service.call(lambda: service.pipeline.to_state())
+    service.stop()
+
+    again, url2 = start(tmp_path, admin_token="t")
+    try:
+        decision = requests.get(f"{url2}/v1/decisions/agent-1", timeout=5).json()
+        assert decision["action"] == "halt" and decision["version"] == 1
+        assert again.call(lambda: again.pipeline.to_state()) == before
+    finally:
+        again.stop()
+    result = verify(tmp_path / "audit.jsonl")
+    assert result.ok and result.by_kind["command"] == 1 and result.by_kind["service"] == 4
+
+
+def test_decisions_after_the_last_snapshot_come_back_from_the_audit_log(tmp_path):
+    service, url = start(tmp_path, admin_token="t", snapshot_interval_s=3600)
+    export_spans(url, "agent-2", 3)
+    service.call(service.snapshot)
+    command(url, {"command": "kill", "agent": "agent-2", "actor": "bob", "reason": "x"}, "t")
+    # Simulate a crash: the snapshot on disk predates the kill; only the audit log has it.
+    snapshot = (tmp_path / "state.json").read_bytes()
+    service.stop()
+    (tmp_path / "state.json").write_bytes(snapshot)
+    again, url2 = start(tmp_path, admin_token="t")
+    try:
+        assert requests.get(f"{url2}/v1/decisions/agent-2", timeout=5).json()["action"] == "halt"
+    finally:
+        again.stop()
+
+
+def test_a_tampered_audit_log_stops_the_service_from_starting(tmp_path):
+    service, url = start(tmp_path)
+    service.stop()
+    path = tmp_path / "audit.jsonl"
+    path.write_text(path.read_text().replace("service started", "service STARTED"))
+    from spanwarden.enforcers.audit_log import AuditChainBroken
+    with pytest.raises(AuditChainBroken, match="altered"):
+        EmbeddedService(Settings(port=0, state_dir=tmp_path))

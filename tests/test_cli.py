@@ -1,0 +1,43 @@
+"""The command line: bench JSON contract and audit verify exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from spanwarden.enforcers.audit_log import AgentRef, AuditLog
+
+
+def spanwarden(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "spanwarden.cli", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_bench_ingest_prints_its_json_line_last():
+    done = spanwarden("bench", "ingest", "--json", "--seconds", "0.2", "--batch", "64")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(result) == {"spans_per_s", "batch"} and result["batch"] == 64 and result["spans_per_s"] > 0
+
+
+def test_audit_verify_exit_codes(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, fsync="never")
+    for i in range(3):
+        log.append("decision", AgentRef("a"), "policy:x", f"r{i}", float(i))
+    log.close()
+    ok = spanwarden("audit", "verify", str(path), "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["entries"] == 3
+    path.write_text(path.read_text().replace('"r1"', '"r9"'))
+    bad = spanwarden("audit", "verify", str(path))
+    assert bad.returncode == 1 and "TAMPERED" in bad.stdout and "entry 2" in bad.stdout
+    missing = spanwarden("audit", "verify", str(tmp_path / "nope.jsonl"))
+    assert missing.returncode == 2
+
+
+def test_bad_settings_name_the_variable(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "spanwarden.cli", "serve"], capture_output=True, text=True,
+                          timeout=60, env={"SPANWARDEN_PORT": "not-a-port", "PATH": "/usr/bin:/bin",
+                                           "SPANWARDEN_STATE_DIR": str(tmp_path)})
+    assert done.returncode == 2 and "SPANWARDEN_PORT" in done.stderr
