@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
-
-lint: $(STAMP)
-	$(BIN)/ruff check .
 	$(BIN)/mypy spanwarden collector detectors enforcers dashboards
+	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/spanwarden bench ingest --json

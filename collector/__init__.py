@@ -1,1 +1,1 @@
-"""Agent side (instrumentation, guard, control channel) and service side (OTLP receiver, normalisation, pricing)."""
+"""Spans in, decisions out: agent-side guard and control channel; OTLP receiver, normalisation, pricing."""

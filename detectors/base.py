@@ -12,7 +12,6 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.finding import Finding
 
-
 # Finding kinds that come from policy rather than from a learned baseline (a budget ceiling, a sensitive tag):
 # they may be raised before a detector has warmed up.
 POLICY_BACKSTOPS = frozenset({"budget_exceeded", "sensitive_unreviewed"})

@@ -25,22 +25,23 @@ def add_routes(app: web.Application, pipeline: Pipeline, token: str,
             body = await request.json()
             name, agent, actor = body["command"], body["agent"], body["actor"]
             reason = body.get("reason", "")
-            rate = body.get("rate_per_s")
-            expires = body.get("expires_s")
+            rate = None if body.get("rate_per_s") is None else float(body["rate_per_s"])
+            expires = None if body.get("expires_s") is None else float(body["expires_s"])
+            if rate is not None and not rate > 0:
+                raise ValueError("rate_per_s must be > 0")
         except (ValueError, KeyError, TypeError) as exc:
-            return web.json_response({"code": 400, "message": f"expected JSON with command, agent and actor "
-                                      f"({exc})"}, status=400)
+            return web.json_response({"code": 400, "message": f"expected JSON with command, agent and actor, "
+                                      f"numeric rate_per_s/expires_s ({exc})"}, status=400)
         if name not in COMMANDS:
             return web.json_response({"code": 400, "message": f"unknown command {name!r}; one of "
                                       f"{sorted(COMMANDS)}"}, status=400)
         if name == "kill" and not str(reason).strip():
             return web.json_response({"code": 400, "message": "kill needs a reason"}, status=400)
         action = COMMANDS[name]
-        decision = pipeline.command(
-            str(agent), action, str(reason) or f"{name} by {actor}", str(actor), clock(),
-            float(expires) if expires is not None else None,
-            (float(rate) if rate is not None else pipeline.policy.throttle_per_s) if action is Action.THROTTLE else None,
-        )
+        if action is Action.THROTTLE and rate is None:
+            rate = pipeline.policy.throttle_per_s
+        decision = pipeline.command(str(agent), action, str(reason) or f"{name} by {actor}", str(actor), clock(),
+                                    expires, rate if action is Action.THROTTLE else None)
         return web.json_response(decision.to_dict())
 
     app.router.add_post("/v1/commands", command)
