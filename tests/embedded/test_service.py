@@ -89,7 +89,8 @@ def test_commands_need_the_token(running):
     assert command(url, {"command": "kill", "agent": "a", "actor": "x"}).status_code == 400  # no reason
     assert command(url, {"command": "explode", "agent": "a", "actor": "x"}).status_code == 400
     for rate in ("fast", 0, -1):
-        assert command(url, {"command": "throttle", "agent": "a", "actor": "x", "rate_per_s": rate}).status_code == 400
+        body = {"command": "throttle", "agent": "a", "actor": "x", "rate_per_s": rate}
+        assert command(url, body).status_code == 400
     throttled = command(url, {"command": "throttle", "agent": "a", "actor": "x"})
     assert throttled.json()["action"] == "throttle" and throttled.json()["throttle_per_s"] == 0.5
 
