@@ -1,0 +1,1 @@
+"""Evaluation of detection quality: synthetic labelled corpora and the scores they are judged by."""
