@@ -14,7 +14,7 @@ from spanwarden.detectors.finding import Finding
 
 # Finding kinds that come from policy rather than from a learned baseline (a budget ceiling, a sensitive tag):
 # they may be raised before a detector has warmed up.
-POLICY_BACKSTOPS = frozenset({"budget_exceeded", "sensitive_unreviewed"})
+POLICY_BACKSTOPS = frozenset({"budget_exceeded", "budget_projection", "sensitive_unreviewed"})
 
 
 @runtime_checkable

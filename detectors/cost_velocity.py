@@ -1,61 +1,50 @@
-"""Cost velocity: USD spent per window (short to long) against the agent's own learned spend, plus the
-hard hourly ceiling that acts even before anything is learned.
-
-The baseline is a decaying histogram of spend per window, per window size; a window is anomalous when it
-spends a multiple of the learned 99.9th percentile (and more than a floor, so pennies never page anyone).
-Anomalous windows are not learned. A partially filled window is scored as it fills, so a runaway is seen
-within seconds, not at the end of the window.
-"""
+"""Cost velocity: USD spent per window (10 s to 10 min) against the agent's own learned spend, the projection
+of when its hourly budget runs out at the current rate, and the hard hourly and daily ceilings that act even
+before anything is learned."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.base import clean_time, evidence_of
 from spanwarden.detectors.finding import Finding, Severity
-from spanwarden.detectors.quantile_sketch import DecayingLogHistogram
+from spanwarden.detectors.window_totals import WindowTotals, WindowTotalsConfig
 
 
 @dataclass(frozen=True)
 class CostVelocityConfig:
-    windows_s: tuple[int, ...] = (10, 60, 600)
-    quantile: float = 0.999
-    warn_multiple: float = 3.0
-    critical_multiple: float = 10.0
-    floor_usd_per_min: float = 0.5
-    min_calls: int = 3  # one expensive call is not velocity
+    windows: WindowTotalsConfig = field(default_factory=WindowTotalsConfig)
     warmup_s: float = 3600.0
-    half_life_s: float = 3 * 86_400.0
     hourly_budget_usd: float | None = 100.0
+    daily_budget_usd: float | None = None
+    projection_warn_s: float = 900.0  # warn when the hourly budget would run out within this
 
 
-class _Window:
-    __slots__ = ("seconds", "index", "spend", "calls", "anomalous", "history")
+class _Ring:
+    """Spend per slot over a rolling span (60 minutes of a minute, or 24 hours of an hour)."""
 
-    def __init__(self, seconds: int, half_life_windows: float) -> None:
-        self.seconds = seconds
+    __slots__ = ("slot_s", "slots", "index")
+
+    def __init__(self, slot_s: float, count: int) -> None:
+        self.slot_s, self.slots = slot_s, [0.0] * count
         self.index: int | None = None
-        self.spend = 0.0
-        self.calls = 0
-        self.anomalous = False
-        self.history = DecayingLogHistogram(half_life=half_life_windows)
 
-    def advance(self, t: float) -> None:
-        index = int(t // self.seconds)
-        if self.index is None:
-            self.index = index
-            return
-        if index <= self.index:
-            return
-        if not self.anomalous:
-            self.history.add(self.spend)
-        empty = index - self.index - 1
-        if empty:  # idle windows are normal spend too; cap so a year-long gap costs O(bins)
-            self.history.add(0.0, min(empty, 1_000_000))
-        self.index, self.spend, self.calls, self.anomalous = index, 0.0, 0, False
+    def add(self, t: float, amount: float) -> float:
+        index = int(t // self.slot_s)
+        n = len(self.slots)
+        current = index if self.index is None else self.index
+        for step in range(1, min(index - current, n) + 1):
+            self.slots[(current + step) % n] = 0.0
+        self.index = current = max(current, index)
+        self.slots[current % n] += amount
+        return sum(self.slots)
+
+    def recent(self, count: int) -> float:
+        assert self.index is not None
+        return sum(self.slots[(self.index - k) % len(self.slots)] for k in range(count))
 
 
 class CostVelocity:
@@ -68,9 +57,9 @@ class CostVelocity:
         self.config = config or CostVelocityConfig()
         self.first_time: float | None = None
         self.last_time: float | None = None
-        self.windows = [_Window(w, self.config.half_life_s / w) for w in self.config.windows_s]
-        self.minute_spend = [0.0] * 60  # ring of the last hour, for the hard ceiling
-        self.minute_index: int | None = None
+        self.totals = WindowTotals(self.config.windows)
+        self.hour = _Ring(60.0, 60)
+        self.day = _Ring(3600.0, 24)
 
     def observe(self, record: SpanRecord) -> Finding | None:
         t = clean_time(record.time_s, self.last_time)
@@ -78,93 +67,72 @@ class CostVelocity:
             self.first_time = t
         self.last_time = t
         cost = record.cost_usd if math.isfinite(record.cost_usd) and record.cost_usd > 0 else 0.0
-        for window in self.windows:
-            window.advance(t)
-            window.spend += cost
-            window.calls += cost > 0
-        hour_spend = self._add_to_hour(t, cost)
+        self.totals.add(t, cost)
+        hour_spend = self.hour.add(t, cost)
+        day_spend = self.day.add(t, cost)
         if cost == 0:
             return None
-        ceiling = self._ceiling(record, hour_spend)
-        if ceiling is not None:
-            return ceiling
-        if t - self.first_time < self.config.warmup_s:
-            return None
-        return self._learned(record)
+        return (self._ceiling(record, hour_spend, day_spend) or self._learned(record, t)
+                or self._projection(record, hour_spend))
 
-    def _learned(self, record: SpanRecord) -> Finding | None:
-        cfg = self.config
-        worst: tuple[float, _Window, float] | None = None
-        for window in self.windows:
-            if window.calls < cfg.min_calls:
-                continue
-            expected = window.history.quantile(cfg.quantile)
-            level = max(expected * cfg.warn_multiple, cfg.floor_usd_per_min * window.seconds / 60)
-            score = window.spend / level
-            if score >= 1:
-                window.anomalous = True
-            if worst is None or score > worst[0]:
-                worst = (score, window, expected)
-        if worst is None or worst[0] < 1:
+    def _learned(self, record: SpanRecord, t: float) -> Finding | None:
+        spike = self.totals.worst()
+        if spike is None or t - (self.first_time or t) < self.config.warmup_s:
             return None
-        score, window, expected = worst
-        critical = score >= cfg.critical_multiple / cfg.warn_multiple
-        per_min = 60 / window.seconds
+        per_min = 60 / spike.window_s
         return Finding(
-            agent_id=self.agent_id, detector=self.name, kind="cost_spike", score=round(score, 3),
-            severity=Severity.CRITICAL if critical else Severity.WARNING,
-            observed=round(window.spend * per_min, 4), expected=round(expected * per_min, 4),
+            agent_id=self.agent_id, detector=self.name, kind="cost_spike", score=round(spike.score, 3),
+            severity=Severity.CRITICAL if spike.critical else Severity.WARNING,
+            observed=round(spike.total * per_min, 4), expected=round(spike.expected * per_min, 4),
             unit="usd_per_min",
-            reason=(f"spent ${window.spend:.2f} in {window.calls} calls within {window.seconds}s "
-                    f"(${window.spend * per_min:.2f}/min); its 99.9th percentile for {window.seconds}s "
-                    f"is ${expected:.3f}"),
+            reason=(f"spent ${spike.total:.2f} in {spike.events} calls within {spike.window_s}s "
+                    f"(${spike.total * per_min:.2f}/min); its 99.9th percentile for {spike.window_s}s "
+                    f"is ${spike.expected:.3f}"),
             time_s=record.time_s, evidence=evidence_of(record),
         )
 
-    def _add_to_hour(self, t: float, cost: float) -> float:
-        minute = int(t // 60)
-        if self.minute_index is None:
-            self.minute_index = minute
-        gap = minute - self.minute_index
-        if gap > 0:
-            for step in range(1, min(gap, 60) + 1):
-                self.minute_spend[(self.minute_index + step) % 60] = 0.0
-            self.minute_index = minute
-        self.minute_spend[self.minute_index % 60] += cost
-        return sum(self.minute_spend)
+    def _ceiling(self, record: SpanRecord, hour_spend: float, day_spend: float) -> Finding | None:
+        cfg = self.config
+        for budget, spent, span in ((cfg.hourly_budget_usd, hour_spend, "hour"),
+                                    (cfg.daily_budget_usd, day_spend, "day")):
+            if budget is not None and spent > budget:
+                return Finding(
+                    agent_id=self.agent_id, detector=self.name, kind="budget_exceeded",
+                    score=round(spent / budget * cfg.windows.critical_multiple / cfg.windows.warn_multiple, 3),
+                    severity=Severity.CRITICAL, observed=round(spent, 4), expected=budget,
+                    unit=f"usd_per_{span}",
+                    reason=f"spent ${spent:.2f} in the last {span}, over the ${budget:.2f}/{span} ceiling",
+                    time_s=record.time_s, evidence=evidence_of(record),
+                )
+        return None
 
-    def _ceiling(self, record: SpanRecord, hour_spend: float) -> Finding | None:
+    def _projection(self, record: SpanRecord, hour_spend: float) -> Finding | None:
         budget = self.config.hourly_budget_usd
-        if budget is None or hour_spend <= budget:
+        if budget is None:
+            return None
+        rate = self.hour.recent(5) / 300  # USD/s over the last five minutes
+        if rate <= 0:
+            return None
+        runs_out_s = (budget - hour_spend) / rate
+        if runs_out_s > self.config.projection_warn_s:
             return None
         return Finding(
-            agent_id=self.agent_id, detector=self.name, kind="budget_exceeded",
-            score=round(hour_spend / budget * self.config.critical_multiple / self.config.warn_multiple, 3),
-            severity=Severity.CRITICAL, observed=round(hour_spend, 4), expected=budget, unit="usd_per_hour",
-            reason=f"spent ${hour_spend:.2f} in the last hour, over the ${budget:.2f}/hour ceiling",
+            agent_id=self.agent_id, detector=self.name, kind="budget_projection",
+            score=round(self.config.projection_warn_s / max(runs_out_s, 1.0), 3), severity=Severity.WARNING,
+            observed=round(rate * 60, 4), expected=round(budget / 60, 4), unit="usd_per_min",
+            reason=(f"at ${rate * 60:.2f}/min the ${budget:.0f}/hour budget runs out in "
+                    f"{max(runs_out_s, 0) / 60:.1f} min (${hour_spend:.2f} spent in the last hour)"),
             time_s=record.time_s, evidence=evidence_of(record),
         )
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "first_time": self.first_time, "last_time": self.last_time,
-            "minute_spend": list(self.minute_spend), "minute_index": self.minute_index,
-            "windows": [
-                {"seconds": w.seconds, "index": w.index, "spend": w.spend, "calls": w.calls,
-                 "anomalous": w.anomalous, "history": w.history.to_state()}
-                for w in self.windows
-            ],
+            "first_time": self.first_time, "last_time": self.last_time, "windows": self.totals.to_state(),
+            "hour": [self.hour.index, list(self.hour.slots)], "day": [self.day.index, list(self.day.slots)],
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.first_time, self.last_time = state["first_time"], state["last_time"]
-        self.minute_spend = [float(x) for x in state["minute_spend"]]
-        self.minute_index = state["minute_index"]
-        by_size = {w["seconds"]: w for w in state["windows"]}
-        for window in self.windows:
-            saved = by_size.get(window.seconds)
-            if saved is None:  # a window size added by configuration since: it starts learning now
-                continue
-            window.index, window.spend, window.calls = saved["index"], saved["spend"], saved["calls"]
-            window.anomalous = saved["anomalous"]
-            window.history.load_state(saved["history"])
+        self.totals.load_state(state["windows"])
+        for ring, (index, slots) in ((self.hour, state["hour"]), (self.day, state["day"])):
+            ring.index, ring.slots = index, [float(x) for x in slots]

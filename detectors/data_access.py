@@ -1,5 +1,6 @@
-"""Unusual data access: resources outside the agent's learned profile, sensitive ones above all, and many
-new resources in a short time (enumeration).
+"""Unusual data access: resources outside the agent's learned profile, sensitive ones above all, many new
+resources in a short time (enumeration), and volume spikes (rows read per window against the agent's own
+history).
 
 The profile is the set of resources the agent touched during and after warm-up, with counts and first-seen
 times, bounded in size (least-used entries are forgotten first, so memory stays bounded however many
@@ -12,23 +13,30 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.base import clean_time, evidence_of
 from spanwarden.detectors.finding import Finding, Severity
+from spanwarden.detectors.window_totals import WindowTotals, WindowTotalsConfig
+
+
+def _rows_windows() -> WindowTotalsConfig:
+    return WindowTotalsConfig(windows_s=(60, 600), floor_per_min=10_000, floor_total=10_000, min_events=2, low=1.0,
+                              high=1e10)
 
 
 @dataclass(frozen=True)
 class DataAccessConfig:
     sensitive_patterns: tuple[str, ...] = ("*pii*", "*secret*", "*credential*", "*payment*", "*ssn*")
     warmup_s: float = 1800.0
-    warmup_touches: int = 5
+    warmup_spans: int = 50
     max_profile: int = 512
     novelty_window_s: float = 600.0
     novel_warn: int = 3  # distinct new resources within the window
     novel_critical: int = 8
+    rows: WindowTotalsConfig = field(default_factory=_rows_windows)
 
 
 class DataAccess:
@@ -45,27 +53,31 @@ class DataAccess:
         self.first_time: float | None = None
         self.last_time: float | None = None
         self.touches = 0
+        self.seen = 0
         self.profile: dict[str, list[float]] = {}  # resource -> [count, first_seen]
         self.recent_novel: deque[tuple[float, str]] = deque()
+        self.rows = WindowTotals(self.config.rows)
 
     def is_sensitive(self, resource: str) -> bool:
         return self._sensitive.match(resource) is not None
 
     def observe(self, record: SpanRecord) -> Finding | None:
+        t = clean_time(record.time_s, self.last_time)
+        if self.first_time is None:
+            self.first_time = t  # warm-up counts from the agent's first span, touching data or not
+        self.last_time = t
+        self.seen += 1
         resource = record.resource
         if not resource:
             return None
-        t = clean_time(record.time_s, self.last_time)
-        if self.first_time is None:
-            self.first_time = t
-        self.last_time = t
         self.touches += 1
+        self.rows.add(t, float(record.rows))
         known = self.profile.get(resource)
         if known is not None:
             known[0] += 1
-            return None
+            return self._volume(record, t) if record.rows else None
         cfg = self.config
-        warmed = t - self.first_time >= cfg.warmup_s and self.touches > cfg.warmup_touches
+        warmed = t - self.first_time >= cfg.warmup_s and self.seen > cfg.warmup_spans
         sensitive = self.is_sensitive(resource)
         if sensitive and not warmed:
             # Policy, not baseline: a sensitive resource is never granted silently, not even to a new agent.
@@ -110,6 +122,19 @@ class DataAccess:
             time_s=record.time_s, evidence=evidence_of(record), subject=resource,
         )
 
+    def _volume(self, record: SpanRecord, t: float) -> Finding | None:
+        spike = self.rows.worst()
+        if spike is None or t - (self.first_time or t) < self.config.warmup_s:
+            return None
+        return Finding(
+            agent_id=self.agent_id, detector=self.name, kind="volume_spike", score=round(spike.score, 3),
+            severity=Severity.CRITICAL if spike.critical else Severity.WARNING, observed=spike.total,
+            expected=spike.expected, unit=f"rows_per_{spike.window_s}s",
+            reason=(f"read {spike.total:,.0f} rows in {spike.events} reads within {spike.window_s}s; its 99.9th "
+                    f"percentile for {spike.window_s}s is {spike.expected:,.0f} (latest {record.resource})"),
+            time_s=record.time_s, evidence=evidence_of(record), subject=record.resource,
+        )
+
     def _learn(self, resource: str, t: float) -> None:
         if len(self.profile) >= self.config.max_profile:
             least = min(self.profile, key=lambda r: self.profile[r][0])
@@ -122,13 +147,14 @@ class DataAccess:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "first_time": self.first_time, "last_time": self.last_time, "touches": self.touches,
+            "first_time": self.first_time, "last_time": self.last_time, "touches": self.touches, "seen": self.seen,
             "profile": {r: list(v) for r, v in self.profile.items()},
-            "recent_novel": [list(x) for x in self.recent_novel],
+            "recent_novel": [list(x) for x in self.recent_novel], "rows": self.rows.to_state(),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.first_time, self.last_time = state["first_time"], state["last_time"]
-        self.touches = int(state["touches"])
+        self.touches, self.seen = int(state["touches"]), int(state["seen"])
         self.profile = {r: [float(v[0]), float(v[1])] for r, v in state["profile"].items()}
         self.recent_novel = deque((float(t), str(r)) for t, r in state["recent_novel"])
+        self.rows.load_state(state["rows"])

@@ -30,12 +30,13 @@ class DecayingLogHistogram:
             return self.low
         return self.low * 10 ** (index / self.per_decade)
 
-    def add(self, value: float, times: int = 1) -> None:
-        """Learn `value` observed `times` times in a row (e.g. many empty windows) in O(bins)."""
+    def add(self, value: float, times: int = 1, weight: float = 1.0) -> None:
+        """Learn `value` observed `times` times in a row (e.g. many empty windows) in O(bins), each counting
+        `weight` (less than 1 to learn a value more slowly)."""
         if times <= 0 or not math.isfinite(value) or value < 0:
             return
         fade = self.decay**times
-        weight = (1 - fade) / (1 - self.decay) if self.decay < 1 else float(times)
+        weight *= (1 - fade) / (1 - self.decay) if self.decay < 1 else float(times)
         counts = self.counts
         for i in range(self.n_bins):
             counts[i] *= fade

@@ -56,6 +56,7 @@ class Escalation(_Strict):
 
 class Budgets(_Strict):
     agent_usd_per_hour: float | None = Field(100.0, gt=0)
+    agent_usd_per_day: float | None = Field(None, gt=0)
 
 
 class Policy(_Strict):

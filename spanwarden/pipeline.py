@@ -25,7 +25,8 @@ def detector_settings_for(policy: Policy, base: DetectorSettings | None = None) 
     base = base or DetectorSettings()
     return replace(
         base,
-        cost_velocity=replace(base.cost_velocity, hourly_budget_usd=policy.budgets.agent_usd_per_hour),
+        cost_velocity=replace(base.cost_velocity, hourly_budget_usd=policy.budgets.agent_usd_per_hour,
+                              daily_budget_usd=policy.budgets.agent_usd_per_day),
         data_access=replace(base.data_access, sensitive_patterns=policy.sensitive_resources
                             or base.data_access.sensitive_patterns),
     )

@@ -1,0 +1,115 @@
+"""Totals per time window (spend, rows read, ...) at several window sizes, each against a decaying histogram
+of that window's past totals: the shared core of the volume-style detectors.
+
+A window is anomalous when its total reaches a multiple of the learned upper quantile (and a floor, and a
+minimum number of events, so one expensive call or a few rows never page anyone). Anomalous windows are not
+learned, and windows above the learned quantile are learned at a twentieth of the weight, so a slow creep
+cannot drag the upper tail up with it; a window is scored while it fills, so a spike is seen in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from spanwarden.detectors.quantile_sketch import DecayingLogHistogram
+
+TAIL_WEIGHT = 0.05
+
+
+@dataclass(frozen=True)
+class WindowTotalsConfig:
+    windows_s: tuple[int, ...] = (10, 60, 600)
+    quantile: float = 0.999
+    warn_multiple: float = 3.0
+    critical_multiple: float = 10.0
+    floor_per_min: float = 0.05  # totals below this rate never count as a spike ...
+    floor_total: float = 0.25  # ... nor below this total in any one window (a few calls close together)
+    min_events: int = 3
+    half_life_s: float = 3 * 86_400.0
+    low: float = 1e-4  # histogram range, in the total's unit
+    high: float = 1e4
+
+
+@dataclass(frozen=True)
+class Spike:
+    score: float  # in multiples of the warning level
+    critical: bool
+    window_s: int
+    total: float
+    events: int
+    expected: float  # the learned upper quantile of this window's total
+
+
+class _Window:
+    __slots__ = ("seconds", "index", "total", "events", "anomalous", "history")
+
+    def __init__(self, seconds: int, config: WindowTotalsConfig) -> None:
+        self.seconds = seconds
+        self.index: int | None = None
+        self.total = 0.0
+        self.events = 0
+        self.anomalous = False
+        self.history = DecayingLogHistogram(config.low, config.high, half_life=config.half_life_s / seconds)
+
+    def advance(self, t: float, quantile: float) -> None:
+        index = int(t // self.seconds)
+        if self.index is None:
+            self.index = index
+            return
+        if index <= self.index:
+            return
+        if not self.anomalous:
+            high = self.history.total > 100 and self.total > self.history.quantile(quantile)
+            self.history.add(self.total, weight=TAIL_WEIGHT if high else 1.0)
+        empty = index - self.index - 1
+        if empty:  # idle windows are normal too; capped so a year-long gap costs O(bins)
+            self.history.add(0.0, min(empty, 1_000_000))
+        self.index, self.total, self.events, self.anomalous = index, 0.0, 0, False
+
+
+class WindowTotals:
+    """Add amounts as they happen; `worst()` scores the windows now filling."""
+
+    def __init__(self, config: WindowTotalsConfig | None = None) -> None:
+        self.config = config or WindowTotalsConfig()
+        self.windows = [_Window(w, self.config) for w in self.config.windows_s]
+
+    def add(self, t: float, amount: float) -> None:
+        for window in self.windows:
+            window.advance(t, self.config.quantile)
+            window.total += amount
+            window.events += amount > 0
+
+    def worst(self) -> Spike | None:
+        """The most anomalous window now filling, if any reaches the warning level (it is then kept out of
+        the learned history)."""
+        cfg = self.config
+        worst: Spike | None = None
+        for window in self.windows:
+            if window.events < cfg.min_events:
+                continue
+            expected = window.history.quantile(cfg.quantile)
+            level = max(expected * cfg.warn_multiple, cfg.floor_per_min * window.seconds / 60, cfg.floor_total)
+            score = window.total / level
+            if score < 1:
+                continue
+            window.anomalous = True
+            if worst is None or score > worst.score:
+                worst = Spike(score, score >= cfg.critical_multiple / cfg.warn_multiple, window.seconds,
+                              window.total, window.events, expected)
+        return worst
+
+    def to_state(self) -> list[dict[str, Any]]:
+        return [{"seconds": w.seconds, "index": w.index, "total": w.total, "events": w.events,
+                 "anomalous": w.anomalous, "history": w.history.to_state()} for w in self.windows]
+
+    def load_state(self, state: list[dict[str, Any]]) -> None:
+        by_size = {w["seconds"]: w for w in state}
+        for window in self.windows:
+            saved = by_size.get(window.seconds)
+            if saved is None:  # a window size added by configuration since: it starts learning now
+                continue
+            window.index, window.total, window.events = saved["index"], saved["total"], saved["events"]
+            window.anomalous = saved["anomalous"]
+            window.history.load_state(saved["history"])
