@@ -5,6 +5,7 @@ before anything is learned."""
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -24,23 +25,28 @@ class CostVelocityConfig:
 
 
 class _Ring:
-    """Spend per slot over a rolling span (60 minutes of a minute, or 24 hours of an hour)."""
+    """Spend per slot over a rolling span (60 minutes of a minute, or 24 hours of an hour), with its sum."""
 
-    __slots__ = ("slot_s", "slots", "index")
+    __slots__ = ("slot_s", "slots", "index", "sum")
 
     def __init__(self, slot_s: float, count: int) -> None:
-        self.slot_s, self.slots = slot_s, [0.0] * count
+        self.slot_s, self.slots = slot_s, array("d", bytes(8 * count))
         self.index: int | None = None
+        self.sum = 0.0
 
     def add(self, t: float, amount: float) -> float:
         index = int(t // self.slot_s)
         n = len(self.slots)
         current = index if self.index is None else self.index
-        for step in range(1, min(index - current, n) + 1):
-            self.slots[(current + step) % n] = 0.0
-        self.index = current = max(current, index)
+        if index > current:
+            for step in range(1, min(index - current, n) + 1):
+                self.slots[(current + step) % n] = 0.0
+            self.sum = sum(self.slots)  # once per slot: keeps rounding from accumulating
+            current = index
+        self.index = current
         self.slots[current % n] += amount
-        return sum(self.slots)
+        self.sum += amount
+        return self.sum
 
     def recent(self, count: int) -> float:
         assert self.index is not None
@@ -76,8 +82,10 @@ class CostVelocity:
                 or self._projection(record, hour_spend))
 
     def _learned(self, record: SpanRecord, t: float) -> Finding | None:
+        if t - (self.first_time or t) < self.config.warmup_s:
+            return None  # still learning: every window is learned as it is
         spike = self.totals.worst()
-        if spike is None or t - (self.first_time or t) < self.config.warmup_s:
+        if spike is None:
             return None
         per_min = 60 / spike.window_s
         return Finding(
@@ -135,4 +143,5 @@ class CostVelocity:
         self.first_time, self.last_time = state["first_time"], state["last_time"]
         self.totals.load_state(state["windows"])
         for ring, (index, slots) in ((self.hour, state["hour"]), (self.day, state["day"])):
-            ring.index, ring.slots = index, [float(x) for x in slots]
+            ring.index, ring.slots = index, array("d", slots)
+            ring.sum = sum(ring.slots)

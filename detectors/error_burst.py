@@ -10,7 +10,8 @@ the baseline it is judged against. Wrapper spans (`invoke_agent`) are not calls 
 from __future__ import annotations
 
 import math
-from collections import Counter, deque
+from array import array
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -53,7 +54,11 @@ class ErrorBurst:
         self.seen = 0
         self.first_time: float | None = None
         self.last_time: float | None = None
-        self.recent: deque[tuple[float, str]] = deque()  # (time, failing tool or "" / "ok")
+        # The recent calls, as a ring: time, and the failing tool ("-" when none is named), "" for success.
+        self.times = array("d", bytes(8 * self.config.window_calls))
+        self.failed: list[str] = [""] * self.config.window_calls
+        self.head = 0  # index of the oldest call
+        self.size = 0
         self.recent_errors = 0
         self.in_burst = False
 
@@ -66,14 +71,20 @@ class ErrorBurst:
             self.first_time = t
         self.last_time = t
         self.seen += 1
-        self.recent.append((t, (record.tool_name or "-") if record.is_error else ""))
-        self.recent_errors += record.is_error
-        while self.recent and (len(self.recent) > cfg.window_calls or self.recent[0][0] < t - cfg.max_age_s):
-            failed = bool(self.recent.popleft()[1])
+        n = cfg.window_calls
+        while self.size and (self.size == n or self.times[self.head] < t - cfg.max_age_s):
+            failed = bool(self.failed[self.head])
+            self.head = (self.head + 1) % n
+            self.size -= 1
             self.recent_errors -= failed
             if not self.in_burst:
                 self.errors = self.errors * self.decay + failed
                 self.calls = self.calls * self.decay + 1
+        slot = (self.head + self.size) % n
+        self.times[slot] = t
+        self.failed[slot] = (record.tool_name or "-") if record.is_error else ""
+        self.size += 1
+        self.recent_errors += record.is_error
         if not record.is_error:
             return None
         finding = None
@@ -84,14 +95,15 @@ class ErrorBurst:
 
     def _score(self, record: SpanRecord, rate: float) -> Finding | None:
         cfg = self.config
-        errors, calls = self.recent_errors, len(self.recent)
+        errors, calls = self.recent_errors, self.size
         if errors < cfg.min_errors_warn:
             return None
         tail = float(bdtrc(errors - 1, calls, min(max(rate, 1e-6), 1 - 1e-6)))
         if tail > cfg.warn_tail:
             return None
         critical = tail <= cfg.critical_tail and errors >= cfg.min_errors_critical
-        tools = Counter(tool for _, tool in self.recent if tool and tool != "-")
+        recent = self._recent()
+        tools = Counter(tool for _, tool in recent if tool and tool != "-")
         kind, storm, subject = "error_burst", "", ""
         if tools:
             subject, count = tools.most_common(1)[0]
@@ -99,7 +111,7 @@ class ErrorBurst:
                 kind, storm = "retry_storm", f"; {count} of them on tool {subject!r}"
             else:
                 subject = ""
-        span_s = self.recent[-1][0] - self.recent[0][0]
+        span_s = recent[-1][0] - recent[0][0]
         return Finding(
             agent_id=self.agent_id, detector=self.name, kind=kind,
             score=round(-math.log10(max(tail, 1e-300)) / -math.log10(cfg.warn_tail), 3),
@@ -110,15 +122,22 @@ class ErrorBurst:
             time_s=record.time_s, evidence=evidence_of(record), subject=subject,
         )
 
+    def _recent(self) -> list[tuple[float, str]]:
+        n = self.config.window_calls
+        return [(self.times[(self.head + k) % n], self.failed[(self.head + k) % n]) for k in range(self.size)]
+
     def to_state(self) -> dict[str, Any]:
         return {
             "errors": self.errors, "calls": self.calls, "seen": self.seen, "first_time": self.first_time,
-            "last_time": self.last_time, "recent": [list(x) for x in self.recent], "in_burst": self.in_burst,
+            "last_time": self.last_time, "recent": [list(x) for x in self._recent()], "in_burst": self.in_burst,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.errors, self.calls = float(state["errors"]), float(state["calls"])
         self.seen, self.first_time, self.last_time = int(state["seen"]), state["first_time"], state["last_time"]
-        self.recent = deque((float(t), str(tool)) for t, tool in state["recent"])
-        self.recent_errors = sum(1 for _, tool in self.recent if tool)
+        recent = state["recent"][-self.config.window_calls:]
+        self.head, self.size = 0, len(recent)
+        for k, (t, tool) in enumerate(recent):
+            self.times[k], self.failed[k] = float(t), str(tool)
+        self.recent_errors = sum(1 for _, tool in recent if tool)
         self.in_burst = bool(state["in_burst"])

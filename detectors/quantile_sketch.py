@@ -1,66 +1,103 @@
 """A decaying log-histogram: a constant-size, serialisable estimate of a non-negative value's upper
-quantiles, where old observations fade with a half-life so the baseline follows slow, legitimate change."""
+quantiles, where old observations fade with a half-life so the baseline follows slow, legitimate change.
+
+Fading is lazy: instead of shrinking every count at every step, new observations are counted with a weight
+that grows by 1/decay per step, which leaves relative counts (all a quantile needs) exactly as if every old
+count had shrunk; the counts are rescaled now and then to stay in floating-point range. Adding is O(1).
+"""
 
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any
+
+_RESCALE_AT = 1e150
 
 
 class DecayingLogHistogram:
     """Counts of values in log-spaced bins (`per_decade` bins per factor of ten from `low` to `high`),
-    plus a bin for zero; every observation first multiplies all counts by the per-step decay."""
+    plus a bin for zero and one for overflow; each observation fades by `decay` per later step."""
+
+    __slots__ = ("low", "per_decade", "n_bins", "decay", "counts", "growth", "_total", "_cached")
 
     def __init__(self, low: float = 1e-4, high: float = 1e4, per_decade: int = 4, half_life: float = 10_000):
         self.low = low
         self.per_decade = per_decade
-        self.n_bins = int(round(math.log10(high / low) * per_decade)) + 2  # zero bin + overflow bin
+        self.n_bins = int(round(math.log10(high / low) * per_decade)) + 2
         self.decay = 0.5 ** (1.0 / half_life)
-        self.counts = [0.0] * self.n_bins
-        self.total = 0.0
+        self.counts = array("d", bytes(8 * self.n_bins))
+        self.growth = 1.0  # weight of an observation made now, relative to the stored counts
+        self._total = 0.0  # in stored units
+        self._cached: tuple[float, float] | None = None
+
+    @property
+    def total(self) -> float:
+        """The faded number of observations."""
+        return self._total / self.growth
 
     def _bin(self, value: float) -> int:
         if value < self.low:
             return 0
-        index = 1 + int(math.log10(value / self.low) * self.per_decade)
-        return min(index, self.n_bins - 1)
+        return min(1 + int(math.log10(value / self.low) * self.per_decade), self.n_bins - 1)
 
     def upper_edge(self, index: int) -> float:
-        if index == 0:
-            return self.low
         return self.low * 10 ** (index / self.per_decade)
 
     def add(self, value: float, times: int = 1, weight: float = 1.0) -> None:
-        """Learn `value` observed `times` times in a row (e.g. many empty windows) in O(bins), each counting
-        `weight` (less than 1 to learn a value more slowly)."""
+        """Learn `value` observed `times` times in a row (e.g. many empty windows), each counting `weight`
+        (less than 1 to learn a value more slowly)."""
         if times <= 0 or not math.isfinite(value) or value < 0:
             return
-        fade = self.decay**times
-        weight *= (1 - fade) / (1 - self.decay) if self.decay < 1 else float(times)
-        counts = self.counts
+        if self.decay < 1:
+            fade = self.decay ** min(times, 10**9)
+            steps = (1 - fade) / (1 - self.decay)  # the faded count of `times` observations
+            if fade < 1e-100:  # everything learned before has faded away
+                self.counts = array("d", bytes(8 * self.n_bins))
+                self._total, self.growth = 0.0, 1.0
+            else:
+                self.growth /= fade
+        else:
+            steps = float(times)
+        mass = weight * steps * self.growth
+        self.counts[self._bin(value)] += mass
+        self._total += mass
+        self._cached = None
+        if self.growth > _RESCALE_AT or not math.isfinite(self.growth):
+            self._rescale()
+
+    def _rescale(self) -> None:
+        factor = self.growth
         for i in range(self.n_bins):
-            counts[i] *= fade
-        counts[self._bin(value)] += weight
-        self.total = self.total * fade + weight
+            self.counts[i] /= factor
+        self._total /= factor
+        self.growth = 1.0
 
     def quantile(self, q: float) -> float:
         """An upper bound on the q-quantile (the upper edge of the bin where it falls)."""
-        if self.total <= 0:
-            return 0.0
-        tail = (1 - q) * self.total
-        acc = 0.0
-        for i in range(self.n_bins - 1, -1, -1):
-            acc += self.counts[i]
-            if acc > tail:
-                return self.upper_edge(i)
-        return self.upper_edge(0)
+        if self._cached is not None and self._cached[0] == q:
+            return self._cached[1]
+        result = 0.0
+        if self._total > 0:
+            tail = (1 - q) * self._total
+            acc = 0.0
+            result = self.upper_edge(0)
+            for i in range(self.n_bins - 1, -1, -1):
+                acc += self.counts[i]
+                if acc > tail:
+                    result = self.upper_edge(i)
+                    break
+        self._cached = (q, result)
+        return result
 
     def to_state(self) -> dict[str, Any]:
-        return {"counts": list(self.counts), "total": self.total}
+        return {"counts": [c / self.growth for c in self.counts], "total": self.total}
 
     def load_state(self, state: dict[str, Any]) -> None:
         counts = [float(c) for c in state["counts"]]
         if len(counts) != self.n_bins:
             raise ValueError(f"histogram state has {len(counts)} bins, expected {self.n_bins}")
-        self.counts = counts
-        self.total = float(state["total"])
+        self.counts = array("d", counts)
+        self.growth = 1.0
+        self._total = float(state["total"])
+        self._cached = None

@@ -83,7 +83,7 @@ class WindowTotals:
 
     def worst(self) -> Spike | None:
         """The most anomalous window now filling, if any reaches the warning level (it is then kept out of
-        the learned history)."""
+        the learned history, so call this only once the caller's warm-up is over)."""
         cfg = self.config
         worst: Spike | None = None
         for window in self.windows:

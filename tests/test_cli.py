@@ -41,3 +41,16 @@ def test_bad_settings_name_the_variable(tmp_path):
                           timeout=60, env={"SPANWARDEN_PORT": "not-a-port", "PATH": "/usr/bin:/bin",
                                            "SPANWARDEN_STATE_DIR": str(tmp_path)})
     assert done.returncode == 2 and "SPANWARDEN_PORT" in done.stderr
+
+
+def test_bench_detectors_and_eval_print_their_contracts():
+    done = spanwarden("bench", "detectors", "--json", "--agents", "5", "--per-agent", "50")
+    assert done.returncode == 0, done.stderr
+    assert set(json.loads(done.stdout.strip().splitlines()[-1])) == {"records_per_s", "bytes_per_agent"}
+    done = spanwarden("eval", "--json", "--agents", "20", "--days", "2")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {"per_detector", "incidents", "detected", "false_halts_per_agent_day", "runaway_usd_after_onset",
+            "runaway_s_to_halt"} <= set(result)
+    assert set(result["per_detector"]["cost_velocity"]) == {"precision", "recall", "median_s_to_detect",
+                                                            "p95_s_to_detect"}

@@ -39,3 +39,19 @@ def baseline(
         typer.echo(f"baseline: NAB-style score {result['nab_score']} on {result['series']} synthetic series at "
                    f"threshold {result['threshold']}; {result['points_per_s']:,.0f} points/s")
     typer.echo(json.dumps(result))
+
+
+@app.command("detectors")
+def detectors(
+    as_json: bool = typer.Option(False, "--json", help="print only the JSON line"),
+    agents: int = typer.Option(200, min=1, max=100_000),
+    per_agent: int = typer.Option(1000, min=10, max=100_000),
+) -> None:
+    """Records/s through all detectors on one core, and memory held per agent (tracemalloc)."""
+    from spanwarden.bench.detectors import run
+
+    result = run(agents, per_agent)
+    if not as_json:
+        typer.echo(f"detectors: {result['records_per_s']:,.0f} records/s; {result['bytes_per_agent']:,.0f} bytes "
+                   f"in memory per agent ({result['state_json_bytes_per_agent']:,.0f} as JSON state)")
+    typer.echo(json.dumps({k: result[k] for k in ("records_per_s", "bytes_per_agent")}))

@@ -65,9 +65,10 @@ class IncidentWork:
         self.count += 1
         if kind == "runaway_loop":
             return n.make(t, 0.15, "search_docs", "same", "", 0, False, model="gpt-4o")
-        if kind == "cost_creep":
-            growth = 1 + 40 * (t - self.incident.onset_s) / KINDS[kind][0]
-            return n.make(t, spec.usd_per_call * growth, "", "", "", 0, False)
+        if kind == "cost_creep":  # e.g. a context that keeps growing: ends at 20x its usual spend, >= $1/min
+            final_usd_per_s = max(20 * spec.usd_per_call * spec.calls_per_min / 60, 1 / 60)
+            progress = (t - self.incident.onset_s) / KINDS[kind][0]
+            return n.make(t, progress * final_usd_per_s / self.rate_per_s(t), "", "", "", 0, False)
         if kind == "sensitive_burst":
             return n.make(t, spec.usd_per_call, "sql_query", str(self.count), SENSITIVE[self.count % 6], 50, False)
         if kind == "slow_enumeration":
