@@ -13,11 +13,13 @@ from typing import Any
 
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.base import Detector
+from spanwarden.detectors.behaviour import Behaviour, BehaviourConfig
 from spanwarden.detectors.cost_velocity import CostVelocity, CostVelocityConfig
 from spanwarden.detectors.data_access import DataAccess, DataAccessConfig
 from spanwarden.detectors.error_burst import ErrorBurst, ErrorBurstConfig
 from spanwarden.detectors.finding import Finding
 from spanwarden.detectors.runaway_loop import RunawayLoop, RunawayLoopConfig
+from spanwarden.detectors.window_totals import WindowTotals
 
 STATE_VERSION = 1
 
@@ -30,21 +32,26 @@ class DetectorSettings:
     data_access: DataAccessConfig = field(default_factory=DataAccessConfig)
     error_burst: ErrorBurstConfig = field(default_factory=ErrorBurstConfig)
     runaway_loop: RunawayLoopConfig = field(default_factory=RunawayLoopConfig)
+    behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     repeat_s: float = 60.0
 
 
 class AgentDetectors:
     """The detectors for one agent."""
 
-    def __init__(self, agent_id: str, settings: DetectorSettings | None = None) -> None:
+    def __init__(self, agent_id: str, settings: DetectorSettings | None = None,
+                 cost_prior: WindowTotals | None = None) -> None:
         self.agent_id = agent_id
         self.settings = settings or DetectorSettings()
         s = self.settings
+        self.cost = CostVelocity(agent_id, s.cost_velocity, cost_prior)
+        self.behaviour = Behaviour(agent_id, s.behaviour)
         self.detectors: list[Detector] = [
-            CostVelocity(agent_id, s.cost_velocity),
+            self.cost,
             DataAccess(agent_id, s.data_access),
             ErrorBurst(agent_id, s.error_burst),
             RunawayLoop(agent_id, s.runaway_loop),
+            self.behaviour,
         ]
         self.last_emitted: dict[str, tuple[float, int]] = {}  # gate key -> (time, severity)
 

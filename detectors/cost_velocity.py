@@ -22,6 +22,7 @@ class CostVelocityConfig:
     hourly_budget_usd: float | None = 100.0
     daily_budget_usd: float | None = None
     projection_warn_s: float = 900.0  # warn when the hourly budget would run out within this
+    prior_strictness: float = 3.0  # a new agent judged on its peers' spend needs 3x more to be flagged
 
 
 class _Ring:
@@ -58,9 +59,11 @@ class CostVelocity:
 
     name: ClassVar[str] = "cost_velocity"
 
-    def __init__(self, agent_id: str, config: CostVelocityConfig | None = None) -> None:
+    def __init__(self, agent_id: str, config: CostVelocityConfig | None = None,
+                 prior: WindowTotals | None = None) -> None:
         self.agent_id = agent_id
         self.config = config or CostVelocityConfig()
+        self.prior = prior  # peers' pooled spend history, for judging a new agent while it warms up
         self.first_time: float | None = None
         self.last_time: float | None = None
         self.totals = WindowTotals(self.config.windows)
@@ -82,22 +85,32 @@ class CostVelocity:
                 or self._projection(record, hour_spend))
 
     def _learned(self, record: SpanRecord, t: float) -> Finding | None:
-        if t - (self.first_time or t) < self.config.warmup_s:
-            return None  # still learning: every window is learned as it is
-        spike = self.totals.worst()
+        if self.warmed_up(t):
+            spike, against, kind = self.totals.worst(), "its", "cost_spike"
+        elif self.prior is not None:  # still learning its own; judged (more leniently) on its peers'
+            spike, against, kind = self.totals.worst(self.prior, self.config.prior_strictness), "its peers'", \
+                "cost_spike_vs_peers"
+        else:
+            return None
         if spike is None:
             return None
         per_min = 60 / spike.window_s
         return Finding(
-            agent_id=self.agent_id, detector=self.name, kind="cost_spike", score=round(spike.score, 3),
+            agent_id=self.agent_id, detector=self.name, kind=kind, score=round(spike.score, 3),
             severity=Severity.CRITICAL if spike.critical else Severity.WARNING,
             observed=round(spike.total * per_min, 4), expected=round(spike.expected * per_min, 4),
             unit="usd_per_min",
             reason=(f"spent ${spike.total:.2f} in {spike.events} calls within {spike.window_s}s "
-                    f"(${spike.total * per_min:.2f}/min); its 99.9th percentile for {spike.window_s}s "
+                    f"(${spike.total * per_min:.2f}/min); {against} 99.9th percentile for {spike.window_s}s "
                     f"is ${spike.expected:.3f}"),
             time_s=record.time_s, evidence=evidence_of(record),
         )
+
+    def warmed_up(self, t: float | None = None) -> bool:
+        if self.first_time is None:
+            return False
+        now = t if t is not None else (self.last_time or self.first_time)
+        return now - self.first_time >= self.config.warmup_s
 
     def _ceiling(self, record: SpanRecord, hour_spend: float, day_spend: float) -> Finding | None:
         cfg = self.config

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -55,7 +54,7 @@ class DataAccess:
         self.touches = 0
         self.seen = 0
         self.profile: dict[str, list[float]] = {}  # resource -> [count, first_seen]
-        self.recent_novel: deque[tuple[float, str]] = deque()
+        self.recent_novel: list[tuple[float, str]] = []  # a list: usually empty, and a deque is 600 bytes
         self.rows = WindowTotals(self.config.rows)
 
     def is_sensitive(self, resource: str) -> bool:
@@ -96,12 +95,12 @@ class DataAccess:
     def _novel(self, record: SpanRecord, resource: str, sensitive: bool, t: float) -> Finding:
         cfg = self.config
         recent = self.recent_novel
-        while recent and recent[0][0] < t - cfg.novelty_window_s:
-            recent.popleft()
+        stale = next((k for k, (when, _) in enumerate(recent) if when >= t - cfg.novelty_window_s), len(recent))
+        del recent[:stale]
         if all(r != resource for _, r in recent):
             recent.append((t, resource))
             if len(recent) > cfg.novel_critical * 4:
-                recent.popleft()
+                del recent[0]
         distinct = len(recent)
         if sensitive:
             severity, kind = Severity.CRITICAL, "sensitive_outside_profile"
@@ -158,5 +157,5 @@ class DataAccess:
         self.first_time, self.last_time = state["first_time"], state["last_time"]
         self.touches, self.seen = int(state["touches"]), int(state["seen"])
         self.profile = {r: [float(v[0]), float(v[1])] for r, v in state["profile"].items()}
-        self.recent_novel = deque((float(t), str(r)) for t, r in state["recent_novel"])
+        self.recent_novel = [(float(t), str(r)) for t, r in state["recent_novel"]]
         self.rows.load_state(state["rows"])

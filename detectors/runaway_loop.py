@@ -9,7 +9,7 @@ whose normal work repeats a call (a poller, a tool without recorded arguments) i
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -42,7 +42,7 @@ class RunawayLoop:
         self.config = config or RunawayLoopConfig()
         self.first_time: float | None = None
         self.last_time: float | None = None
-        self.calls: deque[tuple[float, str]] = deque()
+        self.calls: list[tuple[float, str]] = []  # oldest first; short, so a list is smaller than a deque
         self.counts: Counter[str] = Counter()
         self.window_index: int | None = None
         self.window_peak = 0  # most repeats of one call seen in the current window
@@ -60,11 +60,16 @@ class RunawayLoop:
         self._roll_window(t)
         self.calls.append((t, record.fingerprint))
         self.counts[record.fingerprint] += 1
-        while self.calls and (self.calls[0][0] < t - cfg.window_s or len(self.calls) > cfg.max_window_calls):
-            _, old = self.calls.popleft()
+        drop = 0
+        while drop < len(self.calls) and (self.calls[drop][0] < t - cfg.window_s
+                                          or len(self.calls) - drop > cfg.max_window_calls):
+            old = self.calls[drop][1]
             self.counts[old] -= 1
             if not self.counts[old]:
                 del self.counts[old]
+            drop += 1
+        if drop:
+            del self.calls[:drop]
         repeats = self.counts[record.fingerprint]
         self.window_peak = max(self.window_peak, repeats)
         threshold = max(cfg.warn_repeats, cfg.learned_multiple * self.usual.quantile(0.99))
@@ -105,7 +110,7 @@ class RunawayLoop:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.first_time, self.last_time = state["first_time"], state["last_time"]
-        self.calls = deque((float(t), str(f)) for t, f in state["calls"])
+        self.calls = [(float(t), str(f)) for t, f in state["calls"]]
         self.counts = Counter(f for _, f in self.calls)
         self.window_index, self.window_peak, self.window_anomalous = state["window"]
         self.usual.load_state(state["usual"])

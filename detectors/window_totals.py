@@ -81,24 +81,46 @@ class WindowTotals:
             window.total += amount
             window.events += amount > 0
 
-    def worst(self) -> Spike | None:
-        """The most anomalous window now filling, if any reaches the warning level (it is then kept out of
-        the learned history, so call this only once the caller's warm-up is over)."""
+    def worst(self, reference: WindowTotals | None = None, strictness: float = 1.0) -> Spike | None:
+        """The most anomalous window now filling, if any reaches the warning level. Judged against this
+        object's own history (and the window is then kept out of it: call this only once the caller's warm-up
+        is over), or against a `reference` history (a peer prior) with levels `strictness` times higher, in
+        which case nothing is kept out of this object's own learning."""
         cfg = self.config
         worst: Spike | None = None
+        histories = {w.seconds: w.history for w in (reference or self).windows}
         for window in self.windows:
-            if window.events < cfg.min_events:
+            history = histories.get(window.seconds)
+            if window.events < cfg.min_events or history is None:
                 continue
-            expected = window.history.quantile(cfg.quantile)
-            level = max(expected * cfg.warn_multiple, cfg.floor_per_min * window.seconds / 60, cfg.floor_total)
+            expected = history.quantile(cfg.quantile)
+            level = max(expected * cfg.warn_multiple, cfg.floor_per_min * window.seconds / 60,
+                        cfg.floor_total) * strictness
             score = window.total / level
             if score < 1:
                 continue
-            window.anomalous = True
+            if reference is None:
+                window.anomalous = True
             if worst is None or score > worst.score:
                 worst = Spike(score, score >= cfg.critical_multiple / cfg.warn_multiple, window.seconds,
                               window.total, window.events, expected)
         return worst
+
+    @classmethod
+    def pooled(cls, peers: list[WindowTotals], config: WindowTotalsConfig) -> WindowTotals:
+        """A reference whose histories weigh each peer's normalised history equally (a peer-group prior)."""
+        prior = cls(config)
+        for window in prior.windows:
+            pooled = [0.0] * window.history.n_bins
+            for peer in peers:
+                theirs = next((w.history for w in peer.windows if w.seconds == window.seconds), None)
+                if theirs is None or theirs.total <= 0 or theirs.n_bins != window.history.n_bins:
+                    continue
+                state = theirs.to_state()
+                for i, count in enumerate(state["counts"]):
+                    pooled[i] += count / state["total"]
+            window.history.load_state({"counts": pooled, "total": sum(pooled)})
+        return prior
 
     def to_state(self) -> list[dict[str, Any]]:
         return [{"seconds": w.seconds, "index": w.index, "total": w.total, "events": w.events,

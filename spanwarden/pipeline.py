@@ -8,16 +8,24 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from spanwarden.audit_sink import AuditSink
 from spanwarden.collector.span_record import UNKNOWN_AGENT, SpanRecord
 from spanwarden.detectors.agent_detectors import AgentDetectors, DetectorSettings
 from spanwarden.detectors.finding import Finding
+from spanwarden.detectors.isolation_model import IsolationModel
+from spanwarden.detectors.peer_prior import FLEET, PeerPriors
+from spanwarden.detectors.window_totals import WindowTotals
 from spanwarden.enforcers.audit_log import AgentRef
 from spanwarden.enforcers.decision import Action, Decision, allow
 from spanwarden.enforcers.ladder import AgentLadder
 from spanwarden.enforcers.policy import Policy
+from spanwarden.model_refit import Refitter, Reservoir, SyncRefitter
 
 STATE_VERSION = 1
+REFIT_MIN_VECTORS = 256
+REFIT_EVERY_S = 6 * 3600.0
 
 
 def detector_settings_for(policy: Policy, base: DetectorSettings | None = None) -> DetectorSettings:
@@ -37,7 +45,8 @@ class Pipeline:
 
     def __init__(self, policy: Policy, audit: AuditSink, settings: DetectorSettings | None = None,
                  on_decision: Callable[[Decision], None] | None = None,
-                 on_finding: Callable[[Finding], None] | None = None) -> None:
+                 on_finding: Callable[[Finding], None] | None = None, refitter: Refitter | None = None,
+                 seed: int = 0) -> None:
         self.policy = policy
         self.audit = audit
         self.settings = detector_settings_for(policy, settings)
@@ -47,21 +56,35 @@ class Pipeline:
         self.ladders: dict[str, AgentLadder] = {}
         self.agents: dict[str, AgentRef] = {}
         self.records_seen = 0
+        self.priors = PeerPriors(self.settings.cost_velocity.windows)
+        self.refitter = refitter or SyncRefitter()
+        self.seed = seed
+        self.reservoir = Reservoir(seed=seed)
+        self.behaviour_model: IsolationModel | None = None
+        self.next_fit_s = 0.0
 
     def process(self, records: Iterable[SpanRecord]) -> list[Decision]:
         decisions: list[Decision] = []
+        fitted = self.refitter.ready()
+        if fitted is not None:
+            self._use_model(fitted)
         for record in records:
             self.records_seen += 1
             agent_id = record.agent_id
             ref = self._agent_ref(record)
             bank = self.detectors.get(agent_id)
             if bank is None:
-                bank = self.detectors[agent_id] = AgentDetectors(agent_id, self.settings)
+                prior = self.priors.cost_prior(record.team, record.time_s, self._warmed_cost_histories)
+                bank = self.detectors[agent_id] = AgentDetectors(agent_id, self.settings, prior)
+                bank.behaviour.model = self.behaviour_model
             ladder = self._ladder(agent_id)
             lapsed = ladder.tick(record.time_s)
             if lapsed is not None:
                 decisions.append(self._record_decision(lapsed, ref))
-            for finding in bank.observe(record):
+            found = bank.observe(record)
+            if bank.behaviour.normal_vectors:
+                self._collect(bank, record.time_s)
+            for finding in found:
                 self.on_finding(finding)
                 self.audit.append("finding", ref, f"detector:{finding.detector}", finding.reason,
                                   finding.time_s, finding.evidence, self.policy.version, finding.to_dict())
@@ -71,6 +94,28 @@ class Pipeline:
                 if decision is not None:
                     decisions.append(self._record_decision(decision, ref, finding.evidence))
         return decisions
+
+    def _collect(self, bank: AgentDetectors, t: float) -> None:
+        """Move an agent's normal minute vectors to the fleet reservoir; refit the shared model on schedule."""
+        for vector in bank.behaviour.normal_vectors:
+            self.reservoir.offer(vector)
+        bank.behaviour.normal_vectors.clear()
+        if t >= self.next_fit_s and len(self.reservoir.items) >= REFIT_MIN_VECTORS:
+            self.next_fit_s = t + REFIT_EVERY_S
+            self.refitter.submit(np.array(self.reservoir.items), self.seed)
+            fitted = self.refitter.ready()
+            if fitted is not None:
+                self._use_model(fitted)
+
+    def _use_model(self, model: IsolationModel) -> None:
+        self.behaviour_model = model
+        for bank in self.detectors.values():
+            bank.behaviour.model = model
+
+    def _warmed_cost_histories(self, team: str) -> list[WindowTotals]:
+        return [bank.cost.totals for agent_id, bank in self.detectors.items()
+                if bank.cost.warmed_up() and agent_id != UNKNOWN_AGENT
+                and (team == FLEET or self.agents.get(agent_id, AgentRef()).team == team)]
 
     def command(self, agent_id: str, action: Action, reason: str, actor: str, now_s: float,
                 expires_s: float | None = None, throttle_per_s: float | None = None) -> Decision:
@@ -113,6 +158,8 @@ class Pipeline:
             "detectors": {a: d.to_state() for a, d in self.detectors.items()},
             "ladders": {a: ladder.to_state() for a, ladder in self.ladders.items()},
             "agents": {a: [r.owner, r.team, r.environment, r.version] for a, r in self.agents.items()},
+            "behaviour": {"reservoir": self.reservoir.to_state(), "next_fit_s": self.next_fit_s,
+                          "model": self.behaviour_model.to_state() if self.behaviour_model else None},
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -122,6 +169,11 @@ class Pipeline:
         self.detectors = {a: AgentDetectors.from_state(s, self.settings) for a, s in state["detectors"].items()}
         self.ladders = {a: AgentLadder.from_state(a, s) for a, s in state["ladders"].items()}
         self.agents = {a: AgentRef(a, *v) for a, v in state["agents"].items()}
+        behaviour = state["behaviour"]
+        self.reservoir.load_state(behaviour["reservoir"])
+        self.next_fit_s = float(behaviour["next_fit_s"])
+        if behaviour["model"] is not None:
+            self._use_model(IsolationModel.from_state(behaviour["model"]))
 
     def restore_decision(self, decision: Decision) -> None:
         """Reinstate a decision newer than the snapshot (recovered from the audit log after a crash)."""

@@ -43,6 +43,7 @@ def run(agents: int = 200, per_agent: int = 1000) -> dict[str, Any]:
         if bank is None:
             bank = banks[record.agent_id] = AgentDetectors(record.agent_id)
         bank.observe(record)
+        bank.behaviour.normal_vectors.clear()  # as the pipeline does, moving them to the fleet's reservoir
     elapsed = time.perf_counter() - started
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
@@ -54,6 +55,7 @@ def run(agents: int = 200, per_agent: int = 1000) -> dict[str, Any]:
         if bank is None:
             bank = banks[record.agent_id] = AgentDetectors(record.agent_id)
         bank.observe(record)
+        bank.behaviour.normal_vectors.clear()
     elapsed = time.perf_counter() - started
     json_bytes = sum(len(json.dumps(b.to_state())) for b in banks.values()) / len(banks)
     return {"records_per_s": round(len(records) / elapsed, 1), "bytes_per_agent": round(held / len(banks), 1),

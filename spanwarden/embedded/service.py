@@ -22,6 +22,7 @@ from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import commands_api, state_store
 from spanwarden.enforcers.audit_log import AgentRef, AuditLog
 from spanwarden.enforcers.policy import Policy
+from spanwarden.model_refit import ThreadRefitter
 from spanwarden.pipeline import Pipeline
 from spanwarden.settings import Settings
 
@@ -42,8 +43,9 @@ class EmbeddedService:
         self.audit = AuditLog(settings.audit_path, key, settings.audit_fsync)
         self.board = control_channel.DecisionBoard()
         self.latest_findings: dict[str, Finding] = {}
+        self.refitter = ThreadRefitter()  # the behaviour model is refitted off the event loop
         self.pipeline = Pipeline(self.policy, self.audit, on_decision=self.board.publish,
-                                 on_finding=self._remember_finding)
+                                 on_finding=self._remember_finding, refitter=self.refitter)
         self._restore()
         self.token = self._admin_token()
         self.port: int | None = None
@@ -137,6 +139,7 @@ class EmbeddedService:
             self.audit.append("service", AgentRef(), "service", "service stopped", self.clock(),
                               policy_version=self.policy.version)
             self.audit.close()
+            self.refitter.close()
 
     def run(self) -> None:
         """Serve until SIGINT or SIGTERM, then save state and close the audit log cleanly."""

@@ -29,7 +29,7 @@ from spanwarden.pipeline import Pipeline
 
 EPOCH = 1_795_305_600.0  # Monday 2026-11-23 00:00 UTC
 GRACE_S = 600.0
-DETECTORS = ("cost_velocity", "data_access", "error_burst", "runaway_loop")
+DETECTORS = ("cost_velocity", "data_access", "error_burst", "runaway_loop", "behaviour")
 
 
 @dataclass(frozen=True)
