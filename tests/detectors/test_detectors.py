@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from spanwarden.collector.span_record import make_record
@@ -77,3 +78,19 @@ def test_a_slow_creep_does_not_become_the_new_normal():
 
 def test_config_is_plain_data():
     assert replace(CostVelocityConfig(), warmup_s=10).warmup_s == 10
+
+
+def test_millions_of_distinct_resources_keep_memory_bounded():
+    """The profile holds at most max_profile resources (the least used are forgotten first), the window of
+    new ones is capped, so an agent touching endless distinct resources cannot grow its state."""
+    detector = DataAccess("agent-a")
+    run(detector, traffic.normal(4, 1))
+    sizes = []
+    for i in range(50_000):
+        detector.observe(make_record(agent_id="agent-a", end_ns=int((T0 + 3600 + i * 0.01) * 1e9),
+                                     resource=f"db:pg:x.t{i}"))
+        if i % 10_000 == 0:
+            sizes.append(len(json.dumps(detector.to_state())))
+    assert len(detector.profile) <= detector.config.max_profile
+    assert len(detector.recent_novel) <= 4 * detector.config.novel_critical
+    assert max(sizes) < 1.5 * min(sizes[1:])
