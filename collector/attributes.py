@@ -23,6 +23,7 @@ CACHED_TOKENS = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_rea
 REPORTED_COST = ("spanwarden.cost_usd", "gen_ai.usage.cost")
 TOOL_NAME = "gen_ai.tool.name"
 TOOL_ARGUMENTS = "gen_ai.tool.call.arguments"
+INPUT_MESSAGES = ("gen_ai.input.messages", "gen_ai.prompt")  # opt-in content; only ever hashed
 CONVERSATION_ID = "gen_ai.conversation.id"
 FINGERPRINT = "spanwarden.fingerprint"
 ERROR_TYPE = "error.type"
@@ -62,8 +63,9 @@ RESOURCE_KEYS = aliases(SERVICE_NAME, SERVICE_VERSION, ENVIRONMENT, AGENT_ID, AG
                         TEAM)
 SPAN_KEYS = aliases(
     AGENT_ID, AGENT_NAME, OWNER, TEAM, OPERATION, PROVIDER, RESPONSE_MODEL, REQUEST_MODEL, INPUT_TOKENS,
-    OUTPUT_TOKENS, CACHED_TOKENS, REPORTED_COST, TOOL_NAME, TOOL_ARGUMENTS, CONVERSATION_ID, FINGERPRINT,
+    OUTPUT_TOKENS, CACHED_TOKENS, REPORTED_COST, TOOL_NAME, TOOL_ARGUMENTS, INPUT_MESSAGES, CONVERSATION_ID,
+    FINGERPRINT,
     ERROR_TYPE, RESOURCE, DB_SYSTEM, DB_COLLECTION, DB_NAMESPACE, MESSAGING_DESTINATION, FILE_PATH,
     SERVER_ADDRESS, URL_FULL, ROWS, BYTES,
 )
-UNCUT = frozenset({TOOL_ARGUMENTS})  # read whole (hashed), never kept in a record
+UNCUT = frozenset({TOOL_ARGUMENTS, INPUT_MESSAGES[0]})  # read whole (hashed), never kept in a record

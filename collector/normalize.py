@@ -34,6 +34,7 @@ K_AGENT_ID, K_AGENT_NAME, K_OWNER, K_TEAM = _key(A.AGENT_ID), _key(A.AGENT_NAME)
 K_OPERATION, K_PROVIDER, K_ERROR = _key(A.OPERATION), _key(A.PROVIDER), _key(A.ERROR_TYPE)
 K_RESPONSE_MODEL, K_REQUEST_MODEL = _key(A.RESPONSE_MODEL), _key(A.REQUEST_MODEL)
 K_IN, K_OUT, K_CACHED = _key(A.INPUT_TOKENS), _key(A.OUTPUT_TOKENS), _key(A.CACHED_TOKENS)
+K_PROMPT = _key(A.INPUT_MESSAGES)
 K_COST, K_TOOL, K_ARGS, K_CONV = _key(A.REPORTED_COST), _key(A.TOOL_NAME), _key(A.TOOL_ARGUMENTS), _key(
     A.CONVERSATION_ID)
 K_FINGERPRINT, K_RESOURCE, K_ROWS, K_BYTES = _key(A.FINGERPRINT), _key(A.RESOURCE), _key(A.ROWS), _key(A.BYTES)
@@ -225,7 +226,8 @@ def _cut(text: str, flags: list[str]) -> str:
 
 
 def _fingerprint(a: dict[str, Any], tool_name: str, model: str) -> str:
-    """What makes two calls "the same call" for loop detection: tool + arguments, or an agent's own key."""
+    """What makes two calls "the same call" for loop detection: tool + arguments, model + prompt, or the
+    agent's own key."""
     explicit = a.get(K_FINGERPRINT)
     if explicit:
         return _text(explicit)[:64]
@@ -235,4 +237,7 @@ def _fingerprint(a: dict[str, Any], tool_name: str, model: str) -> str:
             digest = hashlib.blake2b(_text(arguments).encode(), digest_size=8).hexdigest()
             return f"tool:{tool_name}:{digest}"
         return f"tool:{tool_name}"
+    prompt = a.get(K_PROMPT)
+    if model and prompt:  # the same prompt sent again and again is a loop; a model alone is just work
+        return f"prompt:{model}:{hashlib.blake2b(_text(prompt).encode(), digest_size=8).hexdigest()}"
     return f"llm:{model}" if model else ""

@@ -109,12 +109,13 @@ class Behaviour:
         assert self.model is not None
         return Finding(
             agent_id=self.agent_id, detector=self.name, kind="unusual_minute",
-            score=round(score / self.model.threshold, 3), observed=top[2],
+            score=round(max(score / self.model.threshold, excess / self.config.excess), 3), observed=top[2],
             severity=Severity.INFO,
             expected=round(top[3], 3), unit=top[1],
             reason=("a minute unlike its usual ones: " + ", ".join(
                 f"{name} {r:,.4g} (usually {u:,.3g})" for _, name, r, u in reversed(ratios[-3:]))
-                    + f"; isolation score {score:.2f} over {self.model.threshold:.2f}"),
+                    + f"; isolation score {score:.2f} (unusual above {self.model.threshold:.2f}), "
+                    f"{max(excess, 0):.1f} log units past the fleet's largest such minute"),
             time_s=record.time_s, evidence=self.evidence,
         )
 

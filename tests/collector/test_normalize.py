@@ -138,3 +138,17 @@ def test_reported_cost_wins_and_unpriced_models_are_never_free(span_factory, nor
     assert unpriced.cost_source == "default_price" and unpriced.cost_usd == pytest.approx(10.0)
     assert "unpriced_model" in unpriced.flags and again.cost_usd == pytest.approx(10.0)
     assert sum("acme-llm-9" in m for m in caplog.messages) == 1  # reported once
+
+
+def test_fingerprints_identify_repeated_calls_without_keeping_content(span_factory, normalizer):
+    f = span_factory(**AGENT)
+    prompt = '[{"role": "user", "content": "' + "x" * 5000 + '"}]'
+    for _ in range(2):
+        f.span("chat", {"gen_ai.request.model": "gpt-4o", "gen_ai.input.messages": prompt})
+    f.span("chat", {"gen_ai.request.model": "gpt-4o", "gen_ai.input.messages": prompt + " "})
+    f.span("chat", {"gen_ai.request.model": "gpt-4o"})
+    f.span("t", {"gen_ai.tool.name": "search", "gen_ai.tool.call.arguments": '{"q": 1}'})
+    f.span("t", {"gen_ai.tool.name": "search", "spanwarden.fingerprint": "step-7"})
+    same, again, other, plain, tool, explicit = (r.fingerprint for r in records(normalizer, f.body()))
+    assert same == again != other and same.startswith("prompt:gpt-4o:") and len(same) < 64
+    assert plain == "llm:gpt-4o" and tool.startswith("tool:search:") and explicit == "step-7"
