@@ -104,7 +104,8 @@ class Behaviour:
 
     def _finding(self, record: SpanRecord, raw: tuple[float, ...], score: float, excess: float) -> Finding:
         usual = [math.expm1(level) / s for level, s in zip(self.levels, _SCALE, strict=True)]
-        ratios = sorted(((r + 1) / (u + 1), name, r, u) for name, r, u in zip(FEATURES, raw, usual, strict=True))
+        ratios = sorted(((r * k + 1) / (u * k + 1), name, r, u)
+                        for name, r, u, k in zip(FEATURES, raw, usual, _SCALE, strict=True))
         top = ratios[-1]
         assert self.model is not None
         return Finding(

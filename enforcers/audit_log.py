@@ -1,5 +1,9 @@
 """The tamper-evident audit log: append-only JSON lines, each entry chained to the one before by a hash
 (an HMAC when a key is configured), so `verify` proves nothing was altered, removed, inserted or reordered.
+
+A chain alone cannot show that its last entries were cut off, so a small head file beside the log
+(`audit.jsonl.head`) records the sequence number and hash of the newest entry, rewritten atomically after
+every append; `verify` checks the log still reaches it.
 """
 
 from __future__ import annotations
@@ -127,6 +131,39 @@ def verify(path: Path, key: bytes | None = None) -> VerifyResult:
         result.by_kind[entry.kind] = result.by_kind.get(entry.kind, 0) + 1
     result.last_hash, result.last_seq = prev, expected_seq - 1
     result.message = f"{path}: {result.entries} entries verified, chain intact"
+    return _check_head(result, path, key)
+
+
+def head_path(path: Path) -> Path:
+    return path.with_name(path.name + ".head")
+
+
+def _head_mac(seq: int, digest: str, key: bytes | None) -> str:
+    return entry_hash({"head_seq": seq, "head_hash": digest}, key)
+
+
+def _check_head(result: VerifyResult, path: Path, key: bytes | None) -> VerifyResult:
+    head = head_path(path)
+    if not head.exists():
+        if result.entries:
+            result.message += " (no head file: removal of the newest entries cannot be ruled out)"
+        return result
+    try:
+        doc = json.loads(head.read_text())
+        seq, digest, mac = int(doc["seq"]), str(doc["hash"]), str(doc["mac"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return _bad(result, None, 0, f"{head} is unreadable: {exc}")
+    if not hmac.compare_digest(_head_mac(seq, digest, key), mac):
+        return _bad(result, None, 0, f"{head} was altered (its seal does not match)")
+    last = result.last_seq
+    if seq > last:
+        return _bad(result, last + 1, last + 1, f"the log ends at entry {last} but its head records entry {seq}: "
+                    f"entries {last + 1}..{seq} were removed (truncated)")
+    if seq == last and digest != result.last_hash:
+        return _bad(result, seq, seq, f"entry {seq} is not the entry the head recorded (it was replaced)")
+    if seq < last - 1:  # one entry past the head is a crash between the append and the head update
+        return _bad(result, seq + 1, seq + 1, f"entries {seq + 1}..{last} were added after the head was last "
+                    "written (not by spanwarden)")
     return result
 
 
@@ -176,7 +213,19 @@ class AuditLog:
             if self.fsync == "always":
                 os.fsync(self._file.fileno())
             self.seq, self.last_hash = sealed.seq, sealed.hash
+            self._write_head()
             return sealed
+
+    def _write_head(self) -> None:
+        head = head_path(self.path)
+        tmp = head.with_name(head.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump({"seq": self.seq, "hash": self.last_hash,
+                       "mac": _head_mac(self.seq, self.last_hash, self.key)}, handle)
+            if self.fsync == "always":
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, head)
 
     def close(self) -> None:
         with self._lock:

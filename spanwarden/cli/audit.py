@@ -4,11 +4,94 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 
 app = typer.Typer(help="Audit log tools.", no_args_is_help=True)
+STATE = typer.Option(Path(".spanwarden"), envvar="SPANWARDEN_STATE_DIR", help="state directory")
+
+
+def parse_time(text: str | None) -> float | None:
+    """Epoch seconds or an ISO 8601 time (UTC unless it says otherwise)."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is neither epoch seconds nor an ISO 8601 time") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _log(state_dir: Path) -> Path:
+    path = state_dir / "audit.jsonl"
+    if not path.exists():
+        typer.echo(f"spanwarden: no audit log at {path}", err=True)
+        raise typer.Exit(2)
+    return path
+
+
+@app.command("export")
+def export_cmd(
+    since: str = typer.Option(None, help="from this time (epoch seconds or ISO 8601)"),
+    until: str = typer.Option(None, help="up to this time"),
+    agent: str = typer.Option(None, help="only this agent"),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv"),
+    state_dir: Path = STATE,
+) -> None:
+    """Print the entries in a time range, for one agent or all, as JSON lines or CSV."""
+    from spanwarden.enforcers.audit_query import AuditReadError, entries, export
+
+    if fmt not in ("jsonl", "csv"):
+        raise typer.BadParameter("use jsonl or csv", param_hint="--format")
+    try:
+        typer.echo(export(entries(_log(state_dir), parse_time(since), parse_time(until), agent), fmt), nl=False)
+    except AuditReadError as exc:
+        typer.echo(f"spanwarden: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command("explain")
+def explain_cmd(
+    agent: str = typer.Argument(..., help="the agent"),
+    at: str = typer.Option(None, help="the moment (epoch seconds or ISO 8601); default: the newest entry"),
+    state_dir: Path = STATE,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The responsibility chain for the decision in force: what the agent did, who it belongs to, which
+    policy rule or person acted, and on what evidence (trace/span ids)."""
+    from spanwarden.enforcers.audit_query import AuditReadError, explain
+
+    try:
+        result = explain(_log(state_dir), agent, parse_time(at)).to_dict()
+    except AuditReadError as exc:
+        typer.echo(f"spanwarden: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    when = datetime.fromtimestamp(result["at"], UTC).isoformat()
+    decision = result["decision"]
+    if decision is None:
+        typer.echo(f"{agent}: no decision recorded up to {when} (allowed by default)")
+        return
+    who = result["who"]
+    typer.echo(f"{agent} at {when}: {decision['action']} (audit entry {decision['seq']})")
+    typer.echo(f"  agent:       owner {who['owner'] or '?'}, team {who['team'] or '?'}, environment "
+               f"{who['environment'] or '?'}, version {who['version'] or '?'}")
+    typer.echo(f"  decided by:  {decision['decided_by']} (policy {decision['policy_version']})")
+    typer.echo(f"  reason:      {decision['reason']}")
+    for f in result["because_of"]:
+        typer.echo(f"  because:     [{f['seq']}] {f['actor']}: {f['reason']}")
+        typer.echo(f"               evidence {', '.join(f['evidence']) or '-'}")
+    for c in result["human_commands"]:
+        typer.echo(f"  human:       [{c['seq']}] {c['actor']}: {c['reason']}")
+    typer.echo("  history:     " + " -> ".join(f"{h['action']}@{h['seq']}" for h in result["decisions_so_far"]))
 
 
 @app.command("verify")

@@ -82,3 +82,23 @@ def test_secrets_are_redacted_before_writing(tmp_path):
     text = path.read_text()
     assert "abcdef0123456789xyz" not in text and "sk-live" not in text and "AKIAABCDEFGHIJKLMNOP" not in text
     assert text.count("[REDACTED]") == 3 and verify(path).ok
+
+
+def test_removing_the_newest_entries_is_caught_by_the_head(log_path):
+    _rewrite(log_path, lines(log_path)[:3])
+    result = verify(log_path)
+    assert not result.ok and "entries 4..5 were removed (truncated)" in result.message
+    assert result.first_bad_seq == 4
+
+
+def test_a_forged_head_is_caught(log_path):
+    head = log_path.with_name(log_path.name + ".head")
+    doc = json.loads(head.read_text())
+    head.write_text(json.dumps({**doc, "seq": 3}))
+    assert "altered" in verify(log_path).message
+
+
+def test_without_a_head_the_verdict_says_what_it_cannot_rule_out(log_path):
+    log_path.with_name(log_path.name + ".head").unlink()
+    result = verify(log_path)
+    assert result.ok and "cannot be ruled out" in result.message

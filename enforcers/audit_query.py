@@ -1,0 +1,97 @@
+"""Questions auditors ask of the audit log: the entries in a time range for an agent (export), and the
+responsibility chain behind the decision in force at a moment (explain)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spanwarden.enforcers.audit_log import AuditEntry, read_entries
+
+CSV_COLUMNS = ("seq", "time_s", "kind", "agent_id", "owner", "team", "environment", "agent_version", "actor",
+               "reason", "evidence", "policy_version", "data", "prev_hash", "hash")
+
+
+class AuditReadError(ValueError):
+    """The log has an unreadable line; `audit verify` says more."""
+
+
+def entries(path: Path, since: float | None = None, until: float | None = None,
+            agent: str | None = None) -> Iterator[AuditEntry]:
+    for number, entry in read_entries(path):
+        if isinstance(entry, Exception):
+            raise AuditReadError(f"{path}: line {number} is unreadable ({entry}); run `spanwarden audit verify`")
+        if since is not None and entry.time_s < since:
+            continue
+        if until is not None and entry.time_s > until:
+            continue
+        if agent is not None and entry.agent.id != agent:
+            continue
+        yield entry
+
+
+def export(selected: Iterable[AuditEntry], fmt: str) -> str:
+    if fmt == "jsonl":
+        return "".join(e.to_json() + "\n" for e in selected)
+    if fmt != "csv":
+        raise ValueError(f"unknown format {fmt!r}; use jsonl or csv")
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for e in selected:
+        writer.writerow([e.seq, e.time_s, e.kind, e.agent.id, e.agent.owner, e.agent.team, e.agent.environment,
+                         e.agent.version, e.actor, e.reason, " ".join(e.evidence), e.policy_version,
+                         json.dumps(e.data, sort_keys=True), e.prev_hash, e.hash])
+    return out.getvalue()
+
+
+@dataclass
+class Explanation:
+    """Why an agent is in the state it is in at a moment, and who is responsible."""
+
+    agent: str
+    at: float
+    decision: AuditEntry | None  # the decision in force (the newest one at or before `at`)
+    findings: list[AuditEntry] = field(default_factory=list)  # what the agent did that led to it
+    commands: list[AuditEntry] = field(default_factory=list)  # humans who acted on the agent up to then
+    history: list[AuditEntry] = field(default_factory=list)  # every decision up to then
+
+    def to_dict(self) -> dict[str, Any]:
+        def brief(e: AuditEntry) -> dict[str, Any]:
+            return {"seq": e.seq, "time_s": e.time_s, "kind": e.kind, "actor": e.actor, "reason": e.reason,
+                    "evidence": list(e.evidence), "policy_version": e.policy_version}
+
+        d = self.decision
+        return {
+            "agent": self.agent, "at": self.at,
+            "who": None if d is None else {"owner": d.agent.owner, "team": d.agent.team,
+                                           "environment": d.agent.environment, "version": d.agent.version},
+            "decision": None if d is None else {**brief(d), "action": d.data.get("action"),
+                                                "decided_by": d.data.get("decided_by")},
+            "because_of": [brief(f) for f in self.findings],
+            "human_commands": [brief(c) for c in self.commands],
+            "decisions_so_far": [{**brief(h), "action": h.data.get("action")} for h in self.history],
+        }
+
+
+def explain(path: Path, agent: str, at: float | None = None, lookback_s: float = 900.0) -> Explanation:
+    """The decision in force for `agent` at `at` (default: the end of the log), the findings in the
+    `lookback_s` before it that it names, and the humans' commands up to then."""
+    mine = list(entries(path, agent=agent))
+    moment = at if at is not None else (mine[-1].time_s if mine else 0.0)
+    upto = [e for e in mine if e.time_s <= moment]
+    decisions = [e for e in upto if e.kind == "decision"]
+    decision = decisions[-1] if decisions else None
+    result = Explanation(agent, moment, decision, history=decisions,
+                         commands=[e for e in upto if e.kind == "command"])
+    if decision is not None:
+        named = set(decision.data.get("findings", ()))
+        start = decision.time_s - lookback_s
+        result.findings = [e for e in upto if e.kind == "finding" and start <= e.time_s <= decision.time_s
+                           and f"{e.data.get('detector')}/{e.data.get('kind')}" in named]
+    return result
