@@ -25,7 +25,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(16 << 20, gt=0, description="largest OTLP body, compressed or not")
     audit_hmac_key: str | None = Field(None, description="signs the audit chain (HMAC-SHA256) when set")
     audit_fsync: Literal["always", "never"] = Field("always", description="fsync each audit entry")
-    admin_token: str | None = Field(None, description="bearer token for commands; generated when unset")
+    admin_token: str | None = Field(None, description="an admin bearer token; generated when unset")
+    tokens_file: Path | None = Field(None, description="named tokens with roles; default STATE_DIR/tokens.yaml")
     snapshot_interval_s: float = Field(5.0, gt=0, description="how often baselines are saved to disk")
     long_poll_s: float = Field(25.0, gt=0, le=300, description="longest a control-channel poll is held")
 
@@ -36,6 +37,10 @@ class Settings(BaseSettings):
     @property
     def snapshot_path(self) -> Path:
         return self.state_dir / "state.json"
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.tokens_file or self.state_dir / "tokens.yaml"
 
     @property
     def token_path(self) -> Path:

@@ -17,14 +17,16 @@ DEFAULT_URL = "http://127.0.0.1:4318"
 
 
 def _token(state_dir: Path) -> str:
-    token = os.environ.get("SPANWARDEN_ADMIN_TOKEN")
+    """Your token (SPANWARDEN_TOKEN), else the service's admin token (SPANWARDEN_ADMIN_TOKEN or the file)."""
+    token = os.environ.get("SPANWARDEN_TOKEN") or os.environ.get("SPANWARDEN_ADMIN_TOKEN")
     if token:
         return token
     path = state_dir / "admin.token"
     try:
         return path.read_text().strip()
     except OSError:
-        typer.echo(f"spanwarden: no token: set SPANWARDEN_ADMIN_TOKEN or run where {path} is readable", err=True)
+        typer.echo(f"spanwarden: no token: set SPANWARDEN_TOKEN (see `spanwarden token add`) or run where "
+                   f"{path} is readable", err=True)
         raise typer.Exit(2) from None
 
 
@@ -48,6 +50,23 @@ ACTOR = typer.Option(None, help="who you are (default: your login name)")
 
 
 def register(app: typer.Typer) -> None:
+    token_app = typer.Typer(help="Named tokens with roles.", no_args_is_help=True)
+    app.add_typer(token_app, name="token")
+
+    @token_app.command("add")
+    def token_add(name: str, role: str = typer.Option(..., help="agent, viewer, oncall or admin"),
+                  agent: list[str] = typer.Option([], help="for an agent token: the agent ids it speaks for"),
+                  state_dir: Path = STATE) -> None:
+        """Create a token for NAME with ROLE; its SHA-256 goes into STATE_DIR/tokens.yaml, the token is
+        printed once (the service reads the file at start)."""
+        from spanwarden.enforcers.roles import Role, add_token
+
+        try:
+            chosen = Role[role.upper()]
+        except KeyError:
+            raise typer.BadParameter("use agent, viewer, oncall or admin", param_hint="--role") from None
+        typer.echo(add_token(state_dir / "tokens.yaml", name, chosen, tuple(agent)))
+
     @app.command("kill")
     def kill(agent: str, reason: str = typer.Option(..., help="why (required, audited)"), url: str = URL,
              state_dir: Path = STATE, actor: str = ACTOR) -> None:
@@ -74,10 +93,15 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{agent}: allow (decision v{d['version']}) by {d['decided_by']}")
 
     @app.command("status")
-    def status(url: str = URL, as_json: bool = typer.Option(False, "--json")) -> None:
-        """Every agent the service knows, with its decision and latest finding."""
+    def status(url: str = URL, state_dir: Path = STATE, as_json: bool = typer.Option(False, "--json")) -> None:
+        """Every agent the service knows, with its decision and latest finding (viewer role or above)."""
         try:
-            agents = requests.get(f"{url}/v1/status", timeout=10).json()["agents"]
+            response = requests.get(f"{url}/v1/status", timeout=10,
+                                    headers={"Authorization": f"Bearer {_token(state_dir)}"})
+            if response.status_code != 200:
+                typer.echo(f"spanwarden: refused ({response.status_code}): {response.text}", err=True)
+                raise typer.Exit(1)
+            agents = response.json()["agents"]
         except (requests.RequestException, ValueError, KeyError) as exc:
             typer.echo(f"spanwarden: cannot read status from {url}: {exc}", err=True)
             raise typer.Exit(2) from None

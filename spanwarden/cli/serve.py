@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from spanwarden.collector.pricing import PriceTableError
 from spanwarden.enforcers.audit_log import AuditError
 from spanwarden.enforcers.policy import PolicyError
+from spanwarden.enforcers.roles import TokenFileError
 from spanwarden.settings import Settings
 
 
@@ -39,7 +40,7 @@ def serve(
     settings = load_settings(host=host, port=port, state_dir=state_dir, policy_file=policy_file)
     try:
         service = EmbeddedService(settings)
-    except (PolicyError, PriceTableError, AuditError, OSError) as exc:
+    except (PolicyError, PriceTableError, AuditError, TokenFileError, OSError) as exc:
         typer.echo(f"spanwarden: cannot start: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"spanwarden: OTLP/HTTP on http://{settings.host}:{settings.port}/v1/traces; commands need the "

@@ -1,47 +1,69 @@
-"""On-call commands over HTTP (`POST /v1/commands`): kill, throttle and resume an agent, authenticated
-with the service's bearer token and audited with the human who gave them."""
+"""On-call commands over HTTP (`POST /v1/commands`): kill, throttle and resume an agent, authenticated by
+bearer token, allowed by role, and audited with the principal who gave them — refusals included."""
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
+from spanwarden.enforcers.audit_log import AgentRef
 from spanwarden.enforcers.decision import Action
+from spanwarden.enforcers.roles import Principal, TokenBook
 from spanwarden.pipeline import Pipeline
 
 COMMANDS = {"kill": Action.HALT, "throttle": Action.THROTTLE, "resume": Action.ALLOW, "warn": Action.WARN}
 
 
-def add_routes(app: web.Application, pipeline: Pipeline, token: str,
+def authorize(request: web.Request, tokens: TokenBook, action: str, pipeline: Pipeline, now_s: float,
+              agent: str = "") -> Principal | web.Response:
+    """The principal allowed to do `action`, or the 401/403 answer (audited as an attempt)."""
+    principal = tokens.authenticate(request.headers.get("Authorization", ""))
+    if principal is not None and principal.may(action):
+        return principal
+    status = 401 if principal is None else 403
+    actor = "unauthenticated" if principal is None else principal.actor
+    why = ("no valid bearer token" if principal is None
+           else f"role {principal.role.name.lower()} may not {action}")
+    pipeline.audit.append("command", pipeline.agents.get(agent, AgentRef(id=agent)), actor,
+                          f"refused {action}: {why}", now_s, (), pipeline.policy.version,
+                          {"command": action, "outcome": "refused", "status": status,
+                           "remote": request.remote or ""})
+    return web.json_response({"code": status, "message": f"{action} refused: {why}"}, status=status)
+
+
+def add_routes(app: web.Application, pipeline: Pipeline, tokens: TokenBook,
                clock: Callable[[], float] = time.time) -> None:
     async def command(request: web.Request) -> web.Response:
-        supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not supplied or not hmac.compare_digest(supplied.encode(), token.encode()):
-            return web.json_response({"code": 401, "message": "a valid bearer token is required"}, status=401)
         try:
-            body = await request.json()
-            name, agent, actor = body["command"], body["agent"], body["actor"]
-            reason = body.get("reason", "")
+            body: dict[str, Any] = await request.json()
+            name, agent = str(body["command"]), str(body["agent"])
+            reason = str(body.get("reason", ""))
             rate = None if body.get("rate_per_s") is None else float(body["rate_per_s"])
             expires = None if body.get("expires_s") is None else float(body["expires_s"])
             if rate is not None and not rate > 0:
                 raise ValueError("rate_per_s must be > 0")
         except (ValueError, KeyError, TypeError) as exc:
-            return web.json_response({"code": 400, "message": f"expected JSON with command, agent and actor, "
-                                      f"numeric rate_per_s/expires_s ({exc})"}, status=400)
+            return web.json_response({"code": 400, "message": f"expected JSON with command and agent, numeric "
+                                      f"rate_per_s/expires_s ({exc})"}, status=400)
         if name not in COMMANDS:
             return web.json_response({"code": 400, "message": f"unknown command {name!r}; one of "
                                       f"{sorted(COMMANDS)}"}, status=400)
-        if name == "kill" and not str(reason).strip():
+        now = clock()
+        principal = authorize(request, tokens, name, pipeline, now, agent)
+        if isinstance(principal, web.Response):
+            return principal
+        if name == "kill" and not reason.strip():
             return web.json_response({"code": 400, "message": "kill needs a reason"}, status=400)
         action = COMMANDS[name]
         if action is Action.THROTTLE and rate is None:
             rate = pipeline.policy.throttle_per_s
-        decision = pipeline.command(str(agent), action, str(reason) or f"{name} by {actor}", str(actor), clock(),
-                                    expires, rate if action is Action.THROTTLE else None)
+        stated = str(body.get("actor", "")).strip()
+        actor = principal.name if not stated or stated == principal.name else f"{principal.name} for {stated}"
+        decision = pipeline.command(agent, action, reason or f"{name} by {actor}", actor, now, expires,
+                                    rate if action is Action.THROTTLE else None)
         return web.json_response(decision.to_dict())
 
     app.router.add_post("/v1/commands", command)

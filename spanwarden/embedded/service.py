@@ -22,6 +22,7 @@ from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import commands_api, state_store
 from spanwarden.enforcers.audit_log import AgentRef, AuditLog
 from spanwarden.enforcers.policy import Policy
+from spanwarden.enforcers.roles import TokenBook
 from spanwarden.model_refit import ThreadRefitter
 from spanwarden.pipeline import Pipeline
 from spanwarden.settings import Settings
@@ -48,6 +49,7 @@ class EmbeddedService:
                                  on_finding=self._remember_finding, refitter=self.refitter)
         self._restore()
         self.token = self._admin_token()
+        self.tokens = TokenBook.load(settings.tokens_path, self.token)
         self.port: int | None = None
         self._snapshotted_at = -1
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -88,7 +90,7 @@ class EmbeddedService:
         app.router.add_post(receiver.TRACES_PATH, receiver.traces_handler(
             Normalizer(self.prices), self.deliver, self.settings.max_body_bytes))
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)
-        commands_api.add_routes(app, self.pipeline, self.token, self.clock)
+        commands_api.add_routes(app, self.pipeline, self.tokens, self.clock)
         app.router.add_get("/v1/status", self._status)
         app.router.add_get("/healthz", self._health)
         return app
@@ -97,6 +99,9 @@ class EmbeddedService:
         return web.json_response({"status": "ok", "records": self.pipeline.records_seen})
 
     async def _status(self, request: web.Request) -> web.Response:
+        allowed = commands_api.authorize(request, self.tokens, "status", self.pipeline, self.clock())
+        if isinstance(allowed, web.Response):
+            return allowed
         return web.json_response({"agents": self.status()})
 
     def status(self) -> list[dict[str, Any]]:

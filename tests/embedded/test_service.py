@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import time
 
@@ -54,7 +55,8 @@ def test_real_exporter_spans_reach_the_pipeline(running):
     service, url = running
     export_spans(url, "agent-1", 5)
     assert requests.get(f"{url}/healthz", timeout=5).json()["records"] == 5
-    assert [a["agent"] for a in requests.get(f"{url}/v1/status", timeout=5).json()["agents"]] == ["agent-1"]
+    status = requests.get(f"{url}/v1/status", headers={"Authorization": "Bearer test-token"}, timeout=5)
+    assert [a["agent"] for a in status.json()["agents"]] == ["agent-1"]
 
 
 def test_gzip_compressed_export_is_accepted(running):
@@ -85,7 +87,8 @@ def test_bad_requests_get_clear_errors_and_nothing_else_is_lost(running, body, h
 def test_commands_need_the_token(running):
     service, url = running
     assert command(url, {"command": "kill", "agent": "a", "actor": "x", "reason": "r"}, "wrong").status_code == 401
-    assert requests.post(f"{url}/v1/commands", json={}, timeout=5).status_code == 401
+    assert requests.post(f"{url}/v1/commands", json={"command": "kill", "agent": "a"},
+                         timeout=5).status_code == 401
     assert command(url, {"command": "kill", "agent": "a", "actor": "x"}).status_code == 400  # no reason
     assert command(url, {"command": "explode", "agent": "a", "actor": "x"}).status_code == 400
     for rate in ("fast", 0, -1):
@@ -111,7 +114,7 @@ def test_long_poll_answers_as_soon_as_the_decision_changes(running):
     assert command(url, {"command": "kill", "agent": "agent-9", "actor": "alice",
                          "reason": "runaway"}).status_code == 200
     poller.join(10)
-    assert answer["decision"]["action"] == "halt" and answer["decision"]["decided_by"] == "human:alice"
+    assert answer["decision"]["action"] == "halt" and answer["decision"]["decided_by"] == "human:admin for alice"
     assert answer["waited"] < 10  # woken by the change, not by the 20 s timeout
 
 
@@ -158,3 +161,32 @@ def test_a_tampered_audit_log_stops_the_service_from_starting(tmp_path):
     from spanwarden.enforcers.audit_log import AuditChainBroken
     with pytest.raises(AuditChainBroken, match="altered"):
         EmbeddedService(Settings(port=0, state_dir=tmp_path))
+
+
+def test_roles_decide_who_may_command_and_refusals_are_audited(tmp_path):
+    from spanwarden.enforcers.roles import Role, add_token
+
+    tokens = tmp_path / "tokens.yaml"
+    viewer = add_token(tokens, "vera", Role.VIEWER)
+    oncall = add_token(tokens, "omar", Role.ONCALL)
+    agent = add_token(tokens, "billing-bot", Role.AGENT, ("billing-bot",))
+    service, url = start(tmp_path)
+    try:
+        kill = {"command": "kill", "agent": "billing-bot", "reason": "runaway"}
+        assert command(url, kill, viewer).status_code == 403
+        assert command(url, {**kill, "command": "resume"}, agent).status_code == 403  # never itself
+        assert command(url, kill, "forged").status_code == 401
+        done = command(url, kill, oncall)
+        assert done.status_code == 200 and done.json()["decided_by"] == "human:omar"
+        status = requests.get(f"{url}/v1/status", headers={"Authorization": f"Bearer {viewer}"}, timeout=5)
+        assert status.status_code == 200
+        assert requests.get(f"{url}/v1/status", timeout=5).status_code == 401
+        assert requests.get(f"{url}/v1/status", headers={"Authorization": f"Bearer {agent}"},
+                            timeout=5).status_code == 403
+    finally:
+        service.stop()
+    refused = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    refused = [e for e in refused if e["kind"] == "command" and e["data"].get("outcome") == "refused"]
+    assert [(e["actor"], e["data"]["status"]) for e in refused] == [
+        ("human:vera", 403), ("agent:billing-bot", 403), ("unauthenticated", 401), ("unauthenticated", 401),
+        ("agent:billing-bot", 403)]
