@@ -76,6 +76,14 @@ class AgentDetectors:
         self.last_emitted[key] = (finding.time_s, int(finding.severity))
         return True
 
+    def apply_settings(self, settings: DetectorSettings) -> None:
+        """Take new budgets and sensitive tags (a policy reload) without losing anything learned."""
+        self.settings = settings
+        self.cost.config = settings.cost_velocity
+        access = self.detector("data_access")
+        assert isinstance(access, DataAccess)
+        access.configure(settings.data_access)
+
     def detector(self, name: str) -> Detector:
         for detector in self.detectors:
             if detector.name == name:

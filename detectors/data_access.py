@@ -45,10 +45,9 @@ class DataAccess:
 
     def __init__(self, agent_id: str, config: DataAccessConfig | None = None) -> None:
         self.agent_id = agent_id
-        self.config = config or DataAccessConfig()
-        self._sensitive = re.compile(
-            "|".join(fnmatch.translate(p) for p in self.config.sensitive_patterns) or "(?!)", re.IGNORECASE
-        )
+        self.config: DataAccessConfig
+        self._sensitive: re.Pattern[str]
+        self.configure(config or DataAccessConfig())
         self.first_time: float | None = None
         self.last_time: float | None = None
         self.touches = 0
@@ -56,6 +55,12 @@ class DataAccess:
         self.profile: dict[str, list[float]] = {}  # resource -> [count, first_seen]
         self.recent_novel: list[tuple[float, str]] = []  # a list: usually empty, and a deque is 600 bytes
         self.rows = WindowTotals(self.config.rows)
+
+    def configure(self, config: DataAccessConfig) -> None:
+        self.config = config
+        self._sensitive = re.compile(
+            "|".join(fnmatch.translate(p) for p in config.sensitive_patterns) or "(?!)", re.IGNORECASE
+        )
 
     def is_sensitive(self, resource: str) -> bool:
         return self._sensitive.match(resource) is not None

@@ -91,7 +91,8 @@ class Policy(_Strict):
             return cls.model_validate(doc)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+                f"{_where(text, err['loc'])}{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+                for err in exc.errors()
             )
             raise PolicyError(f"{source}: {problems}") from exc
 
@@ -106,3 +107,21 @@ class Policy(_Strict):
         except OSError as exc:
             raise PolicyError(f"cannot read policy file {path}: {exc}") from exc
         return cls.from_yaml(text, str(path))
+
+
+def _where(text: str, loc: tuple[Any, ...]) -> str:
+    """"line N: " for the YAML node at `loc` (or its nearest parent that exists), "" if unknown."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return ""
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+        if child is None:
+            break
+        node = child
+    return f"line {node.start_mark.line + 1}: " if node is not None else ""

@@ -126,6 +126,16 @@ class Pipeline:
         decision = self._ladder(agent_id).command(action, reason, actor, now_s, expires_s, throttle_per_s)
         return self._record_decision(decision, ref)
 
+    def set_policy(self, policy: Policy, actor: str, now_s: float) -> None:
+        """Put a new policy in force (audited), keeping every baseline and decision."""
+        old = self.policy.version
+        self.policy = policy
+        self.settings = detector_settings_for(policy, self.settings)
+        for bank in self.detectors.values():
+            bank.apply_settings(self.settings)
+        self.audit.append("config_change", AgentRef(), actor, f"policy {old} replaced by {policy.version}", now_s,
+                          (), policy.version, {"outcome": "applied", "from": old, "to": policy.version})
+
     def decision(self, agent_id: str) -> Decision:
         ladder = self.ladders.get(agent_id)
         return ladder.current if ladder else allow(agent_id)

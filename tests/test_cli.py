@@ -54,3 +54,11 @@ def test_bench_detectors_and_eval_print_their_contracts():
             "runaway_s_to_halt"} <= set(result)
     assert set(result["per_detector"]["cost_velocity"]) == {"precision", "recall", "median_s_to_detect",
                                                             "p95_s_to_detect"}
+
+
+def test_policy_check(tmp_path):
+    assert spanwarden("policy", "check").returncode == 0
+    bad = tmp_path / "p.yaml"
+    bad.write_text("version: 1\nescalation: {findings: -3}\n")
+    done = spanwarden("policy", "check", str(bad))
+    assert done.returncode == 1 and "line 2" in done.stdout and "escalation.findings" in done.stdout

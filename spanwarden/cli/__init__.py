@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from spanwarden.cli import audit, bench, demo, evaluate, oncall, serve
+from spanwarden.cli import audit, bench, demo, evaluate, oncall, policy, serve
 
 app = typer.Typer(help="spanwarden: learned per-agent baselines and warn/throttle/halt for AI agents.",
                   no_args_is_help=True, add_completion=False)
@@ -13,6 +13,7 @@ app.command("demo")(demo.demo)
 app.command("eval")(evaluate.evaluate)
 app.add_typer(bench.app, name="bench")
 app.add_typer(audit.app, name="audit")
+app.add_typer(policy.app, name="policy")
 oncall.register(app)
 
 

@@ -21,7 +21,7 @@ from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import commands_api, state_store
 from spanwarden.enforcers.audit_log import AgentRef, AuditLog
-from spanwarden.enforcers.policy import Policy
+from spanwarden.enforcers.policy import Policy, PolicyError
 from spanwarden.enforcers.roles import TokenBook
 from spanwarden.model_refit import ThreadRefitter
 from spanwarden.pipeline import Pipeline
@@ -92,6 +92,7 @@ class EmbeddedService:
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)
         commands_api.add_routes(app, self.pipeline, self.tokens, self.clock)
         app.router.add_get("/v1/status", self._status)
+        app.router.add_post("/v1/policy/reload", self._reload)
         app.router.add_get("/healthz", self._health)
         return app
 
@@ -103,6 +104,29 @@ class EmbeddedService:
         if isinstance(allowed, web.Response):
             return allowed
         return web.json_response({"agents": self.status()})
+
+    async def _reload(self, request: web.Request) -> web.Response:
+        allowed = commands_api.authorize(request, self.tokens, "policy_reload", self.pipeline, self.clock())
+        if isinstance(allowed, web.Response):
+            return allowed
+        error = self.reload_policy(allowed.actor)
+        if error:
+            return web.json_response({"code": 400, "message": error}, status=400)
+        return web.json_response({"policy_version": self.pipeline.policy.version})
+
+    def reload_policy(self, actor: str) -> str | None:
+        """Load the policy file again; an invalid one is refused (and audited) and the old one stays."""
+        try:
+            policy = Policy.load(self.settings.policy_file)
+        except PolicyError as exc:
+            self.audit.append("config_change", AgentRef(), actor, f"policy reload refused: {exc}", self.clock(),
+                              (), self.pipeline.policy.version, {"outcome": "refused", "error": str(exc)})
+            log.error("policy reload refused, %s stays in force: %s", self.pipeline.policy.version, exc)
+            return str(exc)
+        self.pipeline.set_policy(policy, actor, self.clock())
+        self.policy = policy
+        log.info("policy %s in force", policy.version)
+        return None
 
     def status(self) -> list[dict[str, Any]]:
         out = []
@@ -147,13 +171,15 @@ class EmbeddedService:
             self.refitter.close()
 
     def run(self) -> None:
-        """Serve until SIGINT or SIGTERM, then save state and close the audit log cleanly."""
+        """Serve until SIGINT or SIGTERM, then save state and close the audit log cleanly; SIGHUP reloads the
+        policy."""
 
         async def main() -> None:
             task = asyncio.ensure_future(self._serve())
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.request_stop)
+            loop.add_signal_handler(signal.SIGHUP, lambda: self.reload_policy("signal:SIGHUP"))
             await task
 
         asyncio.run(main())

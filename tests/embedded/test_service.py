@@ -9,6 +9,7 @@ import time
 
 import pytest
 import requests
+import yaml
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -16,6 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from spanwarden.embedded.service import EmbeddedService
 from spanwarden.enforcers.audit_log import verify
+from spanwarden.enforcers.policy import Policy
 from spanwarden.settings import Settings
 
 
@@ -190,3 +192,31 @@ def test_roles_decide_who_may_command_and_refusals_are_audited(tmp_path):
     assert [(e["actor"], e["data"]["status"]) for e in refused] == [
         ("human:vera", 403), ("agent:billing-bot", 403), ("unauthenticated", 401), ("unauthenticated", 401),
         ("agent:billing-bot", 403)]
+
+
+def test_policy_reload_applies_audits_and_refuses_invalid_files(tmp_path):
+    from spanwarden.enforcers.roles import Role, add_token
+
+    policy_file = tmp_path / "policy.yaml"
+    shipped = Policy.load().model_dump(mode="json")
+    policy_file.write_text(yaml.safe_dump({**shipped, "version": "v1"}))
+    oncall = add_token(tmp_path / "tokens.yaml", "omar", Role.ONCALL)
+    service, url = start(tmp_path, admin_token="adm", policy_file=policy_file)
+    try:
+        export_spans(url, "agent-1", 3)
+        reload = lambda token: requests.post(f"{url}/v1/policy/reload",  # noqa: E731
+                                             headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert reload(oncall).status_code == 403
+        policy_file.write_text(yaml.safe_dump({**shipped, "version": "v2", "budgets": {"agent_usd_per_hour": 5}}))
+        assert reload("adm").json() == {"policy_version": "v2"}
+        budget = service.call(lambda: service.pipeline.detectors["agent-1"].cost.config.hourly_budget_usd)
+        assert budget == 5  # existing agents take the new budget, keeping what they learned
+        policy_file.write_text("version: v3\nrules: [{id: x, action: explode}]\n")
+        refused = reload("adm")
+        assert refused.status_code == 400 and "line 2" in refused.json()["message"]
+        assert service.call(lambda: service.pipeline.policy.version) == "v2"
+    finally:
+        service.stop()
+    changes = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    changes = [(e["actor"], e["data"].get("outcome")) for e in changes if e["kind"] == "config_change"]
+    assert changes == [("human:admin", "applied"), ("human:admin", "refused")]

@@ -117,3 +117,10 @@ def test_shipped_policy_loads_and_starts_from_what_teams_do():
     policy = Policy.load()
     assert policy.ceiling("dev") is Action.WARN and policy.ceiling("prod") is Action.HALT
     assert policy.budgets.agent_usd_per_hour == 100
+
+
+def test_policy_errors_name_the_line(tmp_path):
+    from spanwarden.enforcers.policy import PolicyError
+    text = "version: x\nrules:\n  - {id: a, action: warn}\n  - id: b\n    action: explode\n"
+    with pytest.raises(PolicyError, match=r"p.yaml: line 5: rules.1.action"):
+        Policy.from_yaml(text, "p.yaml")
