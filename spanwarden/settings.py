@@ -3,10 +3,11 @@ a message that names the key."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,10 +26,22 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(16 << 20, gt=0, description="largest OTLP body, compressed or not")
     audit_hmac_key: str | None = Field(None, description="signs the audit chain (HMAC-SHA256) when set")
     audit_fsync: Literal["always", "never"] = Field("always", description="fsync each audit entry")
+    redact_patterns: list[str] = Field(default_factory=list,
+                                       description="extra regexes whose matches are redacted from the audit log")
     admin_token: str | None = Field(None, description="an admin bearer token; generated when unset")
     tokens_file: Path | None = Field(None, description="named tokens with roles; default STATE_DIR/tokens.yaml")
     snapshot_interval_s: float = Field(5.0, gt=0, description="how often baselines are saved to disk")
     long_poll_s: float = Field(25.0, gt=0, le=300, description="longest a control-channel poll is held")
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
+        return patterns
 
     @property
     def audit_path(self) -> Path:

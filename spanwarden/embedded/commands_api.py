@@ -3,17 +3,19 @@ bearer token, allowed by role, and audited with the principal who gave them — 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from spanwarden.enforcers.audit_log import AgentRef
+from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken
 from spanwarden.enforcers.decision import Action
 from spanwarden.enforcers.roles import Principal, TokenBook
 from spanwarden.pipeline import Pipeline
 
+log = logging.getLogger(__name__)
 COMMANDS = {"kill": Action.HALT, "throttle": Action.THROTTLE, "resume": Action.ALLOW, "warn": Action.WARN}
 
 
@@ -27,10 +29,14 @@ def authorize(request: web.Request, tokens: TokenBook, action: str, pipeline: Pi
     actor = "unauthenticated" if principal is None else principal.actor
     why = ("no valid bearer token" if principal is None
            else f"role {principal.role.name.lower()} may not {action}")
-    pipeline.audit.append("command", pipeline.agents.get(agent, AgentRef(id=agent)), actor,
-                          f"refused {action}: {why}", now_s, (), pipeline.policy.version,
-                          {"command": action, "outcome": "refused", "status": status,
-                           "remote": request.remote or ""})
+    try:
+        pipeline.audit.append("command", pipeline.agents.get(agent, AgentRef(id=agent)), actor,
+                              f"refused {action}: {why}", now_s, (), pipeline.policy.version,
+                              {"command": action, "outcome": "refused", "status": status,
+                               "remote": request.remote or ""})
+    except AuditChainBroken:  # nothing can be appended until the break is acknowledged: log it instead
+        log.warning("refused %s by %s from %s (%s); not audited: the audit chain is broken", action, actor,
+                    request.remote, why)
     return web.json_response({"code": status, "message": f"{action} refused: {why}"}, status=status)
 
 

@@ -4,7 +4,9 @@ keeping its state on local disk so that a restart loses nothing."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
 import secrets
 import signal
 import threading
@@ -20,14 +22,29 @@ from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import commands_api, state_store
-from spanwarden.enforcers.audit_log import AgentRef, AuditLog
+from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditLog, head_path
 from spanwarden.enforcers.policy import Policy, PolicyError
+from spanwarden.enforcers.redact import Redactor
 from spanwarden.enforcers.roles import TokenBook
 from spanwarden.model_refit import ThreadRefitter
 from spanwarden.pipeline import Pipeline
 from spanwarden.settings import Settings
 
 log = logging.getLogger(__name__)
+ACKNOWLEDGE_PATH = "/v1/audit/acknowledge"
+
+
+class BrokenAudit:
+    """Stands in for the audit log while its chain is broken: every append is refused."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def append(self, *args: Any, **kwargs: Any) -> Any:
+        raise AuditChainBroken(self.message)
+
+    def close(self) -> None:
+        return None
 
 
 class EmbeddedService:
@@ -40,8 +57,17 @@ class EmbeddedService:
         self.policy = Policy.load(settings.policy_file)
         self.prices = PriceTable.load(settings.price_file,
                                       (settings.default_input_price, settings.default_output_price))
-        key = settings.audit_hmac_key.encode() if settings.audit_hmac_key else None
-        self.audit = AuditLog(settings.audit_path, key, settings.audit_fsync)
+        self.audit_key = settings.audit_hmac_key.encode() if settings.audit_hmac_key else None
+        self.audit_broken: str | None = None
+        self.audit: AuditLog | BrokenAudit
+        try:
+            self.audit = AuditLog(settings.audit_path, self.audit_key, settings.audit_fsync, self._redactor())
+        except AuditChainBroken as exc:
+            # Keep serving decisions (a halted agent stays halted) but take in nothing that would need an
+            # audit entry until an admin acknowledges the break.
+            self.audit_broken = str(exc)
+            self.audit = BrokenAudit(str(exc))
+            log.error("%s; spans and commands are refused until `spanwarden audit acknowledge`", exc)
         self.board = control_channel.DecisionBoard()
         self.latest_findings: dict[str, Finding] = {}
         self.refitter = ThreadRefitter()  # the behaviour model is refitted off the event loop
@@ -67,9 +93,13 @@ class EmbeddedService:
             self.pipeline.restore_decision(decision)
         for agent_id in self.pipeline.ladders:
             self.board.publish(self.pipeline.decision(agent_id))
+        if self.audit_broken is None:
+            self._started()
+
+    def _started(self) -> None:
         self.audit.append("service", AgentRef(), "service", "service started", self.clock(),
                           policy_version=self.policy.version,
-                          data={"agents_restored": len(self.pipeline.detectors), "snapshot": snapshot is not None})
+                          data={"agents_restored": len(self.pipeline.detectors)})
 
     def _admin_token(self) -> str:
         if self.settings.admin_token:
@@ -82,21 +112,70 @@ class EmbeddedService:
         path.write_text(token)
         return token
 
+    def _redactor(self) -> Redactor:
+        return Redactor(self.settings.redact_patterns)
+
     def deliver(self, records: list[SpanRecord]) -> None:
         self.pipeline.process(records)
 
+    @web.middleware
+    async def _refuse_while_audit_broken(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.audit_broken is not None and request.method == "POST" and request.path != ACKNOWLEDGE_PATH:
+            return web.json_response({"code": 503, "message": f"{self.audit_broken}; an admin must run "
+                                      "`spanwarden audit acknowledge` first"}, status=503)
+        return await handler(request)
+
+    async def _acknowledge(self, request: web.Request) -> web.Response:
+        allowed = commands_api.authorize(request, self.tokens, "audit_acknowledge", self.pipeline, self.clock())
+        if isinstance(allowed, web.Response):
+            return allowed
+        try:
+            reason = str((await request.json())["reason"]).strip()
+        except (ValueError, KeyError, TypeError):
+            reason = ""
+        if not reason:
+            return web.json_response({"code": 400, "message": "acknowledge needs a reason"}, status=400)
+        if self.audit_broken is None:
+            return web.json_response({"code": 409, "message": "the audit log is intact"}, status=409)
+        moved = self.acknowledge_broken_audit(allowed.actor, reason)
+        return web.json_response({"moved_to": moved})
+
+    def acknowledge_broken_audit(self, actor: str, reason: str) -> str:
+        """Set the broken log aside (kept for forensics) and start a new chain whose first entry records the
+        break, who acknowledged it and why."""
+        path = self.settings.audit_path
+        aside = path.with_name(f"{path.name}.broken-{int(self.clock())}")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+        if path.exists():
+            os.replace(path, aside)
+        if head_path(path).exists():
+            os.replace(head_path(path), head_path(aside))
+        new = AuditLog(path, self.audit_key, self.settings.audit_fsync, self._redactor())
+        new.append("command", AgentRef(), actor, reason, self.clock(), (), self.policy.version,
+                   {"command": "audit_acknowledge", "break": self.audit_broken, "set_aside": aside.name,
+                    "sha256_of_set_aside": digest})
+        self.audit = new
+        self.pipeline.audit = new
+        self.audit_broken = None
+        self._started()
+        return aside.name
+
     def build_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.settings.max_body_bytes + 1)
+        app = web.Application(client_max_size=self.settings.max_body_bytes + 1,
+                              middlewares=[self._refuse_while_audit_broken])
         app.router.add_post(receiver.TRACES_PATH, receiver.traces_handler(
             Normalizer(self.prices), self.deliver, self.settings.max_body_bytes))
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)
         commands_api.add_routes(app, self.pipeline, self.tokens, self.clock)
         app.router.add_get("/v1/status", self._status)
         app.router.add_post("/v1/policy/reload", self._reload)
+        app.router.add_post(ACKNOWLEDGE_PATH, self._acknowledge)
         app.router.add_get("/healthz", self._health)
         return app
 
     async def _health(self, request: web.Request) -> web.Response:
+        if self.audit_broken is not None:
+            return web.json_response({"status": "audit_broken", "message": self.audit_broken}, status=503)
         return web.json_response({"status": "ok", "records": self.pipeline.records_seen})
 
     async def _status(self, request: web.Request) -> web.Response:
@@ -165,8 +244,9 @@ class EmbeddedService:
         finally:
             await runner.cleanup()
             self.snapshot()
-            self.audit.append("service", AgentRef(), "service", "service stopped", self.clock(),
-                              policy_version=self.policy.version)
+            if self.audit_broken is None:
+                self.audit.append("service", AgentRef(), "service", "service stopped", self.clock(),
+                                  policy_version=self.policy.version)
             self.audit.close()
             self.refitter.close()
 

@@ -155,14 +155,42 @@ def test_decisions_after_the_last_snapshot_come_back_from_the_audit_log(tmp_path
         again.stop()
 
 
-def test_a_tampered_audit_log_stops_the_service_from_starting(tmp_path):
-    service, url = start(tmp_path)
+def test_a_tampered_audit_log_blocks_intake_until_an_admin_acknowledges(tmp_path):
+    from spanwarden.enforcers.roles import Role, add_token
+
+    service, url = start(tmp_path, admin_token="adm")
+    command(url, {"command": "kill", "agent": "agent-1", "reason": "x"}, "adm")
     service.stop()
     path = tmp_path / "audit.jsonl"
     path.write_text(path.read_text().replace("service started", "service STARTED"))
-    from spanwarden.enforcers.audit_log import AuditChainBroken
-    with pytest.raises(AuditChainBroken, match="altered"):
-        EmbeddedService(Settings(port=0, state_dir=tmp_path))
+    viewer = add_token(tmp_path / "tokens.yaml", "vera", Role.VIEWER)
+
+    service, url = start(tmp_path, admin_token="adm")
+    try:
+        assert requests.get(f"{url}/healthz", timeout=5).status_code == 503
+        assert requests.get(f"{url}/v1/decisions/agent-1", timeout=5).json()["action"] == "halt"  # still halted
+        refused = requests.post(f"{url}/v1/traces", data=b"", timeout=5,
+                                headers={"Content-Type": "application/x-protobuf"})
+        assert refused.status_code == 503 and "acknowledge" in refused.json()["message"]  # exporters retry 503
+        assert command(url, {"command": "resume", "agent": "agent-1"}, "adm").status_code == 503
+        ack = lambda token, reason="restored from backup": requests.post(  # noqa: E731
+            f"{url}/v1/audit/acknowledge", json={"reason": reason}, timeout=5,
+            headers={"Authorization": f"Bearer {token}"})
+        assert ack(viewer).status_code == 403 and ack("adm", "").status_code == 400
+        moved = ack("adm").json()["moved_to"]
+        assert (tmp_path / moved).exists() and not verify(tmp_path / moved).ok
+        export_spans(url, "agent-1", 2)
+        assert requests.get(f"{url}/healthz", timeout=5).json()["records"] == 2
+    finally:
+        service.stop()
+    first = json.loads(path.read_text().splitlines()[0])
+    assert first["actor"] == "human:admin" and first["data"]["command"] == "audit_acknowledge"
+    assert "altered" in first["data"]["break"] and verify(path).ok
+
+
+def test_bad_redaction_pattern_is_refused_at_start():
+    with pytest.raises(ValueError, match="redact_patterns"):
+        Settings(redact_patterns=["(unclosed"])
 
 
 def test_roles_decide_who_may_command_and_refusals_are_audited(tmp_path):
