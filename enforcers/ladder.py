@@ -11,7 +11,7 @@ from typing import Any
 
 from spanwarden.detectors.finding import Finding
 from spanwarden.enforcers.decision import LADDER, Action, Decision, allow
-from spanwarden.enforcers.policy import Policy
+from spanwarden.enforcers.policy import Policy, RuleContext
 
 
 class AgentLadder:
@@ -21,10 +21,12 @@ class AgentLadder:
         self.agent_id = agent_id
         self.current = allow(agent_id)
         self.recent: deque[float] = deque()  # times of rule-matching findings, for escalation
+        self.human_until = float("-inf")  # policy decisions are capped at warn until then
 
-    def on_finding(self, finding: Finding, environment: str, policy: Policy) -> Decision | None:
+    def on_finding(self, finding: Finding, context: RuleContext, policy: Policy) -> Decision | None:
         """The new decision this finding leads to, or None when the current one stands."""
-        rule = policy.rule_for(finding, environment)
+        environment = context.environment
+        rule = policy.rule_for(finding, context)
         if rule is None or rule.action is Action.ALLOW:
             return None
         t = finding.time_s
@@ -39,6 +41,9 @@ class AgentLadder:
             if higher:
                 action, escalated = higher[0], True
         ceiling = policy.ceiling(environment)
+        overridden = t < self.human_until
+        if overridden and Action.WARN.rank < ceiling.rank:
+            ceiling = Action.WARN  # a human decided moments ago: the policy may only warn for a while
         if action.rank > ceiling.rank:
             action = ceiling
         if action.rank < current.action.rank or action is Action.ALLOW:
@@ -53,7 +58,8 @@ class AgentLadder:
         if escalated:
             why = f"escalated: {len(self.recent)} findings within {policy.escalation.within_s:.0f}s; {why}"
         if action is not rule.action and not escalated:
-            why = f"capped at {action.value} in environment {environment or '(none)'}; {why}"
+            where = "after a human's command" if overridden else f"in environment {environment or '(none)'}"
+            why = f"capped at {action.value} {where}; {why}"
         return self._issue(
             action, why, f"policy:{rule.id}@{policy.version}", t, None if expiry is None else t + expiry,
             policy.throttle_per_s if action is Action.THROTTLE else None,
@@ -69,9 +75,11 @@ class AgentLadder:
                            current.decided_by, now_s, None, None, ())
 
     def command(self, action: Action, reason: str, actor: str, now_s: float, expires_s: float | None = None,
-                throttle_per_s: float | None = None) -> Decision:
-        """A human's kill, throttle or resume: applied as given, whatever the ladder says."""
+                throttle_per_s: float | None = None, override_s: float = 0.0) -> Decision:
+        """A human's kill, throttle or resume: applied as given, whatever the ladder says; for `override_s`
+        after it, the policy may only warn (so a resume is not undone by the very findings it overrode)."""
         self.recent.clear()
+        self.human_until = now_s + override_s
         return self._issue(action, reason, f"human:{actor}", now_s, expires_s, throttle_per_s, (),
                            command=action.value)
 
@@ -85,13 +93,14 @@ class AgentLadder:
         return self.current
 
     def to_state(self) -> dict[str, Any]:
-        return {"current": self.current.to_dict(), "recent": list(self.recent)}
+        return {"current": self.current.to_dict(), "recent": list(self.recent), "human_until": self.human_until}
 
     @classmethod
     def from_state(cls, agent_id: str, state: dict[str, Any]) -> AgentLadder:
         ladder = cls(agent_id)
         ladder.current = Decision.from_dict(state["current"])
         ladder.recent = deque(float(t) for t in state["recent"])
+        ladder.human_until = float(state.get("human_until", float("-inf")))
         return ladder
 
     def restore_decision(self, decision: Decision) -> None:

@@ -4,6 +4,7 @@ name the key at fault."""
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,25 +28,48 @@ class EnvironmentPolicy(_Strict):
     max_action: Action = Action.HALT
 
 
+@dataclass(frozen=True)
+class RuleContext:
+    """What a rule can be scoped by, besides the finding itself."""
+
+    environment: str
+    team: str = ""
+    model: str = ""
+    tool: str = ""
+
+
+def _any(patterns: tuple[str, ...], value: str) -> bool:
+    return not patterns or any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
 class Rule(_Strict):
     id: str
     detector: str = "*"
     kind: str = "*"
     min_severity: Severity = Severity.WARNING
     action: Action
-    environments: tuple[str, ...] = ()  # empty: every environment
+    # Scopes, each a list of fnmatch patterns; empty matches everything.
+    environments: tuple[str, ...] = ()
+    agents: tuple[str, ...] = ()
+    teams: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
 
     @field_validator("min_severity", mode="before")
     @classmethod
     def _severity(cls, value: Any) -> Any:
         return Severity.parse(value) if isinstance(value, str) else value
 
-    def matches(self, finding: Finding, environment: str) -> bool:
+    def matches(self, finding: Finding, context: RuleContext) -> bool:
         return (
             finding.severity >= self.min_severity
             and fnmatch.fnmatchcase(finding.detector, self.detector)
             and fnmatch.fnmatchcase(finding.kind, self.kind)
-            and (not self.environments or environment in self.environments)
+            and _any(self.environments, context.environment)
+            and _any(self.agents, finding.agent_id)
+            and _any(self.teams, context.team)
+            and _any(self.models, context.model)
+            and _any(self.tools, context.tool)
         )
 
 
@@ -66,11 +90,12 @@ class Policy(_Strict):
     escalation: Escalation = Escalation()
     expiry_s: dict[Action, float] = Field(default_factory=lambda: {Action.WARN: 600.0, Action.THROTTLE: 900.0})
     throttle_per_s: float = Field(0.5, gt=0)
+    human_override_s: float = Field(300.0, ge=0)  # after a human's command, the policy may only warn
     budgets: Budgets = Budgets()
     sensitive_resources: tuple[str, ...] = ()
 
-    def rule_for(self, finding: Finding, environment: str) -> Rule | None:
-        return next((rule for rule in self.rules if rule.matches(finding, environment)), None)
+    def rule_for(self, finding: Finding, context: RuleContext) -> Rule | None:
+        return next((rule for rule in self.rules if rule.matches(finding, context)), None)
 
     def ceiling(self, environment: str) -> Action:
         env = self.environments.get(environment) or self.environments.get("*")

@@ -20,7 +20,7 @@ from spanwarden.detectors.window_totals import WindowTotals
 from spanwarden.enforcers.audit_log import AgentRef
 from spanwarden.enforcers.decision import Action, Decision, allow
 from spanwarden.enforcers.ladder import AgentLadder
-from spanwarden.enforcers.policy import Policy
+from spanwarden.enforcers.policy import Policy, RuleContext
 from spanwarden.model_refit import Refitter, Reservoir, SyncRefitter
 
 STATE_VERSION = 1
@@ -90,7 +90,8 @@ class Pipeline:
                                   finding.time_s, finding.evidence, self.policy.version, finding.to_dict())
                 if agent_id == UNKNOWN_AGENT:
                     continue  # nothing to enforce on: spans with no identity come from anywhere
-                decision = ladder.on_finding(finding, ref.environment, self.policy)
+                context = RuleContext(ref.environment, ref.team, record.model, record.tool_name)
+                decision = ladder.on_finding(finding, context, self.policy)
                 if decision is not None:
                     decisions.append(self._record_decision(decision, ref, finding.evidence))
         return decisions
@@ -118,12 +119,15 @@ class Pipeline:
                 and (team == FLEET or self.agents.get(agent_id, AgentRef()).team == team)]
 
     def command(self, agent_id: str, action: Action, reason: str, actor: str, now_s: float,
-                expires_s: float | None = None, throttle_per_s: float | None = None) -> Decision:
+                expires_s: float | None = None, throttle_per_s: float | None = None,
+                scope: dict[str, str] | None = None) -> Decision:
         """A human's command; audited as a command and as the decision it makes."""
         ref = self.agents.get(agent_id, AgentRef(id=agent_id))
         self.audit.append("command", ref, f"human:{actor}", reason, now_s, (), self.policy.version,
-                          {"command": action.value, "expires_s": expires_s, "throttle_per_s": throttle_per_s})
-        decision = self._ladder(agent_id).command(action, reason, actor, now_s, expires_s, throttle_per_s)
+                          {"command": action.value, "expires_s": expires_s, "throttle_per_s": throttle_per_s,
+                           "scope": scope or {"agent": agent_id}})
+        decision = self._ladder(agent_id).command(action, reason, actor, now_s, expires_s, throttle_per_s,
+                                                  self.policy.human_override_s)
         return self._record_decision(decision, ref)
 
     def set_policy(self, policy: Policy, actor: str, now_s: float) -> None:

@@ -49,6 +49,18 @@ STATE = typer.Option(Path(".spanwarden"), envvar="SPANWARDEN_STATE_DIR", help="w
 ACTOR = typer.Option(None, help="who you are (default: your login name)")
 
 
+def _scope(agent: str | None, team: str | None, env: str | None) -> dict[str, str]:
+    given = {k: v for k, v in (("agent", agent), ("team", team), ("environment", env)) if v}
+    if not given:
+        raise typer.BadParameter("name an AGENT, or --team / --env")
+    return given
+
+
+def _report(answer: dict[str, Any]) -> None:
+    for d in answer.get("decisions", [answer]):
+        typer.echo(f"{d['agent_id']}: {d['action']} (decision v{d['version']}) by {d['decided_by']}")
+
+
 def register(app: typer.Typer) -> None:
     token_app = typer.Typer(help="Named tokens with roles.", no_args_is_help=True)
     app.add_typer(token_app, name="token")
@@ -68,12 +80,16 @@ def register(app: typer.Typer) -> None:
         typer.echo(add_token(state_dir / "tokens.yaml", name, chosen, tuple(agent)))
 
     @app.command("kill")
-    def kill(agent: str, reason: str = typer.Option(..., help="why (required, audited)"), url: str = URL,
+    def kill(agent: str = typer.Argument(None, help="the agent (or use --team / --env)"),
+             team: str = typer.Option(None, help="every agent the service knows in this team"),
+             env: str = typer.Option(None, help="every agent the service knows in this environment"),
+             reason: str = typer.Option(..., help="why (required, audited)"), url: str = URL,
              state_dir: Path = STATE, actor: str = ACTOR) -> None:
-        """Halt AGENT now: its guard refuses every LLM and tool call until resumed."""
-        d = _send(url, state_dir, {"command": "kill", "agent": agent, "reason": reason,
-                                   "actor": actor or getpass.getuser()})
-        typer.echo(f"{agent}: halt (decision v{d['version']}) by {d['decided_by']}")
+        """Halt AGENT (or a team's or environment's agents) now: their guards refuse every LLM and tool call
+        until resumed."""
+        scope = _scope(agent, team, env)
+        _report(_send(url, state_dir, {"command": "kill", **scope, "reason": reason,
+                                       "actor": actor or getpass.getuser()}))
 
     @app.command("throttle")
     def throttle(agent: str, rate: float = typer.Option(..., help="calls per second allowed"),
@@ -85,12 +101,12 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{agent}: throttle {rate}/s (decision v{d['version']}) by {d['decided_by']}")
 
     @app.command("resume")
-    def resume(agent: str, reason: str = typer.Option(""), url: str = URL, state_dir: Path = STATE,
-               actor: str = ACTOR) -> None:
-        """Undo a kill or throttle: AGENT is allowed again."""
-        d = _send(url, state_dir, {"command": "resume", "agent": agent, "reason": reason,
-                                   "actor": actor or getpass.getuser()})
-        typer.echo(f"{agent}: allow (decision v{d['version']}) by {d['decided_by']}")
+    def resume(agent: str = typer.Argument(None, help="the agent (or use --team / --env)"),
+               team: str = typer.Option(None), env: str = typer.Option(None), reason: str = typer.Option(""),
+               url: str = URL, state_dir: Path = STATE, actor: str = ACTOR) -> None:
+        """Undo a kill or throttle: exactly the agents named are allowed again."""
+        _report(_send(url, state_dir, {"command": "resume", **_scope(agent, team, env), "reason": reason,
+                                       "actor": actor or getpass.getuser()}))
 
     @app.command("status")
     def status(url: str = URL, state_dir: Path = STATE, as_json: bool = typer.Option(False, "--json")) -> None:

@@ -1,5 +1,7 @@
-"""On-call commands over HTTP (`POST /v1/commands`): kill, throttle and resume an agent, authenticated by
-bearer token, allowed by role, and audited with the principal who gave them — refusals included."""
+"""On-call commands over HTTP (`POST /v1/commands`): kill, throttle and resume an agent, or every agent the
+service knows in a team or environment, authenticated by bearer token, allowed by role, and audited with
+the principal who gave them — refusals included. A scope is expanded to the agents known when the command
+is given (an agent that appears later is not covered), and each is audited with the scope it came from."""
 
 from __future__ import annotations
 
@@ -45,7 +47,11 @@ def add_routes(app: web.Application, pipeline: Pipeline, tokens: TokenBook,
     async def command(request: web.Request) -> web.Response:
         try:
             body: dict[str, Any] = await request.json()
-            name, agent = str(body["command"]), str(body["agent"])
+            name = str(body["command"])
+            scope = {k: str(body[k]) for k in ("agent", "team", "environment") if body.get(k)}
+            if not scope:
+                raise KeyError("agent, team or environment")
+            agent = scope.get("agent", "")
             reason = str(body.get("reason", ""))
             rate = None if body.get("rate_per_s") is None else float(body["rate_per_s"])
             expires = None if body.get("expires_s") is None else float(body["expires_s"])
@@ -68,8 +74,16 @@ def add_routes(app: web.Application, pipeline: Pipeline, tokens: TokenBook,
             rate = pipeline.policy.throttle_per_s
         stated = str(body.get("actor", "")).strip()
         actor = principal.name if not stated or stated == principal.name else f"{principal.name} for {stated}"
-        decision = pipeline.command(agent, action, reason or f"{name} by {actor}", actor, now, expires,
-                                    rate if action is Action.THROTTLE else None)
-        return web.json_response(decision.to_dict())
+        targets = [agent] if agent else sorted(
+            a for a, ref in pipeline.agents.items()
+            if all(getattr(ref, k) == v for k, v in scope.items() if k != "agent"))
+        if not targets:
+            return web.json_response({"code": 404, "message": f"no known agent matches {scope}"}, status=404)
+        decisions = [pipeline.command(target, action, reason or f"{name} by {actor}", actor, now, expires,
+                                      rate if action is Action.THROTTLE else None, scope)
+                     for target in targets]
+        if agent:
+            return web.json_response(decisions[0].to_dict())
+        return web.json_response({"scope": scope, "decisions": [d.to_dict() for d in decisions]})
 
     app.router.add_post("/v1/commands", command)

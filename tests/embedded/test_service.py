@@ -48,7 +48,7 @@ def export_spans(url: str, agent: str, count: int, compression=None, **attribute
     provider.shutdown()
 
 
-def command(url, body, token="test-token"):
+def command(url, body, token="test-token"):  # the fixture's admin token unless told otherwise
     return requests.post(f"{url}/v1/commands", json=body, headers={"Authorization": f"Bearer {token}"},
                          timeout=10)
 
@@ -248,3 +248,22 @@ def test_policy_reload_applies_audits_and_refuses_invalid_files(tmp_path):
     changes = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     changes = [(e["actor"], e["data"].get("outcome")) for e in changes if e["kind"] == "config_change"]
     assert changes == [("human:admin", "applied"), ("human:admin", "refused")]
+
+
+def test_team_scoped_kill_and_resume_name_exactly_the_team(running):
+    service, url = running
+    for agent, team in (("a1", "finance"), ("a2", "finance"), ("b1", "growth")):
+        provider = TracerProvider(resource=Resource.create({"service.name": agent, "spanwarden.team": team}))
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
+        with provider.get_tracer("t").start_as_current_span("chat"):
+            pass
+        provider.shutdown()
+    killed = command(url, {"command": "kill", "team": "finance", "reason": "budget incident"})
+    assert [d["agent_id"] for d in killed.json()["decisions"]] == ["a1", "a2"]
+    def actions(*agents):
+        return {a: requests.get(f"{url}/v1/decisions/{a}", timeout=5).json()["action"] for a in agents}
+
+    assert actions("a1", "a2", "b1") == {"a1": "halt", "a2": "halt", "b1": "allow"}
+    command(url, {"command": "resume", "agent": "a2"})
+    assert actions("a1", "a2") == {"a1": "halt", "a2": "allow"}  # a resume undoes exactly what it names
+    assert command(url, {"command": "kill", "team": "nobody", "reason": "x"}).status_code == 404
