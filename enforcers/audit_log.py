@@ -89,42 +89,51 @@ class VerifyResult:
     entries: int
     message: str
     first_bad_seq: int | None = None
-    first_bad_line: int | None = None
+    first_bad_location: str | None = None  # "file:line"
     last_hash: str = GENESIS
     last_seq: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
-def read_entries(path: Path) -> Iterator[tuple[int, AuditEntry | Exception]]:
-    """(line number, entry or the error that made the line unreadable) for each line."""
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                yield number, AuditEntry.from_json(line)
-            except (ValueError, TypeError, KeyError) as exc:
-                yield number, exc
+def segments(path: Path) -> list[Path]:
+    """The log's files, oldest first: rotated segments `audit.jsonl.000001`, ..., then `audit.jsonl`."""
+    rotated = [p for p in path.parent.glob(path.name + ".*") if p.name[len(path.name) + 1:].isdigit()]
+    return sorted(rotated, key=lambda p: int(p.name[len(path.name) + 1:])) + ([path] if path.exists() else [])
+
+
+def read_entries(path: Path) -> Iterator[tuple[str, AuditEntry | Exception]]:
+    """("file:line", entry or the error that made the line unreadable) for each line of every segment."""
+    for segment in segments(Path(path)):
+        with open(segment, encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, start=1):
+                where = f"{segment.name}:{number}"
+                try:
+                    yield where, AuditEntry.from_json(line)
+                except (ValueError, TypeError, KeyError) as exc:
+                    yield where, exc
 
 
 def verify(path: Path, key: bytes | None = None) -> VerifyResult:
-    """Check every entry's hash and its link to the one before; name the first bad entry."""
+    """Check every entry's hash and its link to the one before, across rotated segments; name the first
+    bad entry."""
     path = Path(path)
     result = VerifyResult(ok=True, entries=0, message="")
-    if not path.exists():
+    if not segments(path):
         result.message = f"{path}: no audit log (nothing to verify)"
         return result
     prev, expected_seq = GENESIS, 1
-    for number, entry in read_entries(path):
+    for where, entry in read_entries(path):
         if isinstance(entry, Exception):
-            return _bad(result, None, number, f"line {number} is not a readable audit entry: {entry}")
+            return _bad(result, None, where, f"{where} is not a readable audit entry: {entry}")
         if entry.seq != expected_seq:
             what = "missing or reordered" if entry.seq > expected_seq else "duplicated or reordered"
-            return _bad(result, entry.seq, number, f"line {number}: seq {entry.seq} where {expected_seq} "
+            return _bad(result, entry.seq, where, f"{where}: seq {entry.seq} where {expected_seq} "
                         f"was expected (entries {what})")
         if entry.prev_hash != prev:
-            return _bad(result, entry.seq, number, f"entry {entry.seq} (line {number}) does not chain to the "
+            return _bad(result, entry.seq, where, f"entry {entry.seq} ({where}) does not chain to the "
                         "entry before it (an entry was removed, inserted or reordered)")
         if not hmac.compare_digest(entry_hash(entry.body(), key), entry.hash):
-            return _bad(result, entry.seq, number, f"entry {entry.seq} (line {number}) was altered: its hash "
+            return _bad(result, entry.seq, where, f"entry {entry.seq} ({where}) was altered: its hash "
                         "does not match its content" + ("" if key else " (or it was signed with an HMAC key)"))
         prev, expected_seq = entry.hash, expected_seq + 1
         result.entries += 1
@@ -152,23 +161,23 @@ def _check_head(result: VerifyResult, path: Path, key: bytes | None) -> VerifyRe
         doc = json.loads(head.read_text())
         seq, digest, mac = int(doc["seq"]), str(doc["hash"]), str(doc["mac"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        return _bad(result, None, 0, f"{head} is unreadable: {exc}")
+        return _bad(result, None, head.name, f"{head} is unreadable: {exc}")
     if not hmac.compare_digest(_head_mac(seq, digest, key), mac):
-        return _bad(result, None, 0, f"{head} was altered (its seal does not match)")
+        return _bad(result, None, head.name, f"{head} was altered (its seal does not match)")
     last = result.last_seq
     if seq > last:
-        return _bad(result, last + 1, last + 1, f"the log ends at entry {last} but its head records entry {seq}: "
-                    f"entries {last + 1}..{seq} were removed (truncated)")
+        return _bad(result, last + 1, head.name, f"the log ends at entry {last} but its head records entry "
+                    f"{seq}: entries {last + 1}..{seq} were removed (truncated)")
     if seq == last and digest != result.last_hash:
-        return _bad(result, seq, seq, f"entry {seq} is not the entry the head recorded (it was replaced)")
+        return _bad(result, seq, head.name, f"entry {seq} is not the entry the head recorded (it was replaced)")
     if seq < last - 1:  # one entry past the head is a crash between the append and the head update
-        return _bad(result, seq + 1, seq + 1, f"entries {seq + 1}..{last} were added after the head was last "
-                    "written (not by spanwarden)")
+        return _bad(result, seq + 1, head.name, f"entries {seq + 1}..{last} were added after the head was "
+                    "last written (not by spanwarden)")
     return result
 
 
-def _bad(result: VerifyResult, seq: int | None, line: int, message: str) -> VerifyResult:
-    result.ok, result.first_bad_seq, result.first_bad_line, result.message = False, seq, line, message
+def _bad(result: VerifyResult, seq: int | None, where: str, message: str) -> VerifyResult:
+    result.ok, result.first_bad_seq, result.first_bad_location, result.message = False, seq, where, message
     return result
 
 
@@ -178,13 +187,14 @@ class AuditLog:
     faster, may lose the last entries on power loss)."""
 
     def __init__(self, path: Path, key: bytes | None = None, fsync: str = "always",
-                 redactor: Redactor | None = None) -> None:
+                 redactor: Redactor | None = None, rotate_bytes: int = 64 << 20) -> None:
         if fsync not in ("always", "never"):
             raise ValueError(f"fsync must be 'always' or 'never', not {fsync!r}")
         self.path = Path(path)
         self.key = key
         self.fsync = fsync
         self.redactor = redactor or Redactor()
+        self.rotate_bytes = rotate_bytes
         self._lock = threading.Lock()
         existing = verify(self.path, key)
         if not existing.ok:
@@ -213,8 +223,18 @@ class AuditLog:
             if self.fsync == "always":
                 os.fsync(self._file.fileno())
             self.seq, self.last_hash = sealed.seq, sealed.hash
+            if self._file.tell() >= self.rotate_bytes:
+                self._rotate()
             self._write_head()
             return sealed
+
+    def _rotate(self) -> None:
+        """Close this file as the next numbered segment and go on in a fresh one; the chain just continues
+        (the next entry's prev_hash is this one's hash), so `verify` reads the segments as one log."""
+        self._file.close()
+        numbers = [int(p.name[len(self.path.name) + 1:]) for p in segments(self.path)[:-1]]
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.{max(numbers, default=0) + 1:06d}"))
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for appends
 
     def _write_head(self) -> None:
         head = head_path(self.path)

@@ -23,9 +23,9 @@ class AuditReadError(ValueError):
 
 def entries(path: Path, since: float | None = None, until: float | None = None,
             agent: str | None = None) -> Iterator[AuditEntry]:
-    for number, entry in read_entries(path):
+    for where, entry in read_entries(path):
         if isinstance(entry, Exception):
-            raise AuditReadError(f"{path}: line {number} is unreadable ({entry}); run `spanwarden audit verify`")
+            raise AuditReadError(f"{where} is unreadable ({entry}); run `spanwarden audit verify`")
         if since is not None and entry.time_s < since:
             continue
         if until is not None and entry.time_s > until:

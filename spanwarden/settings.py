@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(16 << 20, gt=0, description="largest OTLP body, compressed or not")
     audit_hmac_key: str | None = Field(None, description="signs the audit chain (HMAC-SHA256) when set")
     audit_fsync: Literal["always", "never"] = Field("always", description="fsync each audit entry")
+    audit_rotate_bytes: int = Field(64 << 20, gt=4096, description="start a new audit segment past this size")
     redact_patterns: list[str] = Field(default_factory=list,
                                        description="extra regexes whose matches are redacted from the audit log")
     admin_token: str | None = Field(None, description="an admin bearer token; generated when unset")

@@ -106,13 +106,15 @@ def verify_cmd(
     from spanwarden.enforcers.audit_log import verify
 
     target = path or state_dir / "audit.jsonl"
-    if not target.exists():
+    from spanwarden.enforcers.audit_log import segments
+
+    if not segments(target):
         typer.echo(f"spanwarden: no audit log at {target}", err=True)
         raise typer.Exit(2)
     result = verify(target, hmac_key.encode() if hmac_key else None)
     if as_json:
         typer.echo(json.dumps({"ok": result.ok, "entries": result.entries, "first_bad_seq": result.first_bad_seq,
-                               "first_bad_line": result.first_bad_line, "message": result.message}))
+                               "first_bad_location": result.first_bad_location, "message": result.message}))
     else:
         typer.echo(("OK: " if result.ok else "TAMPERED: ") + result.message)
     raise typer.Exit(0 if result.ok else 1)

@@ -22,7 +22,7 @@ from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import commands_api, state_store
-from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditLog, head_path
+from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditLog, head_path, segments
 from spanwarden.enforcers.policy import Policy, PolicyError
 from spanwarden.enforcers.redact import Redactor
 from spanwarden.enforcers.roles import TokenBook
@@ -61,7 +61,8 @@ class EmbeddedService:
         self.audit_broken: str | None = None
         self.audit: AuditLog | BrokenAudit
         try:
-            self.audit = AuditLog(settings.audit_path, self.audit_key, settings.audit_fsync, self._redactor())
+            self.audit = AuditLog(settings.audit_path, self.audit_key, settings.audit_fsync, self._redactor(),
+                                  settings.audit_rotate_bytes)
         except AuditChainBroken as exc:
             # Keep serving decisions (a halted agent stays halted) but take in nothing that would need an
             # audit entry until an admin acknowledges the break.
@@ -146,11 +147,15 @@ class EmbeddedService:
         path = self.settings.audit_path
         aside = path.with_name(f"{path.name}.broken-{int(self.clock())}")
         digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+        rotated = [p for p in segments(path) if p != path]
+        for segment in rotated:  # audit.jsonl.000001 -> audit.jsonl.broken-T.000001
+            os.replace(segment, segment.with_name(f"{aside.name}.{segment.name.rsplit('.', 1)[1]}"))
         if path.exists():
             os.replace(path, aside)
         if head_path(path).exists():
             os.replace(head_path(path), head_path(aside))
-        new = AuditLog(path, self.audit_key, self.settings.audit_fsync, self._redactor())
+        new = AuditLog(path, self.audit_key, self.settings.audit_fsync, self._redactor(),
+                       self.settings.audit_rotate_bytes)
         new.append("command", AgentRef(), actor, reason, self.clock(), (), self.policy.version,
                    {"command": "audit_acknowledge", "break": self.audit_broken, "set_aside": aside.name,
                     "sha256_of_set_aside": digest})

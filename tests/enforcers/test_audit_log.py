@@ -102,3 +102,21 @@ def test_without_a_head_the_verdict_says_what_it_cannot_rule_out(log_path):
     log_path.with_name(log_path.name + ".head").unlink()
     result = verify(log_path)
     assert result.ok and "cannot be ruled out" in result.message
+
+
+def test_rotation_keeps_one_chain_across_segments(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, fsync="never", rotate_bytes=5000)
+    for i in range(60):
+        log.append("finding", AGENT, "detector:x", f"reason {i} " + "x" * 100, float(i))
+    log.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert "audit.jsonl.000001" in files and "audit.jsonl.000002" in files
+    result = verify(path)
+    assert result.ok and result.entries == 60
+    reopened = AuditLog(path, fsync="never", rotate_bytes=5000)
+    assert reopened.append("command", AGENT, "human:bob", "after", 61.0).seq == 61
+    reopened.close()
+    (tmp_path / "audit.jsonl.000002").unlink()  # a whole segment removed
+    broken = verify(path)
+    assert not broken.ok and "missing" in broken.message and broken.first_bad_location.startswith("audit.jsonl")
