@@ -22,6 +22,7 @@ class AgentLadder:
         self.current = allow(agent_id)
         self.recent: deque[float] = deque()  # times of rule-matching findings, for escalation
         self.human_until = float("-inf")  # policy decisions are capped at warn until then
+        self.rule_last: dict[str, float] = {}  # when each rule last decided for this agent (cooldowns)
 
     def on_finding(self, finding: Finding, context: RuleContext, policy: Policy) -> Decision | None:
         """The new decision this finding leads to, or None when the current one stands."""
@@ -51,8 +52,10 @@ class AgentLadder:
         expiry = policy.expiry(action)
         if action is current.action:
             # Same rung: refresh only when the decision is about to lapse, so a persisting anomaly keeps it
-            # in force without a new version on every finding.
+            # in force without a new version on every finding, and not within the rule's cooldown.
             if current.expires_s is None or expiry is None or current.expires_s - t > expiry / 2:
+                return None
+            if t - self.rule_last.get(rule.id, float("-inf")) < rule.cooldown_s:
                 return None
         why = f"{finding.reason} [{finding.detector}/{finding.kind}, {finding.severity.label}]"
         if escalated:
@@ -60,6 +63,9 @@ class AgentLadder:
         if action is not rule.action and not escalated:
             where = "after a human's command" if overridden else f"in environment {environment or '(none)'}"
             why = f"capped at {action.value} {where}; {why}"
+        self.rule_last[rule.id] = t
+        if len(self.rule_last) > 64:
+            self.rule_last = {k: v for k, v in self.rule_last.items() if v >= t - 86_400}
         return self._issue(
             action, why, f"policy:{rule.id}@{policy.version}", t, None if expiry is None else t + expiry,
             policy.throttle_per_s if action is Action.THROTTLE else None,
@@ -93,7 +99,8 @@ class AgentLadder:
         return self.current
 
     def to_state(self) -> dict[str, Any]:
-        return {"current": self.current.to_dict(), "recent": list(self.recent), "human_until": self.human_until}
+        return {"current": self.current.to_dict(), "recent": list(self.recent), "human_until": self.human_until,
+                "rule_last": self.rule_last}
 
     @classmethod
     def from_state(cls, agent_id: str, state: dict[str, Any]) -> AgentLadder:
@@ -101,6 +108,7 @@ class AgentLadder:
         ladder.current = Decision.from_dict(state["current"])
         ladder.recent = deque(float(t) for t in state["recent"])
         ladder.human_until = float(state.get("human_until", float("-inf")))
+        ladder.rule_last = {k: float(v) for k, v in state.get("rule_last", {}).items()}
         return ladder
 
     def restore_decision(self, decision: Decision) -> None:

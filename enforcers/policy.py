@@ -48,6 +48,7 @@ class Rule(_Strict):
     kind: str = "*"
     min_severity: Severity = Severity.WARNING
     action: Action
+    cooldown_s: float = Field(0.0, ge=0)  # once it has decided for an agent, no same-rung refresh before this
     # Scopes, each a list of fnmatch patterns; empty matches everything.
     environments: tuple[str, ...] = ()
     agents: tuple[str, ...] = ()
@@ -81,6 +82,8 @@ class Escalation(_Strict):
 class Budgets(_Strict):
     agent_usd_per_hour: float | None = Field(100.0, gt=0)
     agent_usd_per_day: float | None = Field(None, gt=0)
+    team_usd_per_hour: float | None = Field(None, gt=0)
+    team_usd_per_day: float | None = Field(None, gt=0)
 
 
 class Policy(_Strict):

@@ -16,6 +16,7 @@ from spanwarden.detectors.agent_detectors import AgentDetectors, DetectorSetting
 from spanwarden.detectors.finding import Finding
 from spanwarden.detectors.isolation_model import IsolationModel
 from spanwarden.detectors.peer_prior import FLEET, PeerPriors
+from spanwarden.detectors.team_budget import TeamBudgetConfig, TeamBudgets
 from spanwarden.detectors.window_totals import WindowTotals
 from spanwarden.enforcers.audit_log import AgentRef
 from spanwarden.enforcers.decision import Action, Decision, allow
@@ -40,6 +41,10 @@ def detector_settings_for(policy: Policy, base: DetectorSettings | None = None) 
     )
 
 
+def _team_budget_config(policy: Policy) -> TeamBudgetConfig:
+    return TeamBudgetConfig(policy.budgets.team_usd_per_hour, policy.budgets.team_usd_per_day)
+
+
 class Pipeline:
     """Per-agent detection and enforcement. `on_decision` is called with each new decision."""
 
@@ -57,6 +62,7 @@ class Pipeline:
         self.agents: dict[str, AgentRef] = {}
         self.records_seen = 0
         self.priors = PeerPriors(self.settings.cost_velocity.windows)
+        self.team_budgets = TeamBudgets(_team_budget_config(policy))
         self.refitter = refitter or SyncRefitter()
         self.seed = seed
         self.reservoir = Reservoir(seed=seed)
@@ -82,6 +88,9 @@ class Pipeline:
             if lapsed is not None:
                 decisions.append(self._record_decision(lapsed, ref))
             found = bank.observe(record)
+            team_finding = self.team_budgets.observe(record) if self.team_budgets.active else None
+            if team_finding is not None:
+                found.append(team_finding)
             if bank.behaviour.normal_vectors:
                 self._collect(bank, record.time_s)
             for finding in found:
@@ -135,6 +144,7 @@ class Pipeline:
         old = self.policy.version
         self.policy = policy
         self.settings = detector_settings_for(policy, self.settings)
+        self.team_budgets.config = _team_budget_config(policy)
         for bank in self.detectors.values():
             bank.apply_settings(self.settings)
         self.audit.append("config_change", AgentRef(), actor, f"policy {old} replaced by {policy.version}", now_s,
@@ -172,6 +182,7 @@ class Pipeline:
             "detectors": {a: d.to_state() for a, d in self.detectors.items()},
             "ladders": {a: ladder.to_state() for a, ladder in self.ladders.items()},
             "agents": {a: [r.owner, r.team, r.environment, r.version] for a, r in self.agents.items()},
+            "team_budgets": self.team_budgets.to_state(),
             "behaviour": {"reservoir": self.reservoir.to_state(), "next_fit_s": self.next_fit_s,
                           "model": self.behaviour_model.to_state() if self.behaviour_model else None},
         }
@@ -183,6 +194,7 @@ class Pipeline:
         self.detectors = {a: AgentDetectors.from_state(s, self.settings) for a, s in state["detectors"].items()}
         self.ladders = {a: AgentLadder.from_state(a, s) for a, s in state["ladders"].items()}
         self.agents = {a: AgentRef(a, *v) for a, v in state["agents"].items()}
+        self.team_budgets.load_state(state["team_budgets"])
         behaviour = state["behaviour"]
         self.reservoir.load_state(behaviour["reservoir"])
         self.next_fit_s = float(behaviour["next_fit_s"])

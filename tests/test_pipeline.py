@@ -55,3 +55,18 @@ def test_every_finding_and_decision_is_audited_with_the_agent_and_actor():
     decisions = [e for e in sink.entries if e.kind == "decision"]
     assert decisions and all(e.agent.team == "support" and e.actor.startswith("policy:") for e in decisions)
     assert all(e.prev_hash == p.hash for p, e in zip(sink.entries, sink.entries[1:], strict=False))
+
+
+def test_team_budget_throttles_the_agents_spending_while_the_team_is_over():
+    shipped = Policy.load().model_dump(mode="json")
+    policy = Policy.model_validate({**shipped, "budgets": {**shipped["budgets"], "team_usd_per_hour": 5.0}})
+    pipeline = Pipeline(policy, MemoryAuditSink())
+    spend = [make_record(agent_id=f"agent-{i % 3}", team="finance", environment="prod", span_id=f"{i:016x}",
+                         end_ns=int((T0 + i * 2) * 1e9), cost_usd=0.1) for i in range(80)]  # $8 in 160 s
+    decisions = pipeline.process(spend)
+    throttled = sorted({d.agent_id for d in decisions if d.action is Action.THROTTLE})
+    assert throttled == ["agent-0", "agent-1", "agent-2"]
+    assert all("team finance spent" in d.reason for d in decisions if d.action is Action.THROTTLE)
+    restored = Pipeline(policy, MemoryAuditSink())
+    restored.load_state(pipeline.to_state())
+    assert restored.team_budgets.to_state() == pipeline.team_budgets.to_state()

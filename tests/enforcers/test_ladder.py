@@ -143,3 +143,16 @@ rules:
     assert policy.rule_for(f, RuleContext("prod", team="growth", model="gpt-4o-mini")) is None
     canary = Finding("canary-7", "cost_velocity", "k", 1.5, Severity.WARNING, 2.0, 1.0, "u", "why", 0.0)
     assert policy.rule_for(canary, RuleContext("prod")).id == "canary"
+
+
+def test_rule_cooldown_holds_back_same_rung_refreshes():
+    policy = Policy.from_yaml("""
+version: c1
+rules: [{id: w, detector: "*", action: warn, cooldown_s: 1000}]
+escalation: {findings: 100, within_s: 10}
+expiry_s: {warn: 600}
+""")
+    ladder = AgentLadder("a")
+    assert ladder.on_finding(finding(0), PROD, policy) is not None
+    assert ladder.on_finding(finding(400), PROD, policy) is None  # near expiry, but within the cooldown
+    assert ladder.on_finding(finding(1100), PROD, policy) is not None  # lapsed: a new warn
