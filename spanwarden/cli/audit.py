@@ -128,17 +128,7 @@ def acknowledge_cmd(
 ) -> None:
     """After a broken audit chain (admin): set the broken log aside for forensics and start a new chain whose
     first entry records the break, you, and your reason. Until then the service refuses spans and commands."""
-    import requests
+    from spanwarden.cli.oncall import post
 
-    from spanwarden.cli.oncall import _token
-
-    try:
-        response = requests.post(f"{url}/v1/audit/acknowledge", json={"reason": reason}, timeout=10,
-                                 headers={"Authorization": f"Bearer {_token(state_dir)}"})
-    except requests.RequestException as exc:
-        typer.echo(f"spanwarden: cannot reach {url}: {exc}", err=True)
-        raise typer.Exit(2) from None
-    if response.status_code != 200:
-        typer.echo(f"spanwarden: refused ({response.status_code}): {response.json().get('message')}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"broken log set aside as {response.json()['moved_to']}; a new chain has started")
+    moved = post(url, "/v1/audit/acknowledge", state_dir, {"reason": reason})["moved_to"]
+    typer.echo(f"broken log set aside as {moved}; a new chain has started")

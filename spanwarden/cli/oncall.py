@@ -30,9 +30,10 @@ def _token(state_dir: Path) -> str:
         raise typer.Exit(2) from None
 
 
-def _send(url: str, state_dir: Path, body: dict[str, Any]) -> dict[str, Any]:
+def post(url: str, path: str, state_dir: Path, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """POST to the running service with your token; exit 2 if it is unreachable, 1 if it refuses."""
     try:
-        response = requests.post(f"{url}/v1/commands", json=body, timeout=10,
+        response = requests.post(f"{url}{path}", json=body or {}, timeout=10,
                                  headers={"Authorization": f"Bearer {_token(state_dir)}"})
     except requests.RequestException as exc:
         typer.echo(f"spanwarden: cannot reach {url}: {exc}", err=True)
@@ -42,6 +43,10 @@ def _send(url: str, state_dir: Path, body: dict[str, Any]) -> dict[str, Any]:
         raise typer.Exit(1)
     result: dict[str, Any] = response.json()
     return result
+
+
+def _send(url: str, state_dir: Path, body: dict[str, Any]) -> dict[str, Any]:
+    return post(url, "/v1/commands", state_dir, body)
 
 
 URL = typer.Option(DEFAULT_URL, envvar="SPANWARDEN_URL", help="the service [SPANWARDEN_URL]")

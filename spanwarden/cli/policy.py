@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import requests
 import typer
 
-from spanwarden.cli.oncall import STATE, URL, _token
+from spanwarden.cli.oncall import STATE, URL, post
 
 app = typer.Typer(help="Policy tools.", no_args_is_help=True)
 
@@ -29,13 +28,4 @@ def check(path: Path = typer.Argument(None, help="policy YAML; default: the ship
 def reload(url: str = URL, state_dir: Path = STATE) -> None:
     """Make the running service reload its policy file (admin); an invalid file is refused, the policy in
     force stays, and both outcomes are audited."""
-    try:
-        response = requests.post(f"{url}/v1/policy/reload", timeout=10,
-                                 headers={"Authorization": f"Bearer {_token(state_dir)}"})
-    except requests.RequestException as exc:
-        typer.echo(f"spanwarden: cannot reach {url}: {exc}", err=True)
-        raise typer.Exit(2) from None
-    if response.status_code != 200:
-        typer.echo(f"spanwarden: refused ({response.status_code}): {response.json().get('message')}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"policy {response.json()['policy_version']} in force")
+    typer.echo(f"policy {post(url, '/v1/policy/reload', state_dir)['policy_version']} in force")
