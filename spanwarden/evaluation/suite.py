@@ -29,7 +29,8 @@ from spanwarden.pipeline import Pipeline
 
 EPOCH = 1_795_305_600.0  # Monday 2026-11-23 00:00 UTC
 GRACE_S = 600.0
-DETECTORS = ("cost_velocity", "data_access", "error_burst", "runaway_loop", "behaviour")
+# The detectors whose findings can alert. `behaviour` is advisory (info findings only), so it is not scored.
+DETECTORS = ("cost_velocity", "data_access", "error_burst", "runaway_loop")
 
 
 @dataclass(frozen=True)
