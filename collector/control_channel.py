@@ -19,6 +19,14 @@ class DecisionBoard:
     def __init__(self) -> None:
         self._decisions: dict[str, Decision] = {}
         self._changed: dict[str, asyncio.Event] = {}
+        self._closed = False
+
+    def close(self) -> None:
+        """Answer every held poll now (the service is stopping)."""
+        self._closed = True
+        for event in self._changed.values():
+            event.set()
+        self._changed.clear()
 
     def publish(self, decision: Decision) -> None:
         current = self._decisions.get(decision.agent_id)
@@ -41,7 +49,7 @@ class DecisionBoard:
         while True:
             current = self.get(agent_id)
             remaining = deadline - loop.time()
-            if current.version > after_version or remaining <= 0:
+            if current.version > after_version or remaining <= 0 or self._closed:
                 return current
             event = self._changed.setdefault(agent_id, asyncio.Event())
             try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["AgentHalted", "__version__"]
+__all__ = ["AgentHalted", "instrument", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -15,4 +15,8 @@ def __getattr__(name: str) -> Any:
         from spanwarden.collector.guard import AgentHalted
 
         return AgentHalted
+    if name == "instrument":
+        from spanwarden.collector.instrument import instrument
+
+        return instrument
     raise AttributeError(f"module 'spanwarden' has no attribute {name!r}")

@@ -62,3 +62,14 @@ def test_policy_check(tmp_path):
     bad.write_text("version: 1\nescalation: {findings: -3}\n")
     done = spanwarden("policy", "check", str(bad))
     assert done.returncode == 1 and "line 2" in done.stdout and "escalation.findings" in done.stdout
+
+
+def test_guard_and_killswitch_benches_print_their_contracts():
+    done = spanwarden("bench", "guard", "--json", "--spans", "300")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(result) == {"overhead_us_per_span", "baseline_us_per_span"}
+    done = spanwarden("bench", "killswitch", "--json", "--trials", "3")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(result) == {"p50_ms", "p99_ms"} and 0 < result["p50_ms"] <= result["p99_ms"] < 5000

@@ -55,3 +55,29 @@ def detectors(
         typer.echo(f"detectors: {result['records_per_s']:,.0f} records/s; {result['bytes_per_agent']:,.0f} bytes "
                    f"in memory per agent ({result['state_json_bytes_per_agent']:,.0f} as JSON state)")
     typer.echo(json.dumps({k: result[k] for k in ("records_per_s", "bytes_per_agent")}))
+
+
+@app.command("guard")
+def guard(as_json: bool = typer.Option(False, "--json", help="print only the JSON line"),
+          spans: int = typer.Option(20_000, min=100, max=1_000_000)) -> None:
+    """The guard's added cost per LLM/tool span against the same SDK pipeline without it, one run."""
+    from spanwarden.bench.guard import overhead
+
+    result = overhead(spans)
+    if not as_json:
+        typer.echo(f"guard: +{result['overhead_us_per_span']} us per span over "
+                   f"{result['baseline_us_per_span']} us")
+    typer.echo(json.dumps(result))
+
+
+@app.command("killswitch")
+def killswitch(as_json: bool = typer.Option(False, "--json", help="print only the JSON line"),
+               trials: int = typer.Option(50, min=1, max=1000)) -> None:
+    """From `kill` to the agent's next call being refused, over real HTTP on loopback."""
+    from spanwarden.bench.guard import killswitch as measure
+
+    result = measure(trials)
+    if not as_json:
+        typer.echo(f"killswitch: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms over {result['trials']} "
+                   f"kills ({result['missed']} not refused within 5 s)")
+    typer.echo(json.dumps({k: result[k] for k in ("p50_ms", "p99_ms")}))

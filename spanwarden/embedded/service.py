@@ -232,7 +232,7 @@ class EmbeddedService:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         # The receiver inflates gzip itself, with a size limit, so aiohttp must hand it the raw body.
-        runner = web.AppRunner(self.build_app(), access_log=None, auto_decompress=False)
+        runner = web.AppRunner(self.build_app(), access_log=None, auto_decompress=False, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.host, self.settings.port)
         await site.start()
@@ -247,6 +247,7 @@ class EmbeddedService:
                 except TimeoutError:
                     self.snapshot()
         finally:
+            self.board.close()
             await runner.cleanup()
             self.snapshot()
             if self.audit_broken is None:

@@ -1,0 +1,80 @@
+"""`spanwarden.instrument(...)`: the one-line set-up inside an agent — the OpenTelemetry SDK with an OTLP/HTTP
+exporter to spanwarden, and the guard in front of every LLM and tool span.
+
+Configuration resolves argument → environment variable → default, as the OTel SDK does: the standard
+`OTEL_*` variables for the exporter, and `SPANWARDEN_*` ones for what is spanwarden's own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from spanwarden.collector.decision_watcher import DecisionWatcher
+from spanwarden.collector.guard import Guard, GuardSpanProcessor
+
+# Environment variables read by the agent-side plugin (the service's own are in spanwarden.settings).
+ENV_CONTROL_URL = "SPANWARDEN_CONTROL_URL"  # the service's control channel; default: the OTLP endpoint's host
+ENV_FAIL_MODE = "SPANWARDEN_FAIL_MODE"  # open | closed when the control channel is lost
+ENV_OUT_OF_TOUCH_S = "SPANWARDEN_OUT_OF_TOUCH_S"
+ENV_AGENT_ID = "SPANWARDEN_AGENT_ID"
+ENV_OWNER = "SPANWARDEN_OWNER"
+ENV_TEAM = "SPANWARDEN_TEAM"
+DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
+
+
+@dataclass
+class Instrumented:
+    provider: TracerProvider
+    guard: Guard
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+
+def control_url(explicit: str | None = None) -> str:
+    """The control channel: argument, SPANWARDEN_CONTROL_URL, else the OTLP endpoint (spanwarden serves both)."""
+    if explicit:
+        return explicit.rstrip("/")
+    if os.environ.get(ENV_CONTROL_URL):
+        return os.environ[ENV_CONTROL_URL].rstrip("/")
+    otlp = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if otlp:
+        return otlp.rstrip("/").removesuffix("/v1/traces")
+    return DEFAULT_ENDPOINT
+
+
+def guard_processor(agent_id: str, url: str | None = None, fail_mode: str | None = None) -> GuardSpanProcessor:
+    """A started guard for `agent_id`, as a span processor to add to any TracerProvider."""
+    watcher = DecisionWatcher(control_url(url), agent_id).start()
+    guard = Guard(agent_id, watcher, fail_mode=fail_mode or os.environ.get(ENV_FAIL_MODE, "open"),
+                  out_of_touch_s=float(os.environ.get(ENV_OUT_OF_TOUCH_S, "30")))
+    return GuardSpanProcessor(guard)
+
+
+def instrument(agent_id: str | None = None, owner: str | None = None, team: str | None = None,
+               environment: str | None = None, endpoint: str | None = None, fail_mode: str | None = None,
+               set_global: bool = True) -> Instrumented:
+    """Set up tracing for an agent with spanwarden's guard; returns the provider and the guard."""
+    attributes = {
+        "service.name": agent_id or os.environ.get(ENV_AGENT_ID) or os.environ.get("OTEL_SERVICE_NAME"),
+        "spanwarden.owner": owner or os.environ.get(ENV_OWNER),
+        "spanwarden.team": team or os.environ.get(ENV_TEAM),
+        "deployment.environment.name": environment,
+    }
+    resource = Resource.create({k: v for k, v in attributes.items() if v})  # OTEL_RESOURCE_ATTRIBUTES merge in
+    agent = str(resource.attributes.get("service.name") or "unknown")
+    provider = TracerProvider(resource=resource)
+    processor = guard_processor(agent, endpoint, fail_mode)
+    provider.add_span_processor(processor)
+    exporter = OTLPSpanExporter(endpoint=f"{control_url(endpoint)}/v1/traces") if endpoint else OTLPSpanExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    if set_global:
+        trace.set_tracer_provider(provider)
+    return Instrumented(provider, processor.guard)
