@@ -36,4 +36,5 @@ class SpanwardenConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]
             log.error("spanwarden: no SDK tracer provider was configured; the guard is not installed")
             return
         agent = os.environ.get(ENV_AGENT_ID) or str(provider.resource.attributes.get("service.name", "unknown"))
-        provider.add_span_processor(guard_processor(agent))
+        environment = str(provider.resource.attributes.get("deployment.environment.name", ""))
+        provider.add_span_processor(guard_processor(agent, environment=environment))

@@ -20,8 +20,12 @@ class DecisionWatcher:
     """Keeps `current` up to date with the newest decision version the service has for `agent_id`."""
 
     def __init__(self, endpoint: str, agent_id: str, wait_s: float = 20.0,
-                 clock: Callable[[], float] = time.monotonic, session: requests.Session | None = None) -> None:
-        self.url = f"{endpoint.rstrip('/')}/v1/decisions/{agent_id}"
+                 clock: Callable[[], float] = time.monotonic, session: requests.Session | None = None,
+                 environment: str = "") -> None:
+        self.base = endpoint.rstrip("/")
+        self.url = f"{self.base}/v1/decisions/{agent_id}"
+        self.environment = environment
+        self.approval_tools: tuple[str, ...] = ()  # tool patterns that need a human's approval, from the service
         self.agent_id = agent_id
         self.wait_s = wait_s
         self.clock = clock
@@ -60,10 +64,22 @@ class DecisionWatcher:
         response.raise_for_status()
         decision = Decision.from_dict(response.json())
         self.failing_since = None
+        if not self.ever_connected or decision.version > self.current.version:
+            self._refresh_approval_rules()
         self.ever_connected = True
         if decision.version > self.current.version:
             self._apply(decision)
         return self.current
+
+    def _refresh_approval_rules(self) -> None:
+        response = self._session.get(f"{self.base}/v1/approvals/rules", timeout=10,
+                                     params={"agent": self.agent_id, "environment": self.environment})
+        response.raise_for_status()
+        self.approval_tools = tuple(str(t) for t in response.json()["tools"])
+
+    @property
+    def session(self) -> requests.Session:
+        return self._session
 
     def _apply(self, decision: Decision) -> None:
         with self._changed:
@@ -76,7 +92,9 @@ class DecisionWatcher:
         backoff = 0.1
         while not self._stop.is_set():
             try:
-                self.poll_once(self.wait_s)
+                # Until the service has answered once, ask without waiting, so a new guard knows its
+                # decision (and its approval rules) at once; then hold long-polls.
+                self.poll_once(self.wait_s if self.ever_connected else 0.0)
                 backoff = 0.1
             except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
                 if self._stop.is_set():

@@ -1,18 +1,22 @@
 """The guard inside the agent: applies the agent's current decision before an LLM or tool call goes out.
 
 `halt` raises `AgentHalted` (the one exception spanwarden ever raises in an agent), `throttle` waits on a
-token bucket at the decided rate, `warn` only logs. When the control channel has been out of touch for
-longer than `out_of_touch_s`, the guard follows its fail mode: "open" allows, "closed" refuses — and says
-which it is doing.
+token bucket at the decided rate, `warn` only logs. A call to a tool the policy marks destructive waits
+for a human's approval, and raises `AgentHalted` if it is denied or expires. When the control channel has
+been out of touch for longer than `out_of_touch_s`, the guard follows its fail mode: "open" allows,
+"closed" refuses — and says which it is doing.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 
+import requests
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
@@ -82,6 +86,33 @@ class Guard:
         while (wait := self.admit()) > 0:
             self.sleep(wait)
 
+    def await_approval(self, tool: str, arguments: str = "", poll_s: float = 20.0) -> None:
+        """Hold a call to `tool` until a human approves it, if the policy says it needs approval; raise
+        AgentHalted when it is denied, expires, or cannot be asked for (approvals always fail closed)."""
+        watcher = self.watcher
+        if watcher is None or not any(fnmatch.fnmatchcase(tool, p) for p in watcher.approval_tools):
+            return
+        digest = hashlib.blake2b(arguments.encode(), digest_size=8).hexdigest()
+        try:
+            opened = watcher.session.post(f"{watcher.base}/v1/approvals", timeout=10, json={
+                "agent": self.agent_id, "tool": tool, "arguments_digest": digest,
+                "environment": watcher.environment}).json()
+            if not opened.get("required"):
+                return
+            log.warning("spanwarden: %s waits for approval of %s (request %s)", self.agent_id, tool, opened["id"])
+            state = opened
+            while state["status"] == "pending":
+                state = watcher.session.get(f"{watcher.base}/v1/approvals/{opened['id']}", timeout=poll_s + 10,
+                                            params={"wait": poll_s}).json()
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            self.refused += 1
+            raise AgentHalted(self.agent_id, f"approval for {tool} could not be obtained ({exc})",
+                              "guard:approval-unreachable", -1) from exc
+        if state["status"] != "approved":
+            self.refused += 1
+            raise AgentHalted(self.agent_id, f"call to {tool} {state['status']} (request {state['id']}): "
+                              f"{state.get('reason', '')}", state.get("decided_by") or "service", -1)
+
     def _take_token(self, decision: Decision, now: float) -> float:
         rate = float(decision.throttle_per_s or 1.0)
         with self._lock:
@@ -124,8 +155,11 @@ class GuardSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         attributes = span.attributes or {}
-        if attributes.get("gen_ai.operation.name") in GUARDED_OPERATIONS or "gen_ai.tool.name" in attributes:
+        tool = attributes.get("gen_ai.tool.name")
+        if attributes.get("gen_ai.operation.name") in GUARDED_OPERATIONS or tool:
             self.guard.check()
+        if tool:
+            self.guard.await_approval(str(tool), str(attributes.get("gen_ai.tool.call.arguments", "")))
 
     def on_end(self, span: ReadableSpan) -> None:
         return None

@@ -50,9 +50,10 @@ def control_url(explicit: str | None = None) -> str:
     return DEFAULT_ENDPOINT
 
 
-def guard_processor(agent_id: str, url: str | None = None, fail_mode: str | None = None) -> GuardSpanProcessor:
+def guard_processor(agent_id: str, url: str | None = None, fail_mode: str | None = None,
+                    environment: str = "") -> GuardSpanProcessor:
     """A started guard for `agent_id`, as a span processor to add to any TracerProvider."""
-    watcher = DecisionWatcher(control_url(url), agent_id).start()
+    watcher = DecisionWatcher(control_url(url), agent_id, environment=environment).start()
     guard = Guard(agent_id, watcher, fail_mode=fail_mode or os.environ.get(ENV_FAIL_MODE, "open"),
                   out_of_touch_s=float(os.environ.get(ENV_OUT_OF_TOUCH_S, "30")))
     return GuardSpanProcessor(guard)
@@ -71,7 +72,8 @@ def instrument(agent_id: str | None = None, owner: str | None = None, team: str 
     resource = Resource.create({k: v for k, v in attributes.items() if v})  # OTEL_RESOURCE_ATTRIBUTES merge in
     agent = str(resource.attributes.get("service.name") or "unknown")
     provider = TracerProvider(resource=resource)
-    processor = guard_processor(agent, endpoint, fail_mode)
+    processor = guard_processor(agent, endpoint, fail_mode,
+                                str(resource.attributes.get("deployment.environment.name", "")))
     provider.add_span_processor(processor)
     exporter = OTLPSpanExporter(endpoint=f"{control_url(endpoint)}/v1/traces") if endpoint else OTLPSpanExporter()
     provider.add_span_processor(BatchSpanProcessor(exporter))

@@ -86,6 +86,14 @@ class Budgets(_Strict):
     team_usd_per_day: float | None = Field(None, gt=0)
 
 
+class Approvals(_Strict):
+    """Tool calls that wait for a human's approval (fnmatch patterns), in these environments."""
+
+    environments: tuple[str, ...] = ("prod",)
+    tools: tuple[str, ...] = ()
+    timeout_s: float = Field(300.0, gt=0)
+
+
 class Policy(_Strict):
     version: str
     environments: dict[str, EnvironmentPolicy] = Field(default_factory=dict)
@@ -96,6 +104,7 @@ class Policy(_Strict):
     human_override_s: float = Field(300.0, ge=0)  # after a human's command, the policy may only warn
     budgets: Budgets = Budgets()
     sensitive_resources: tuple[str, ...] = ()
+    approvals: Approvals = Approvals()
 
     def rule_for(self, finding: Finding, context: RuleContext) -> Rule | None:
         return next((rule for rule in self.rules if rule.matches(finding, context)), None)

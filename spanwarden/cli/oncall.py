@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,10 @@ def _send(url: str, state_dir: Path, body: dict[str, Any]) -> dict[str, Any]:
 URL = typer.Option(DEFAULT_URL, envvar="SPANWARDEN_URL", help="the service [SPANWARDEN_URL]")
 STATE = typer.Option(Path(".spanwarden"), envvar="SPANWARDEN_STATE_DIR", help="where admin.token is")
 ACTOR = typer.Option(None, help="who you are (default: your login name)")
+
+
+def _when(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _scope(agent: str | None, team: str | None, env: str | None) -> dict[str, str]:
@@ -112,6 +117,37 @@ def register(app: typer.Typer) -> None:
         """Undo a kill or throttle: exactly the agents named are allowed again."""
         _report(_send(url, state_dir, {"command": "resume", **_scope(agent, team, env), "reason": reason,
                                        "actor": actor or getpass.getuser()}))
+
+    @app.command("approvals")
+    def approvals(url: str = URL, state_dir: Path = STATE, as_json: bool = typer.Option(False, "--json")) -> None:
+        """Pending approval requests: agents waiting to call a destructive tool (viewer)."""
+        try:
+            response = requests.get(f"{url}/v1/approvals", timeout=10,
+                                    headers={"Authorization": f"Bearer {_token(state_dir)}"})
+            pending = response.json()["pending"]
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            typer.echo(f"spanwarden: cannot read approvals from {url}: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if as_json:
+            typer.echo(json.dumps(pending))
+            return
+        table = Table("request", "agent", "tool", "waiting since", "expires")
+        for r in pending:
+            table.add_row(r["id"], r["agent_id"], r["tool"], _when(r["created_s"]), _when(r["expires_s"]))
+        Console().print(table)
+
+    @app.command("approve")
+    def approve(request_id: str, reason: str = typer.Option(""), url: str = URL, state_dir: Path = STATE) -> None:
+        """Let the held call go (oncall; audited with your name)."""
+        r = post(url, f"/v1/approvals/{request_id}/answer", state_dir, {"approve": True, "reason": reason})
+        typer.echo(f"{r['id']}: {r['status']} ({r['agent_id']} may call {r['tool']}) by {r['decided_by']}")
+
+    @app.command("deny")
+    def deny(request_id: str, reason: str = typer.Option(..., help="why (audited)"), url: str = URL,
+             state_dir: Path = STATE) -> None:
+        """Refuse the held call: the agent's guard raises AgentHalted for it (oncall; audited)."""
+        r = post(url, f"/v1/approvals/{request_id}/answer", state_dir, {"approve": False, "reason": reason})
+        typer.echo(f"{r['id']}: {r['status']} ({r['agent_id']} may not call {r['tool']}) by {r['decided_by']}")
 
     @app.command("status")
     def status(url: str = URL, state_dir: Path = STATE, as_json: bool = typer.Option(False, "--json")) -> None:

@@ -22,6 +22,7 @@ from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import commands_api, state_store
+from spanwarden.embedded.approvals_api import ApprovalsApi
 from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditLog, head_path, segments
 from spanwarden.enforcers.policy import Policy, PolicyError
 from spanwarden.enforcers.redact import Redactor
@@ -77,6 +78,7 @@ class EmbeddedService:
         self._restore()
         self.token = self._admin_token()
         self.tokens = TokenBook.load(settings.tokens_path, self.token)
+        self.approvals = ApprovalsApi(self.pipeline, self.tokens, clock, settings.long_poll_s)
         self.port: int | None = None
         self._snapshotted_at = -1
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -172,6 +174,7 @@ class EmbeddedService:
             Normalizer(self.prices), self.deliver, self.settings.max_body_bytes))
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)
         commands_api.add_routes(app, self.pipeline, self.tokens, self.clock)
+        self.approvals.add_routes(app)
         app.router.add_get("/v1/status", self._status)
         app.router.add_post("/v1/policy/reload", self._reload)
         app.router.add_post(ACKNOWLEDGE_PATH, self._acknowledge)
@@ -288,6 +291,9 @@ class EmbeddedService:
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
 
     def stop(self) -> None:
+        """Stop a service started with `start_in_thread` (again is a no-op)."""
+        if self._thread is not None and not self._thread.is_alive():
+            return
         if self._loop is not None and self._stopping is not None:
             self._loop.call_soon_threadsafe(self._stopping.set)
         if self._thread is not None:

@@ -1,0 +1,81 @@
+"""Human approval for destructive actions: which tool calls need it (policy), and the requests themselves.
+
+A request is opened when an agent is about to make such a call, is answered by a human (approve or deny),
+or expires; the guard holds the call until then. Pure: time comes in as arguments.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+PENDING, APPROVED, DENIED, EXPIRED = "pending", "approved", "denied", "expired"
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    id: str
+    agent_id: str
+    tool: str
+    arguments_digest: str
+    created_s: float
+    expires_s: float
+    status: str = PENDING
+    decided_by: str = ""
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def needs_approval(tools: tuple[str, ...], environments: tuple[str, ...], tool: str, environment: str) -> bool:
+    return bool(tool) and (not environments or environment in environments) and any(
+        fnmatch.fnmatchcase(tool, pattern) for pattern in tools)
+
+
+class ApprovalBook:
+    """Open requests by id; a pending request for the same agent, tool and arguments is reused."""
+
+    def __init__(self, max_requests: int = 10_000) -> None:
+        self.requests: dict[str, ApprovalRequest] = {}
+        self.max_requests = max_requests
+        self._ids = itertools.count(1)
+
+    def open(self, agent_id: str, tool: str, arguments_digest: str, now_s: float,
+             timeout_s: float) -> tuple[ApprovalRequest, bool]:
+        """(request, whether it is new)."""
+        for request in self.requests.values():
+            if (request.status == PENDING and (request.agent_id, request.tool, request.arguments_digest)
+                    == (agent_id, tool, arguments_digest) and now_s < request.expires_s):
+                return request, False
+        if len(self.requests) >= self.max_requests:  # bounded: forget the oldest answered ones
+            answered = [k for k, r in self.requests.items() if r.status != PENDING]
+            for key in answered[: max(1, len(answered) // 2)]:
+                del self.requests[key]
+        request = ApprovalRequest(f"req-{next(self._ids)}", agent_id, tool, arguments_digest, now_s,
+                                  now_s + timeout_s)
+        self.requests[request.id] = request
+        return request, True
+
+    def get(self, request_id: str, now_s: float) -> tuple[ApprovalRequest | None, bool]:
+        """(request, whether it expired just now)."""
+        request = self.requests.get(request_id)
+        if request is not None and request.status == PENDING and now_s >= request.expires_s:
+            request = self.requests[request_id] = replace(request, status=EXPIRED, reason="no answer in time")
+            return request, True
+        return request, False
+
+    def answer(self, request_id: str, approve: bool, actor: str, reason: str, now_s: float) -> ApprovalRequest:
+        request, _ = self.get(request_id, now_s)
+        if request is None:
+            raise KeyError(f"no approval request {request_id!r}")
+        if request.status != PENDING:
+            raise ValueError(f"request {request_id} is already {request.status}")
+        answered = replace(request, status=APPROVED if approve else DENIED, decided_by=actor, reason=reason)
+        self.requests[request_id] = answered
+        return answered
+
+    def pending(self, now_s: float) -> list[ApprovalRequest]:
+        return [r for key in list(self.requests) if (r := self.get(key, now_s)[0]) and r.status == PENDING]
