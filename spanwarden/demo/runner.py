@@ -52,7 +52,8 @@ def run_demo(config: DemoConfig, on_tick: Callable[[float, list[SimAgent], Embed
     fleet = build_fleet(config.seed, config.agents, config.duration_s)
     prices = PriceTable.load()
     by_agent = {i.agent_id: i for i in fleet.incidents}
-    agents = [SimAgent(p, endpoint, prices, config.seed * 1000 + n, by_agent.get(p.agent_id), START)
+    agents = [SimAgent(p, endpoint, prices, config.seed * 1000 + n, by_agent.get(p.agent_id), START,
+                       new_table_from_s=0.6 * config.duration_s)
               for n, p in enumerate(fleet.agents)]
     started = time.perf_counter()
     spans = 0

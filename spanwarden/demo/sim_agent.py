@@ -31,11 +31,13 @@ MEAN_BUSY_S = 600.0
 
 class SimAgent:
     def __init__(self, profile: AgentProfile, endpoint: str, prices: PriceTable, seed: int,
-                 incident: Incident | None = None, start_epoch_s: float = 0.0) -> None:
+                 incident: Incident | None = None, start_epoch_s: float = 0.0,
+                 new_table_from_s: float = float("inf")) -> None:
         self.profile = profile
         self.incident = incident
         self.prices = prices
         self.epoch = start_epoch_s
+        self.new_table_from_s = new_table_from_s  # when a legitimate new table enters its work, if it has one
         self.rng = random.Random(seed)
         resource = Resource.create({
             "service.name": profile.agent_id, "service.version": "1.4.2",
@@ -113,7 +115,7 @@ class SimAgent:
         tool = rng.choice(p.tools) if rng.random() < 0.6 else ""
         args: dict[str, object] = {"q": rng.randrange(10_000)}
         table = rng.choice(p.tables) if tool in DB_TOOLS else ""
-        if p.late_new_table and t > 0.6 * (self.incident.onset_s if self.incident else 1e9) and tool in DB_TOOLS:
+        if p.late_new_table and t > self.new_table_from_s and tool in DB_TOOLS:
             table = p.late_new_table if rng.random() < 0.3 else table
         error = rng.random() < p.error_rate
         if mode == "runaway_cost":
