@@ -64,11 +64,12 @@ class DecisionWatcher:
         response.raise_for_status()
         decision = Decision.from_dict(response.json())
         self.failing_since = None
-        if not self.ever_connected or decision.version > self.current.version:
+        first, newer = not self.ever_connected, decision.version > self.current.version
+        if newer:
+            self._apply(decision)  # before anything else: a kill must not wait on another request
+        if first or newer:
             self._refresh_approval_rules()
         self.ever_connected = True
-        if decision.version > self.current.version:
-            self._apply(decision)
         return self.current
 
     def _refresh_approval_rules(self) -> None:
