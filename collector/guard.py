@@ -10,11 +10,13 @@ been out of touch for longer than `out_of_touch_s`, the guard follows its fail m
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import requests
 from opentelemetry.context import Context
@@ -24,6 +26,7 @@ from spanwarden.collector.decision_watcher import DecisionWatcher
 from spanwarden.enforcers.decision import Action, Decision
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class AgentHalted(RuntimeError):
@@ -85,6 +88,23 @@ class Guard:
         """Block until the call may go (throttle), or raise AgentHalted."""
         while (wait := self.admit()) > 0:
             self.sleep(wait)
+
+    def tool(self, name: str | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator for a tool function in code without spans: the guard applies before each call (halt,
+        throttle, and approval when the policy marks the tool destructive)."""
+
+        def wrap(function: Callable[..., T]) -> Callable[..., T]:
+            tool_name = name or function.__name__
+
+            @functools.wraps(function)
+            def guarded(*args: Any, **kwargs: Any) -> T:
+                self.check()
+                self.await_approval(tool_name, repr((args, sorted(kwargs.items()))))
+                return function(*args, **kwargs)
+
+            return guarded
+
+        return wrap
 
     def await_approval(self, tool: str, arguments: str = "", poll_s: float = 20.0) -> None:
         """Hold a call to `tool` until a human approves it, if the policy says it needs approval; raise

@@ -113,3 +113,20 @@ def test_span_processor_refuses_llm_spans_of_a_halted_agent(tmp_path):
     finally:
         provider.shutdown()
         service.stop()
+
+
+def test_tool_decorator_guards_code_without_spans():
+    watcher = watcher_with(decision(Action.ALLOW, version=0))
+    guard = Guard("a", watcher)
+    calls = []
+
+    @guard.tool()
+    def delete_rows(table: str) -> str:
+        calls.append(table)
+        return "done"
+
+    assert delete_rows("t1") == "done"
+    watcher.current = decision(Action.HALT, version=2)
+    with pytest.raises(AgentHalted):
+        delete_rows("t2")
+    assert calls == ["t1"] and delete_rows.__name__ == "delete_rows"
