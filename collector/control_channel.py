@@ -7,10 +7,11 @@ than VERSION, or with the current one when WAIT runs out; `GET /v1/decisions` li
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
-from spanwarden.enforcers.decision import Decision, allow
+from spanwarden.enforcers.decision import Action, Decision, allow
 
 
 class DecisionBoard:
@@ -18,6 +19,8 @@ class DecisionBoard:
 
     def __init__(self) -> None:
         self._decisions: dict[str, Decision] = {}
+        self._scoped: dict[str, dict[str, Decision]] = {}
+        self._versions: dict[str, int] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self._closed = False
 
@@ -29,16 +32,30 @@ class DecisionBoard:
         self._changed.clear()
 
     def publish(self, decision: Decision) -> None:
-        current = self._decisions.get(decision.agent_id)
-        if current is not None and current.version >= decision.version:
+        agent = decision.agent_id
+        if decision.version <= self._versions.get(agent, -1):
             return
-        self._decisions[decision.agent_id] = decision
-        event = self._changed.pop(decision.agent_id, None)
+        self._versions[agent] = decision.version
+        if not decision.scope:
+            self._decisions[agent] = decision
+        elif decision.action is Action.ALLOW:
+            self._scoped.get(agent, {}).pop(decision.scope, None)
+        else:
+            self._scoped.setdefault(agent, {})[decision.scope] = decision
+        event = self._changed.pop(agent, None)
         if event is not None:
             event.set()
 
     def get(self, agent_id: str) -> Decision:
         return self._decisions.get(agent_id) or allow(agent_id)
+
+    def version(self, agent_id: str) -> int:
+        return self._versions.get(agent_id, 0)
+
+    def view(self, agent_id: str) -> dict[str, Any]:
+        """What an agent's guard reads: the agent-wide decision, its scoped ones, and the newest version."""
+        return {**self.get(agent_id).to_dict(), "board_version": self.version(agent_id),
+                "scoped": [d.to_dict() for d in self._scoped.get(agent_id, {}).values()]}
 
     def all(self) -> list[Decision]:
         return sorted(self._decisions.values(), key=lambda d: d.agent_id)
@@ -49,7 +66,7 @@ class DecisionBoard:
         while True:
             current = self.get(agent_id)
             remaining = deadline - loop.time()
-            if current.version > after_version or remaining <= 0 or self._closed:
+            if self.version(agent_id) > after_version or remaining <= 0 or self._closed:
                 return current
             event = self._changed.setdefault(agent_id, asyncio.Event())
             try:
@@ -67,8 +84,9 @@ def add_routes(app: web.Application, board: DecisionBoard, max_wait_s: float) ->
         except ValueError:
             return web.json_response({"code": 400, "message": "after must be an integer, wait a number"},
                                      status=400)
-        decision = await board.wait_newer(agent_id, after, max(wait, 0.0)) if wait > 0 else board.get(agent_id)
-        return web.json_response(decision.to_dict())
+        if wait > 0:
+            await board.wait_newer(agent_id, after, wait)
+        return web.json_response(board.view(agent_id))
 
     async def every(request: web.Request) -> web.Response:
         return web.json_response({"decisions": [d.to_dict() for d in board.all()]})

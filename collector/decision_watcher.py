@@ -30,13 +30,14 @@ class DecisionWatcher:
         self.wait_s = wait_s
         self.clock = clock
         self.current: Decision = allow(agent_id)
+        self.scoped: list[Decision] = []  # decisions for some of the agent's calls (a tool, a model)
+        self.version = 0  # the newest version seen, agent-wide or scoped
         self.failing_since: float | None = clock()  # out of touch until the first poll answers
         self.ever_connected = False
         self._session = session or requests.Session()
         self._stop = threading.Event()
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=f"spanwarden-watch-{agent_id}", daemon=True)
-        self.listeners: list[Callable[[Decision], None]] = []
 
     def start(self) -> DecisionWatcher:
         self._thread.start()
@@ -54,19 +55,21 @@ class DecisionWatcher:
         return max(0.0, self.clock() - self.failing_since)
 
     def wait_for_version(self, version: int, timeout_s: float) -> bool:
-        """Block until a decision of at least `version` has arrived (tests and benches)."""
+        """Block until decisions up to at least `version` (agent-wide or scoped) have arrived."""
         with self._changed:
-            return self._changed.wait_for(lambda: self.current.version >= version, timeout_s)
+            return self._changed.wait_for(lambda: self.version >= version, timeout_s)
 
     def poll_once(self, wait_s: float = 0.0) -> Decision:
-        response = self._session.get(self.url, params={"after": self.current.version, "wait": wait_s},
+        response = self._session.get(self.url, params={"after": self.version, "wait": wait_s},
                                      timeout=wait_s + 10)
         response.raise_for_status()
-        decision = Decision.from_dict(response.json())
+        view = response.json()
+        version = int(view.get("board_version", view["version"]))
         self.failing_since = None
-        first, newer = not self.ever_connected, decision.version > self.current.version
-        if newer:
-            self._apply(decision)  # before anything else: a kill must not wait on another request
+        first, newer = not self.ever_connected, version > self.version
+        if newer:  # before anything else: a kill must not wait on another request
+            self._apply(Decision.from_dict(view), [Decision.from_dict(d) for d in view.get("scoped", ())],
+                        version)
         if first or newer:
             self._refresh_approval_rules()
         self.ever_connected = True
@@ -82,12 +85,10 @@ class DecisionWatcher:
     def session(self) -> requests.Session:
         return self._session
 
-    def _apply(self, decision: Decision) -> None:
+    def _apply(self, decision: Decision, scoped: list[Decision], version: int) -> None:
         with self._changed:
-            self.current = decision
+            self.current, self.scoped, self.version = decision, scoped, version
             self._changed.notify_all()
-        for listener in self.listeners:
-            listener(decision)
 
     def _run(self) -> None:
         backoff = 0.1

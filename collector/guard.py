@@ -52,9 +52,7 @@ class Guard:
         self.clock = clock
         self.sleep = sleep
         self._lock = threading.Lock()
-        self._bucket_version = -1
-        self._tokens = 0.0
-        self._bucket_time = 0.0
+        self._buckets: dict[str, list[float]] = {}  # scope -> [decision version, tokens, as of]
         self._warned_version = -1
         self._failing = False
         self.refused = 0
@@ -63,19 +61,25 @@ class Guard:
     def decision(self) -> Decision | None:
         return self.watcher.current if self.watcher else None
 
-    def admit(self) -> float:
-        """0 if the call may go now (and it is counted), else the seconds to wait; raises AgentHalted."""
-        if self._out_of_touch():
-            return 0.0
-        decision = self.decision()
-        if decision is None:
+    def admit(self, tool: str = "", model: str = "") -> float:
+        """0 if the call (of `tool`, with `model`, when known) may go now, else the seconds to wait; raises
+        AgentHalted. The agent-wide decision applies to every call, a scoped one to the calls it covers."""
+        if self._out_of_touch() or self.watcher is None:
             return 0.0
         now = self.clock()
+        wait = self._apply(self.watcher.current, now)
+        for decision in self.watcher.scoped:
+            if decision.covers(tool, model):
+                wait = max(wait, self._apply(decision, now))
+        return wait
+
+    def _apply(self, decision: Decision, now: float) -> float:
         if not decision.in_force(now) or decision.action is Action.ALLOW:
             return 0.0
         if decision.action is Action.HALT:
             self.refused += 1
-            raise AgentHalted(self.agent_id, decision.reason, decision.decided_by, decision.version)
+            what = f" ({decision.scope})" if decision.scope else ""
+            raise AgentHalted(self.agent_id, f"{decision.reason}{what}", decision.decided_by, decision.version)
         if decision.action is Action.THROTTLE and decision.throttle_per_s:
             return self._take_token(decision, now)
         if decision.action is Action.WARN and self._warned_version != decision.version:
@@ -84,9 +88,9 @@ class Guard:
                         decision.reason)
         return 0.0
 
-    def check(self) -> None:
+    def check(self, tool: str = "", model: str = "") -> None:
         """Block until the call may go (throttle), or raise AgentHalted."""
-        while (wait := self.admit()) > 0:
+        while (wait := self.admit(tool, model)) > 0:
             self.sleep(wait)
 
     def tool(self, name: str | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -98,7 +102,7 @@ class Guard:
 
             @functools.wraps(function)
             def guarded(*args: Any, **kwargs: Any) -> T:
-                self.check()
+                self.check(tool_name)
                 self.await_approval(tool_name, repr((args, sorted(kwargs.items()))))
                 return function(*args, **kwargs)
 
@@ -134,17 +138,20 @@ class Guard:
                               f"{state.get('reason', '')}", state.get("decided_by") or "service", -1)
 
     def _take_token(self, decision: Decision, now: float) -> float:
+        """A token bucket per throttle decision (agent-wide and each scope have their own)."""
         rate = float(decision.throttle_per_s or 1.0)
         with self._lock:
-            if self._bucket_version != decision.version:
-                self._bucket_version, self._tokens, self._bucket_time = decision.version, 1.0, now
-            self._tokens = min(max(1.0, rate), self._tokens + (now - self._bucket_time) * rate)
-            self._bucket_time = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
+            bucket = self._buckets.get(decision.scope)
+            if bucket is None or bucket[0] != decision.version:
+                bucket = self._buckets[decision.scope] = [decision.version, 1.0, now]
+            _, tokens, since = bucket
+            tokens = min(max(1.0, rate), tokens + (now - since) * rate)
+            if tokens >= 1.0:
+                bucket[1:] = [tokens - 1.0, now]
                 return 0.0
+            bucket[1:] = [tokens, now]
             self.throttled += 1
-            return (1.0 - self._tokens) / rate
+            return (1.0 - tokens) / rate
 
     def _out_of_touch(self) -> bool:
         """True when the fail mode is open and the channel is lost; raises when it is closed."""
@@ -177,7 +184,7 @@ class GuardSpanProcessor(SpanProcessor):
         attributes = span.attributes or {}
         tool = attributes.get("gen_ai.tool.name")
         if attributes.get("gen_ai.operation.name") in GUARDED_OPERATIONS or tool:
-            self.guard.check()
+            self.guard.check(str(tool or ""), str(attributes.get("gen_ai.request.model", "")))
         if tool:
             self.guard.await_approval(str(tool), str(attributes.get("gen_ai.tool.call.arguments", "")))
 

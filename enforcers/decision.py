@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -27,7 +28,9 @@ LADDER = (Action.ALLOW, Action.WARN, Action.THROTTLE, Action.HALT)
 @dataclass(frozen=True, slots=True)
 class Decision:
     """`version` only grows per agent; the guard applies the newest version it has seen. `expires_s` of
-    None means until a human resumes the agent."""
+    None means until a human resumes the agent. `scope` narrows a human's decision to some of the agent's
+    calls ("tool:<pattern>" or "model:<pattern>"); "" is the agent-wide decision. Scoped decisions stand
+    beside the agent-wide one, so resuming a scope undoes exactly that scope."""
 
     agent_id: str
     action: Action
@@ -39,9 +42,18 @@ class Decision:
     throttle_per_s: float | None = None
     findings: tuple[str, ...] = field(default=())  # "detector/kind" of the findings behind it
     command: str = ""
+    scope: str = ""
 
     def in_force(self, now_s: float) -> bool:
         return self.expires_s is None or now_s < self.expires_s
+
+    def covers(self, tool: str, model: str) -> bool:
+        """Whether this decision applies to a call of `tool` (or "") with `model` (or "")."""
+        if not self.scope:
+            return True
+        kind, _, pattern = self.scope.partition(":")
+        value = tool if kind == "tool" else model if kind == "model" else ""
+        return bool(value) and fnmatch.fnmatchcase(value, pattern)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -51,7 +63,7 @@ class Decision:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Decision:
-        values = dict(data)
+        values = {k: v for k, v in data.items() if k in _FIELDS}  # the control channel adds its own keys
         values["action"] = Action(values["action"])
         values["findings"] = tuple(values.get("findings", ()))
         return cls(**values)
@@ -60,3 +72,12 @@ class Decision:
 def allow(agent_id: str, now_s: float = 0.0) -> Decision:
     """The state of an agent nothing has been decided about (version 0)."""
     return Decision(agent_id, Action.ALLOW, "no decision", "default", now_s, 0)
+
+
+def parse_scope(tool: str | None = None, model: str | None = None) -> str:
+    if tool and model:
+        raise ValueError("a decision is scoped by a tool or by a model, not both")
+    return f"tool:{tool}" if tool else f"model:{model}" if model else ""
+
+
+_FIELDS = frozenset(Decision.__dataclass_fields__)

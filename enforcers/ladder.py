@@ -23,6 +23,8 @@ class AgentLadder:
         self.recent: deque[float] = deque()  # times of rule-matching findings, for escalation
         self.human_until = float("-inf")  # policy decisions are capped at warn until then
         self.rule_last: dict[str, float] = {}  # when each rule last decided for this agent (cooldowns)
+        self.scoped: dict[str, Decision] = {}  # a human's decisions for some of the agent's calls, by scope
+        self.version = 0  # the newest version issued for this agent, agent-wide or scoped
 
     def on_finding(self, finding: Finding, context: RuleContext, policy: Policy) -> Decision | None:
         """The new decision this finding leads to, or None when the current one stands."""
@@ -81,9 +83,19 @@ class AgentLadder:
                            current.decided_by, now_s, None, None, ())
 
     def command(self, action: Action, reason: str, actor: str, now_s: float, expires_s: float | None = None,
-                throttle_per_s: float | None = None, override_s: float = 0.0) -> Decision:
+                throttle_per_s: float | None = None, override_s: float = 0.0, scope: str = "") -> Decision:
         """A human's kill, throttle or resume: applied as given, whatever the ladder says; for `override_s`
-        after it, the policy may only warn (so a resume is not undone by the very findings it overrode)."""
+        after it, the policy may only warn (so a resume is not undone by the very findings it overrode). With
+        a `scope`, it applies to those calls only and leaves the agent-wide decision as it is."""
+        if scope:
+            self.version += 1
+            decision = Decision(self.agent_id, action, reason, f"human:{actor}", now_s, self.version, expires_s,
+                                throttle_per_s, (), action.value, scope)
+            if action is Action.ALLOW:
+                self.scoped.pop(scope, None)
+            else:
+                self.scoped[scope] = decision
+            return decision
         self.recent.clear()
         self.human_until = now_s + override_s
         return self._issue(action, reason, f"human:{actor}", now_s, expires_s, throttle_per_s, (),
@@ -91,16 +103,18 @@ class AgentLadder:
 
     def _issue(self, action: Action, reason: str, decided_by: str, t: float, expires_s: float | None,
                throttle_per_s: float | None, findings: tuple[str, ...], command: str = "") -> Decision:
+        self.version = max(self.version, self.current.version) + 1
         self.current = Decision(
             agent_id=self.agent_id, action=action, reason=reason, decided_by=decided_by, issued_s=t,
-            version=self.current.version + 1, expires_s=expires_s, throttle_per_s=throttle_per_s,
+            version=self.version, expires_s=expires_s, throttle_per_s=throttle_per_s,
             findings=findings, command=command,
         )
         return self.current
 
     def to_state(self) -> dict[str, Any]:
         return {"current": self.current.to_dict(), "recent": list(self.recent), "human_until": self.human_until,
-                "rule_last": self.rule_last}
+                "rule_last": self.rule_last, "version": self.version,
+                "scoped": [d.to_dict() for d in self.scoped.values()]}
 
     @classmethod
     def from_state(cls, agent_id: str, state: dict[str, Any]) -> AgentLadder:
@@ -109,9 +123,18 @@ class AgentLadder:
         ladder.recent = deque(float(t) for t in state["recent"])
         ladder.human_until = float(state.get("human_until", float("-inf")))
         ladder.rule_last = {k: float(v) for k, v in state.get("rule_last", {}).items()}
+        ladder.scoped = {d["scope"]: Decision.from_dict(d) for d in state.get("scoped", [])}
+        ladder.version = max(int(state.get("version", 0)), ladder.current.version)
         return ladder
 
     def restore_decision(self, decision: Decision) -> None:
         """Put back a decision recovered from elsewhere (the audit log) if it is newer than ours."""
-        if decision.version > self.current.version:
+        if decision.version <= self.version:
+            return
+        self.version = decision.version
+        if not decision.scope:
             self.current = replace(decision)
+        elif decision.action is Action.ALLOW:
+            self.scoped.pop(decision.scope, None)
+        else:
+            self.scoped[decision.scope] = replace(decision)

@@ -129,14 +129,15 @@ class Pipeline:
 
     def command(self, agent_id: str, action: Action, reason: str, actor: str, now_s: float,
                 expires_s: float | None = None, throttle_per_s: float | None = None,
-                scope: dict[str, str] | None = None) -> Decision:
-        """A human's command; audited as a command and as the decision it makes."""
+                selected_by: dict[str, str] | None = None, calls: str = "") -> Decision:
+        """A human's command, for all the agent's calls or (`calls`: "tool:<pattern>"/"model:<pattern>")
+        some of them; audited as a command and as the decision it makes."""
         ref = self.agents.get(agent_id, AgentRef(id=agent_id))
         self.audit.append("command", ref, f"human:{actor}", reason, now_s, (), self.policy.version,
                           {"command": action.value, "expires_s": expires_s, "throttle_per_s": throttle_per_s,
-                           "scope": scope or {"agent": agent_id}})
+                           "selected_by": selected_by or {"agent": agent_id}, "calls": calls or "all"})
         decision = self._ladder(agent_id).command(action, reason, actor, now_s, expires_s, throttle_per_s,
-                                                  self.policy.human_override_s)
+                                                  self.policy.human_override_s, calls)
         return self._record_decision(decision, ref)
 
     def set_policy(self, policy: Policy, actor: str, now_s: float) -> None:
@@ -149,6 +150,11 @@ class Pipeline:
             bank.apply_settings(self.settings)
         self.audit.append("config_change", AgentRef(), actor, f"policy {old} replaced by {policy.version}", now_s,
                           (), policy.version, {"outcome": "applied", "from": old, "to": policy.version})
+
+    def scoped(self, agent_id: str) -> list[Decision]:
+        """The agent's decisions for some of its calls (by tool or model)."""
+        ladder = self.ladders.get(agent_id)
+        return list(ladder.scoped.values()) if ladder else []
 
     def decision(self, agent_id: str) -> Decision:
         ladder = self.ladders.get(agent_id)

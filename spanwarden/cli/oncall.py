@@ -59,16 +59,23 @@ def _when(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _scope(agent: str | None, team: str | None, env: str | None) -> dict[str, str]:
-    given = {k: v for k, v in (("agent", agent), ("team", team), ("environment", env)) if v}
+def _scope(agent: str | None, team: str | None, env: str | None, tool: str | None = None,
+           model: str | None = None) -> dict[str, str]:
+    given = {k: v for k, v in (("agent", agent), ("team", team), ("environment", env), ("tool", tool),
+                               ("model", model)) if v}
     if not given:
-        raise typer.BadParameter("name an AGENT, or --team / --env")
+        raise typer.BadParameter("name an AGENT, or --team / --env / --tool / --model")
     return given
+
+
+TOOL = typer.Option(None, help="only calls of tools matching this pattern (e.g. 'delete_*')")
+MODEL = typer.Option(None, help="only calls to models matching this pattern (e.g. 'gpt-4o*')")
 
 
 def _report(answer: dict[str, Any]) -> None:
     for d in answer.get("decisions", [answer]):
-        typer.echo(f"{d['agent_id']}: {d['action']} (decision v{d['version']}) by {d['decided_by']}")
+        calls = f" [{d['scope']}]" if d.get("scope") else ""
+        typer.echo(f"{d['agent_id']}{calls}: {d['action']} (decision v{d['version']}) by {d['decided_by']}")
 
 
 def register(app: typer.Typer) -> None:
@@ -93,30 +100,35 @@ def register(app: typer.Typer) -> None:
     def kill(agent: str = typer.Argument(None, help="the agent (or use --team / --env)"),
              team: str = typer.Option(None, help="every agent the service knows in this team"),
              env: str = typer.Option(None, help="every agent the service knows in this environment"),
+             tool: str = TOOL, model: str = MODEL,
              reason: str = typer.Option(..., help="why (required, audited)"), url: str = URL,
              state_dir: Path = STATE, actor: str = ACTOR) -> None:
-        """Halt AGENT (or a team's or environment's agents) now: their guards refuse every LLM and tool call
-        until resumed."""
-        scope = _scope(agent, team, env)
+        """Halt AGENT (or a team's or environment's agents) now: their guards refuse every LLM and tool call,
+        or with --tool/--model only those calls, until resumed."""
+        scope = _scope(agent, team, env, tool, model)
         _report(_send(url, state_dir, {"command": "kill", **scope, "reason": reason,
                                        "actor": actor or getpass.getuser()}))
 
     @app.command("throttle")
-    def throttle(agent: str, rate: float = typer.Option(..., help="calls per second allowed"),
+    def throttle(agent: str = typer.Argument(None, help="the agent (or use --team / --env)"),
+                 rate: float = typer.Option(..., help="calls per second allowed"), team: str = typer.Option(None),
+                 env: str = typer.Option(None), tool: str = TOOL, model: str = MODEL,
                  reason: str = typer.Option(""), url: str = URL, state_dir: Path = STATE,
                  actor: str = ACTOR) -> None:
-        """Limit AGENT to RATE calls per second until resumed."""
-        d = _send(url, state_dir, {"command": "throttle", "agent": agent, "reason": reason, "rate_per_s": rate,
-                                   "actor": actor or getpass.getuser()})
-        typer.echo(f"{agent}: throttle {rate}/s (decision v{d['version']}) by {d['decided_by']}")
+        """Limit AGENT (or a team's or environment's agents, or their calls of --tool/--model) to RATE calls
+        per second until resumed."""
+        _report(_send(url, state_dir, {"command": "throttle", **_scope(agent, team, env, tool, model),
+                                       "reason": reason, "rate_per_s": rate, "actor": actor or getpass.getuser()}))
 
     @app.command("resume")
     def resume(agent: str = typer.Argument(None, help="the agent (or use --team / --env)"),
-               team: str = typer.Option(None), env: str = typer.Option(None), reason: str = typer.Option(""),
-               url: str = URL, state_dir: Path = STATE, actor: str = ACTOR) -> None:
-        """Undo a kill or throttle: exactly the agents named are allowed again."""
-        _report(_send(url, state_dir, {"command": "resume", **_scope(agent, team, env), "reason": reason,
-                                       "actor": actor or getpass.getuser()}))
+               team: str = typer.Option(None), env: str = typer.Option(None), tool: str = TOOL,
+               model: str = MODEL, reason: str = typer.Option(""), url: str = URL, state_dir: Path = STATE,
+               actor: str = ACTOR) -> None:
+        """Undo a kill or throttle: exactly what is named (agents, or their --tool/--model calls) is allowed
+        again."""
+        _report(_send(url, state_dir, {"command": "resume", **_scope(agent, team, env, tool, model),
+                                       "reason": reason, "actor": actor or getpass.getuser()}))
 
     @app.command("approvals")
     def approvals(url: str = URL, state_dir: Path = STATE, as_json: bool = typer.Option(False, "--json")) -> None:

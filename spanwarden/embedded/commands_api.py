@@ -1,7 +1,9 @@
 """On-call commands over HTTP (`POST /v1/commands`): kill, throttle and resume an agent, or every agent the
 service knows in a team or environment, authenticated by bearer token, allowed by role, and audited with
-the principal who gave them — refusals included. A scope is expanded to the agents known when the command
-is given (an agent that appears later is not covered), and each is audited with the scope it came from."""
+the principal who gave them — refusals included. A selection (team, environment) is expanded to the agents
+known when the command is given (an agent that appears later is not covered), and each is audited with the
+selection it came from. `tool` or `model` narrows the command to those calls of the selected agents (all
+known agents when none is selected), beside their agent-wide decisions."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken
-from spanwarden.enforcers.decision import Action
+from spanwarden.enforcers.decision import Action, parse_scope
 from spanwarden.enforcers.roles import Principal, TokenBook
 from spanwarden.pipeline import Pipeline
 
@@ -49,8 +51,9 @@ def add_routes(app: web.Application, pipeline: Pipeline, tokens: TokenBook,
             body: dict[str, Any] = await request.json()
             name = str(body["command"])
             scope = {k: str(body[k]) for k in ("agent", "team", "environment") if body.get(k)}
-            if not scope:
-                raise KeyError("agent, team or environment")
+            calls = parse_scope(body.get("tool"), body.get("model"))
+            if not scope and not calls:
+                raise KeyError("agent, team, environment, tool or model")
             agent = scope.get("agent", "")
             reason = str(body.get("reason", ""))
             rate = None if body.get("rate_per_s") is None else float(body["rate_per_s"])
@@ -80,7 +83,8 @@ def add_routes(app: web.Application, pipeline: Pipeline, tokens: TokenBook,
         if not targets:
             return web.json_response({"code": 404, "message": f"no known agent matches {scope}"}, status=404)
         decisions = [pipeline.command(target, action, reason or f"{name} by {actor}", actor, now, expires,
-                                      rate if action is Action.THROTTLE else None, scope)
+                                      rate if action is Action.THROTTLE else None, scope or {"all": "known"},
+                                      calls)
                      for target in targets]
         if agent:
             return web.json_response(decisions[0].to_dict())

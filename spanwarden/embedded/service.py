@@ -92,10 +92,12 @@ class EmbeddedService:
         snapshot = state_store.load_snapshot(self.settings.snapshot_path)
         if snapshot is not None:
             self.pipeline.load_state(snapshot)
-        for decision in state_store.decisions_from_audit(self.settings.audit_path).values():
+        for decision in state_store.decisions_from_audit(self.settings.audit_path):
             self.pipeline.restore_decision(decision)
         for agent_id in self.pipeline.ladders:
-            self.board.publish(self.pipeline.decision(agent_id))
+            for decision in sorted([self.pipeline.decision(agent_id), *self.pipeline.scoped(agent_id)],
+                                   key=lambda d: d.version):
+                self.board.publish(decision)
         if self.audit_broken is None:
             self._started()
 

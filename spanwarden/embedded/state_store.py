@@ -39,11 +39,11 @@ def load_snapshot(path: Path) -> dict[str, Any] | None:
                             "log's decisions with fresh baselines") from exc
 
 
-def decisions_from_audit(path: Path) -> dict[str, Decision]:
-    """The newest decision per agent recorded in the audit log."""
-    newest: dict[str, Decision] = {}
+def decisions_from_audit(path: Path) -> list[Decision]:
+    """The newest decision per agent and scope recorded in the audit log, oldest version first."""
+    newest: dict[tuple[str, str], Decision] = {}
     if not path.exists():
-        return newest
+        return []
     for _, entry in read_entries(path):
         if isinstance(entry, Exception) or entry.kind != "decision":
             continue
@@ -52,7 +52,8 @@ def decisions_from_audit(path: Path) -> dict[str, Decision]:
         except (KeyError, TypeError, ValueError):
             log.warning("audit entry %s holds no readable decision", entry.seq)
             continue
-        held = newest.get(decision.agent_id)
+        key = (decision.agent_id, decision.scope)
+        held = newest.get(key)
         if held is None or decision.version > held.version:
-            newest[decision.agent_id] = decision
-    return newest
+            newest[key] = decision
+    return sorted(newest.values(), key=lambda d: d.version)

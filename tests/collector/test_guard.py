@@ -130,3 +130,55 @@ def test_tool_decorator_guards_code_without_spans():
     with pytest.raises(AgentHalted):
         delete_rows("t2")
     assert calls == ["t1"] and delete_rows.__name__ == "delete_rows"
+
+
+def test_kill_and_resume_of_one_tool_or_model_leave_the_rest_alone(tmp_path):
+    def start_service():
+        svc = EmbeddedService(Settings(port=0, state_dir=tmp_path, admin_token="t", audit_fsync="never"))
+        return svc, f"http://127.0.0.1:{svc.start_in_thread()}"
+
+    def command(url, body):
+        answer = requests.post(f"{url}/v1/commands", json=body, headers={"Authorization": "Bearer t"}, timeout=5)
+        answer.raise_for_status()
+        return answer.json()
+
+    service, url = start_service()
+    watcher = DecisionWatcher(url, "agent-s", wait_s=5).start()
+    guard = Guard("agent-s", watcher)
+    provider = TracerProvider(resource=Resource.create({"service.name": "agent-s"}))
+    provider.add_span_processor(GuardSpanProcessor(guard))
+    tracer = provider.get_tracer("t")
+
+    def call(tool="", model=""):
+        attributes = {"gen_ai.tool.name": tool} if tool else {"gen_ai.operation.name": "chat",
+                                                              "gen_ai.request.model": model}
+        try:
+            with tracer.start_as_current_span("call", attributes=attributes):
+                return "ran"
+        except AgentHalted:
+            return "refused"
+
+    try:
+        v1 = command(url, {"command": "kill", "agent": "agent-s", "tool": "purge_*", "reason": "bad purges"})
+        v2 = command(url, {"command": "kill", "agent": "agent-s", "model": "claude-*", "reason": "vendor outage"})
+        assert v1["scope"] == "tool:purge_*" and v2["version"] > v1["version"]
+        assert watcher.wait_for_version(v2["version"], 5)
+        assert [call(tool="purge_cache"), call(tool="search"), call(model="claude-sonnet-4-5"),
+                call(model="gpt-4o")] == ["refused", "ran", "refused", "ran"]
+        assert watcher.current.action is Action.ALLOW  # the agent-wide decision is untouched
+        v3 = command(url, {"command": "resume", "agent": "agent-s", "tool": "purge_*"})
+        assert watcher.wait_for_version(v3["version"], 5)
+        assert [call(tool="purge_cache"), call(model="claude-sonnet-4-5")] == ["ran", "refused"]
+        service.stop()
+        service, url = start_service()  # what is in force survives a restart
+        view = requests.get(f"{url}/v1/decisions/agent-s", timeout=5).json()
+        assert [d["scope"] for d in view["scoped"]] == ["model:claude-*"]
+        again = command(url, {"command": "kill", "agent": "agent-s", "tool": "purge_*", "reason": "again"})
+        assert again["version"] > v3["version"]  # versions keep growing across the restart
+        both = {"command": "kill", "agent": "agent-s", "tool": "x", "model": "y", "reason": "r"}
+        refused = requests.post(f"{url}/v1/commands", headers={"Authorization": "Bearer t"}, timeout=5, json=both)
+        assert refused.status_code == 400
+    finally:
+        watcher.stop()
+        provider.shutdown()
+        service.stop()

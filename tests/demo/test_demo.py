@@ -29,12 +29,24 @@ def check(summary: dict, agents: int) -> None:
 
 
 @pytest.mark.slow
-def test_cli_demo_json_contract():
-    """What `make demo` runs, with --json: the last line is the contract object."""
-    done = subprocess.run([sys.executable, "-m", "spanwarden.cli", "demo", "--json"], capture_output=True,
-                          text=True, timeout=600)
+def test_cli_demo_json_contract_and_its_audit_trail_explains_each_incident(tmp_path):
+    """What `make demo` runs, with --json: the last line is the contract object; then, for every incident,
+    `audit explain` names the policy rule, the evidence and the agent's owner."""
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "spanwarden.cli", *args], capture_output=True, text=True,
+                              timeout=600)
+
+    done = cli("demo", "--json", "--state-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr[-2000:]
-    check(json.loads(done.stdout.strip().splitlines()[-1]), 24)
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    check(summary, 24)
+    for incident in summary["incidents"]:
+        shown = cli("audit", "explain", incident["agent"], "--json", "--state-dir", str(tmp_path))
+        explained = json.loads(shown.stdout)
+        assert explained["decision"]["action"] == incident["action"]
+        assert explained["decision"]["decided_by"].startswith("policy:")
+        assert explained["who"]["owner"].endswith("@example.com")
+        assert explained["because_of"] and all(f["evidence"] for f in explained["because_of"])
 
 
 @pytest.mark.slow
