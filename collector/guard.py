@@ -23,18 +23,12 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from spanwarden.collector.decision_watcher import DecisionWatcher
+from spanwarden.collector.halted import AgentHalted
+from spanwarden.collector.spend_lease import SpendLease
 from spanwarden.enforcers.decision import Action, Decision
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class AgentHalted(RuntimeError):
-    """This agent has been halted: the call was not made. Carries who decided and why."""
-
-    def __init__(self, agent_id: str, reason: str, decided_by: str, version: int) -> None:
-        super().__init__(f"agent {agent_id} is halted by {decided_by}: {reason}")
-        self.agent_id, self.reason, self.decided_by, self.version = agent_id, reason, decided_by, version
 
 
 class Guard:
@@ -175,10 +169,13 @@ GUARDED_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "
 
 
 class GuardSpanProcessor(SpanProcessor):
-    """Applies the guard when an LLM or tool span starts, i.e. before the call it wraps goes out."""
+    """Applies the guard when an LLM or tool span starts, i.e. before the call it wraps goes out; with a
+    spend lease, reserves the call's estimated cost then and settles the real cost when the span ends."""
 
-    def __init__(self, guard: Guard) -> None:
+    def __init__(self, guard: Guard, lease: SpendLease | None = None) -> None:
         self.guard = guard
+        self.lease = lease
+        self._reserved: dict[int, float] = {}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         attributes = span.attributes or {}
@@ -187,9 +184,18 @@ class GuardSpanProcessor(SpanProcessor):
             self.guard.check(str(tool or ""), str(attributes.get("gen_ai.request.model", "")))
         if tool:
             self.guard.await_approval(str(tool), str(attributes.get("gen_ai.tool.call.arguments", "")))
+        if self.lease is not None and not tool:
+            reserved = self.lease.reserve(self.lease.estimate(attributes))
+            if reserved:
+                self._reserved[span.context.span_id] = reserved
 
     def on_end(self, span: ReadableSpan) -> None:
-        return None
+        if self.lease is None or span.context is None:
+            return
+        reserved = self._reserved.pop(span.context.span_id, None)
+        if reserved is None:
+            return
+        self.lease.settle(reserved, self.lease.actual(span.attributes or {}))
 
     def shutdown(self) -> None:
         if self.guard.watcher is not None:

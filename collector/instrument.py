@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from spanwarden.collector.decision_watcher import DecisionWatcher
 from spanwarden.collector.guard import Guard, GuardSpanProcessor
+from spanwarden.collector.spend_lease import SpendLease
 
 # Environment variables read by the agent-side plugin (the service's own are in spanwarden.settings).
 ENV_CONTROL_URL = "SPANWARDEN_CONTROL_URL"  # the service's control channel; default: the OTLP endpoint's host
@@ -26,6 +27,7 @@ ENV_OUT_OF_TOUCH_S = "SPANWARDEN_OUT_OF_TOUCH_S"
 ENV_AGENT_ID = "SPANWARDEN_AGENT_ID"
 ENV_OWNER = "SPANWARDEN_OWNER"
 ENV_TEAM = "SPANWARDEN_TEAM"
+ENV_SPEND_LEASE = "SPANWARDEN_SPEND_LEASE"  # "1": reserve each LLM call's estimated cost from a lease
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 
 
@@ -51,17 +53,18 @@ def control_url(explicit: str | None = None) -> str:
 
 
 def guard_processor(agent_id: str, url: str | None = None, fail_mode: str | None = None,
-                    environment: str = "") -> GuardSpanProcessor:
+                    environment: str = "", spend_lease: bool | None = None) -> GuardSpanProcessor:
     """A started guard for `agent_id`, as a span processor to add to any TracerProvider."""
     watcher = DecisionWatcher(control_url(url), agent_id, environment=environment).start()
     guard = Guard(agent_id, watcher, fail_mode=fail_mode or os.environ.get(ENV_FAIL_MODE, "open"),
                   out_of_touch_s=float(os.environ.get(ENV_OUT_OF_TOUCH_S, "30")))
-    return GuardSpanProcessor(guard)
+    leased = spend_lease if spend_lease is not None else os.environ.get(ENV_SPEND_LEASE) == "1"
+    return GuardSpanProcessor(guard, SpendLease(control_url(url), agent_id) if leased else None)
 
 
 def instrument(agent_id: str | None = None, owner: str | None = None, team: str | None = None,
                environment: str | None = None, endpoint: str | None = None, fail_mode: str | None = None,
-               set_global: bool = True) -> Instrumented:
+               spend_lease: bool | None = None, set_global: bool = True) -> Instrumented:
     """Set up tracing for an agent with spanwarden's guard; returns the provider and the guard."""
     attributes = {
         "service.name": agent_id or os.environ.get(ENV_AGENT_ID) or os.environ.get("OTEL_SERVICE_NAME"),
@@ -73,7 +76,7 @@ def instrument(agent_id: str | None = None, owner: str | None = None, team: str 
     agent = str(resource.attributes.get("service.name") or "unknown")
     provider = TracerProvider(resource=resource)
     processor = guard_processor(agent, endpoint, fail_mode,
-                                str(resource.attributes.get("deployment.environment.name", "")))
+                                str(resource.attributes.get("deployment.environment.name", "")), spend_lease)
     provider.add_span_processor(processor)
     exporter = OTLPSpanExporter(endpoint=f"{control_url(endpoint)}/v1/traces") if endpoint else OTLPSpanExporter()
     provider.add_span_processor(BatchSpanProcessor(exporter))

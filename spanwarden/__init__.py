@@ -12,7 +12,7 @@ __all__ = ["AgentHalted", "instrument", "__version__"]
 def __getattr__(name: str) -> Any:
     # Lazy, so that `import spanwarden` stays cheap inside an agent's process.
     if name == "AgentHalted":
-        from spanwarden.collector.guard import AgentHalted
+        from spanwarden.collector.halted import AgentHalted
 
         return AgentHalted
     if name == "instrument":

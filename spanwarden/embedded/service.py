@@ -21,9 +21,10 @@ from spanwarden.collector.normalize import Normalizer
 from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.finding import Finding
-from spanwarden.embedded import commands_api, state_store
+from spanwarden.embedded import commands_api, leases_api, state_store
 from spanwarden.embedded.approvals_api import ApprovalsApi
 from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditLog, head_path, segments
+from spanwarden.enforcers.leases import LeaseBook
 from spanwarden.enforcers.policy import Policy, PolicyError
 from spanwarden.enforcers.redact import Redactor
 from spanwarden.enforcers.roles import TokenBook
@@ -79,6 +80,7 @@ class EmbeddedService:
         self.token = self._admin_token()
         self.tokens = TokenBook.load(settings.tokens_path, self.token)
         self.approvals = ApprovalsApi(self.pipeline, self.tokens, clock, settings.long_poll_s)
+        self.leases = LeaseBook()
         self.port: int | None = None
         self._snapshotted_at = -1
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -177,6 +179,7 @@ class EmbeddedService:
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)
         commands_api.add_routes(app, self.pipeline, self.tokens, self.clock)
         self.approvals.add_routes(app)
+        leases_api.add_routes(app, self.pipeline, self.leases, self.clock)
         app.router.add_get("/v1/status", self._status)
         app.router.add_post("/v1/policy/reload", self._reload)
         app.router.add_post(ACKNOWLEDGE_PATH, self._acknowledge)
