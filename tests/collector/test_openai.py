@@ -118,3 +118,55 @@ def test_a_throttle_paces_calls_to_the_decided_rate(world):
         ask(client)
     assert len(FakeOpenAI.received) == 11
     assert (clock.now() - start) == pytest.approx(10 / 2.0)  # the guard made the agent wait 0.5 s a call
+
+
+def test_fifty_concurrent_openai_calls_under_a_lease_overspend_by_at_most_one_estimate(tmp_path):
+    import yaml
+
+    from spanwarden.collector.spend_lease import SpendLease
+    from spanwarden.enforcers.policy import Policy
+
+    FakeOpenAI.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    shipped = Policy.load().model_dump(mode="json")
+    policy = tmp_path / "policy.yaml"
+    budget = 0.005
+    policy.write_text(yaml.safe_dump({**shipped, "budgets": {**shipped["budgets"], "agent_usd_per_hour": budget}}))
+    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, audit_fsync="never", policy_file=policy))
+    url = f"http://127.0.0.1:{service.start_in_thread()}"
+    watcher = DecisionWatcher(url, "leased", wait_s=5)
+    watcher.failing_since = None
+    lease = SpendLease(url, "leased")
+    provider = TracerProvider(resource=Resource.create({"service.name": "leased"}))
+    provider.add_span_processor(GuardSpanProcessor(Guard("leased", watcher), lease))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
+    instrumentor = openai_v2.OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", api_key="sk-test",
+                           max_retries=0)
+    estimate = lease.estimate({"gen_ai.request.model": "gpt-4o-mini", "gen_ai.request.max_tokens": 2000})
+    refused = []
+
+    def call():
+        try:
+            client.chat.completions.create(model="gpt-4o-mini", max_tokens=2000,
+                                           messages=[{"role": "user", "content": "hi"}])
+        except AgentHalted:
+            refused.append(1)
+
+    try:
+        threads = [threading.Thread(target=call) for _ in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        spent = service.call(lambda: service.pipeline.detectors["leased"].cost.hour.sum)
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+        service.stop()
+        server.shutdown()
+    assert refused and len(FakeOpenAI.received) + len(refused) == 50
+    assert spent <= budget + estimate  # what the calls that went out really cost, as the service priced it
+    assert len(FakeOpenAI.received) >= 3
