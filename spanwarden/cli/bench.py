@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 
 app = typer.Typer(help="Benchmarks; each prints a JSON object as its last line with --json.",
                   no_args_is_help=True)
+
+
+def _emit(as_json: bool, human: str, figures: dict[str, Any]) -> None:
+    """The human line (unless --json), then the contract's JSON line, always last."""
+    if not as_json:
+        typer.echo(human)
+    typer.echo(json.dumps(figures))
 
 
 @app.command("ingest")
@@ -20,9 +28,7 @@ def ingest(
     from spanwarden.bench.ingest import run
 
     result = run(batch, seconds)
-    if not as_json:
-        typer.echo(f"ingest: {result['spans_per_s']:,.0f} spans/s in batches of {batch} (one core)")
-    typer.echo(json.dumps(result))
+    _emit(as_json, f"ingest: {result['spans_per_s']:,.0f} spans/s in batches of {batch} (one core)", result)
 
 
 @app.command("baseline")
@@ -35,10 +41,8 @@ def baseline(
     from spanwarden.bench.baseline import run
 
     result = run(seed)
-    if not as_json:
-        typer.echo(f"baseline: NAB-style score {result['nab_score']} on {result['series']} synthetic series at "
-                   f"threshold {result['threshold']}; {result['points_per_s']:,.0f} points/s")
-    typer.echo(json.dumps(result))
+    _emit(as_json, f"baseline: NAB-style score {result['nab_score']} on {result['series']} synthetic series at "
+                   f"threshold {result['threshold']}; {result['points_per_s']:,.0f} points/s", result)
 
 
 @app.command("detectors")
@@ -51,10 +55,9 @@ def detectors(
     from spanwarden.bench.detectors import run
 
     result = run(agents, per_agent)
-    if not as_json:
-        typer.echo(f"detectors: {result['records_per_s']:,.0f} records/s; {result['bytes_per_agent']:,.0f} bytes "
-                   f"in memory per agent ({result['state_json_bytes_per_agent']:,.0f} as JSON state)")
-    typer.echo(json.dumps({k: result[k] for k in ("records_per_s", "bytes_per_agent")}))
+    _emit(as_json, f"detectors: {result['records_per_s']:,.0f} records/s; {result['bytes_per_agent']:,.0f} bytes "
+                   f"in memory per agent ({result['state_json_bytes_per_agent']:,.0f} as JSON state)",
+          {k: result[k] for k in ("records_per_s", "bytes_per_agent")})
 
 
 @app.command("guard")
@@ -64,10 +67,8 @@ def guard(as_json: bool = typer.Option(False, "--json", help="print only the JSO
     from spanwarden.bench.guard import overhead
 
     result = overhead(spans)
-    if not as_json:
-        typer.echo(f"guard: +{result['overhead_us_per_span']} us per span over "
-                   f"{result['baseline_us_per_span']} us")
-    typer.echo(json.dumps(result))
+    _emit(as_json, f"guard: +{result['overhead_us_per_span']} us per span over "
+                   f"{result['baseline_us_per_span']} us", result)
 
 
 @app.command("killswitch")
@@ -77,7 +78,6 @@ def killswitch(as_json: bool = typer.Option(False, "--json", help="print only th
     from spanwarden.bench.guard import killswitch as measure
 
     result = measure(trials)
-    if not as_json:
-        typer.echo(f"killswitch: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms over {result['trials']} "
-                   f"kills ({result['missed']} not refused within 5 s)")
-    typer.echo(json.dumps({k: result[k] for k in ("p50_ms", "p99_ms")}))
+    _emit(as_json, f"killswitch: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms over {result['trials']} "
+                   f"kills ({result['missed']} not refused within 5 s)",
+          {k: result[k] for k in ("p50_ms", "p99_ms")})

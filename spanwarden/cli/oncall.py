@@ -33,16 +33,25 @@ def _token(state_dir: Path) -> str:
 
 def post(url: str, path: str, state_dir: Path, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """POST to the running service with your token; exit 2 if it is unreachable, 1 if it refuses."""
+    return _call("POST", url, path, state_dir, body or {})
+
+
+def get(url: str, path: str, state_dir: Path) -> dict[str, Any]:
+    """GET from the running service with your token; exit 2 if it is unreachable, 1 if it refuses."""
+    return _call("GET", url, path, state_dir, None)
+
+
+def _call(method: str, url: str, path: str, state_dir: Path, body: dict[str, Any] | None) -> dict[str, Any]:
     try:
-        response = requests.post(f"{url}{path}", json=body or {}, timeout=10,
-                                 headers={"Authorization": f"Bearer {_token(state_dir)}"})
-    except requests.RequestException as exc:
+        response = requests.request(method, f"{url}{path}", json=body, timeout=10,
+                                    headers={"Authorization": f"Bearer {_token(state_dir)}"})
+        if response.status_code != 200:
+            typer.echo(f"spanwarden: refused ({response.status_code}): {response.text}", err=True)
+            raise typer.Exit(1)
+        result: dict[str, Any] = response.json()
+    except (requests.RequestException, ValueError) as exc:
         typer.echo(f"spanwarden: cannot reach {url}: {exc}", err=True)
         raise typer.Exit(2) from None
-    if response.status_code != 200:
-        typer.echo(f"spanwarden: refused ({response.status_code}): {response.text}", err=True)
-        raise typer.Exit(1)
-    result: dict[str, Any] = response.json()
     return result
 
 
@@ -133,13 +142,7 @@ def register(app: typer.Typer) -> None:
     @app.command("approvals")
     def approvals(url: str = URL, state_dir: Path = STATE, as_json: bool = typer.Option(False, "--json")) -> None:
         """Pending approval requests: agents waiting to call a destructive tool (viewer)."""
-        try:
-            response = requests.get(f"{url}/v1/approvals", timeout=10,
-                                    headers={"Authorization": f"Bearer {_token(state_dir)}"})
-            pending = response.json()["pending"]
-        except (requests.RequestException, ValueError, KeyError) as exc:
-            typer.echo(f"spanwarden: cannot read approvals from {url}: {exc}", err=True)
-            raise typer.Exit(2) from None
+        pending = get(url, "/v1/approvals", state_dir)["pending"]
         if as_json:
             typer.echo(json.dumps(pending))
             return
@@ -164,16 +167,7 @@ def register(app: typer.Typer) -> None:
     @app.command("status")
     def status(url: str = URL, state_dir: Path = STATE, as_json: bool = typer.Option(False, "--json")) -> None:
         """Every agent the service knows, with its decision and latest finding (viewer role or above)."""
-        try:
-            response = requests.get(f"{url}/v1/status", timeout=10,
-                                    headers={"Authorization": f"Bearer {_token(state_dir)}"})
-            if response.status_code != 200:
-                typer.echo(f"spanwarden: refused ({response.status_code}): {response.text}", err=True)
-                raise typer.Exit(1)
-            agents = response.json()["agents"]
-        except (requests.RequestException, ValueError, KeyError) as exc:
-            typer.echo(f"spanwarden: cannot read status from {url}: {exc}", err=True)
-            raise typer.Exit(2) from None
+        agents = get(url, "/v1/status", state_dir)["agents"]
         if as_json:
             typer.echo(json.dumps(agents))
             return
