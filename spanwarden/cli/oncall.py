@@ -64,6 +64,12 @@ STATE = typer.Option(Path(".spanwarden"), envvar="SPANWARDEN_STATE_DIR", help="w
 ACTOR = typer.Option(None, help="who you are (default: your login name)")
 
 
+def _answer(url: str, state_dir: Path, request_id: str, approve: bool, reason: str) -> None:
+    r = post(url, f"/v1/approvals/{request_id}/answer", state_dir, {"approve": approve, "reason": reason})
+    may = "may" if approve else "may not"
+    typer.echo(f"{r['id']}: {r['status']} ({r['agent_id']} {may} call {r['tool']}) by {r['decided_by']}")
+
+
 def _when(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -154,15 +160,13 @@ def register(app: typer.Typer) -> None:
     @app.command("approve")
     def approve(request_id: str, reason: str = typer.Option(""), url: str = URL, state_dir: Path = STATE) -> None:
         """Let the held call go (oncall; audited with your name)."""
-        r = post(url, f"/v1/approvals/{request_id}/answer", state_dir, {"approve": True, "reason": reason})
-        typer.echo(f"{r['id']}: {r['status']} ({r['agent_id']} may call {r['tool']}) by {r['decided_by']}")
+        _answer(url, state_dir, request_id, True, reason)
 
     @app.command("deny")
     def deny(request_id: str, reason: str = typer.Option(..., help="why (audited)"), url: str = URL,
              state_dir: Path = STATE) -> None:
         """Refuse the held call: the agent's guard raises AgentHalted for it (oncall; audited)."""
-        r = post(url, f"/v1/approvals/{request_id}/answer", state_dir, {"approve": False, "reason": reason})
-        typer.echo(f"{r['id']}: {r['status']} ({r['agent_id']} may not call {r['tool']}) by {r['decided_by']}")
+        _answer(url, state_dir, request_id, False, reason)
 
     @app.command("status")
     def status(url: str = URL, state_dir: Path = STATE, as_json: bool = typer.Option(False, "--json")) -> None:
