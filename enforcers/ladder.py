@@ -112,7 +112,8 @@ class AgentLadder:
         return self.current
 
     def to_state(self) -> dict[str, Any]:
-        return {"current": self.current.to_dict(), "recent": list(self.recent), "human_until": self.human_until,
+        return {"current": self.current.to_dict(), "recent": list(self.recent), "human_until": (
+            self.human_until if self.human_until != float("-inf") else None),  # strict JSON has no -inf
                 "rule_last": self.rule_last, "version": self.version,
                 "scoped": [d.to_dict() for d in self.scoped.values()]}
 
@@ -121,7 +122,8 @@ class AgentLadder:
         ladder = cls(agent_id)
         ladder.current = Decision.from_dict(state["current"])
         ladder.recent = deque(float(t) for t in state["recent"])
-        ladder.human_until = float(state.get("human_until", float("-inf")))
+        human_until = state.get("human_until")
+        ladder.human_until = float("-inf") if human_until is None else float(human_until)
         ladder.rule_last = {k: float(v) for k, v in state.get("rule_last", {}).items()}
         ladder.scoped = {d["scope"]: Decision.from_dict(d) for d in state.get("scoped", [])}
         ladder.version = max(int(state.get("version", 0)), ladder.current.version)

@@ -51,7 +51,7 @@ class Pipeline:
     def __init__(self, policy: Policy, audit: AuditSink, settings: DetectorSettings | None = None,
                  on_decision: Callable[[Decision], None] | None = None,
                  on_finding: Callable[[Finding], None] | None = None, refitter: Refitter | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, fleet_learning: bool = True) -> None:
         self.policy = policy
         self.audit = audit
         self.settings = detector_settings_for(policy, settings)
@@ -68,6 +68,9 @@ class Pipeline:
         self.reservoir = Reservoir(seed=seed)
         self.behaviour_model: IsolationModel | None = None
         self.next_fit_s = 0.0
+        # Peer priors, team budgets and the behaviour model learn across agents; a Faust worker sees only
+        # its partitions' agents, so it runs without them rather than learn from a partial fleet.
+        self.fleet_learning = fleet_learning
 
     def process(self, records: Iterable[SpanRecord]) -> list[Decision]:
         decisions: list[Decision] = []
@@ -80,7 +83,8 @@ class Pipeline:
             ref = self._agent_ref(record)
             bank = self.detectors.get(agent_id)
             if bank is None:
-                prior = self.priors.cost_prior(record.team, record.time_s, self._warmed_cost_histories)
+                prior = (self.priors.cost_prior(record.team, record.time_s, self._warmed_cost_histories)
+                         if self.fleet_learning else None)
                 bank = self.detectors[agent_id] = AgentDetectors(agent_id, self.settings, prior)
                 bank.behaviour.model = self.behaviour_model
             ladder = self._ladder(agent_id)
@@ -88,11 +92,15 @@ class Pipeline:
             if lapsed is not None:
                 decisions.append(self._record_decision(lapsed, ref))
             found = bank.observe(record)
-            team_finding = self.team_budgets.observe(record) if self.team_budgets.active else None
+            team_finding = (self.team_budgets.observe(record)
+                            if self.team_budgets.active and self.fleet_learning else None)
             if team_finding is not None:
                 found.append(team_finding)
             if bank.behaviour.normal_vectors:
-                self._collect(bank, record.time_s)
+                if self.fleet_learning:
+                    self._collect(bank, record.time_s)
+                else:
+                    bank.behaviour.normal_vectors.clear()
             for finding in found:
                 self.on_finding(finding)
                 self.audit.append("finding", ref, f"detector:{finding.detector}", finding.reason,
@@ -206,6 +214,28 @@ class Pipeline:
         self.next_fit_s = float(behaviour["next_fit_s"])
         if behaviour["model"] is not None:
             self._use_model(IsolationModel.from_state(behaviour["model"]))
+
+    def agent_state(self, agent_id: str) -> dict[str, Any]:
+        """One agent's baselines, ladder and identity: what a partitioned runtime keeps per key."""
+        ref = self.agents.get(agent_id, AgentRef(id=agent_id))
+        bank, ladder = self.detectors.get(agent_id), self.ladders.get(agent_id)
+        return {"version": STATE_VERSION, "detectors": bank.to_state() if bank else None,
+                "ladder": ladder.to_state() if ladder else None,
+                "agent": [ref.owner, ref.team, ref.environment, ref.version]}
+
+    def load_agent(self, agent_id: str, state: dict[str, Any]) -> None:
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"agent state version {state.get('version')!r} is not {STATE_VERSION}")
+        if state["detectors"] is not None:
+            self.detectors[agent_id] = AgentDetectors.from_state(state["detectors"], self.settings)
+        if state["ladder"] is not None:
+            self.ladders[agent_id] = AgentLadder.from_state(agent_id, state["ladder"])
+        self.agents[agent_id] = AgentRef(agent_id, *state["agent"])
+
+    def forget_agent(self, agent_id: str) -> None:
+        """Drop an agent from memory (its partition moved to another worker)."""
+        for table in (self.detectors, self.ladders, self.agents):
+            table.pop(agent_id, None)
 
     def restore_decision(self, decision: Decision) -> None:
         """Reinstate a decision newer than the snapshot (recovered from the audit log after a crash)."""

@@ -33,6 +33,15 @@ class Settings(BaseSettings):
     tokens_file: Path | None = Field(None, description="named tokens with roles; default STATE_DIR/tokens.yaml")
     snapshot_interval_s: float = Field(5.0, gt=0, description="how often baselines are saved to disk")
     long_poll_s: float = Field(25.0, gt=0, le=300, description="longest a control-channel poll is held")
+    kafka_bootstrap: str = Field("", description="Kafka bootstrap servers (host:port,...): `serve` publishes "
+                                 "spans to Kafka and reads decisions from it instead of detecting in-process")
+    kafka_app_id: str = Field("spanwarden", min_length=1, description="Faust app id (consumer group, changelogs)")
+    kafka_partitions: int = Field(8, ge=1, le=1024, description="partitions of every spanwarden topic")
+    worker_web_port: int = Field(6066, ge=1, le=65535, description="a worker's Faust web port (loopback)")
+    worker_max_agents_in_memory: int = Field(20_000, ge=1, description="agents a worker keeps loaded; others "
+                                             "are read back from the state table on their next span")
+    kafka_command_timeout_s: float = Field(10.0, gt=0, description="how long `serve --kafka` waits for a "
+                                           "worker to apply a command")
 
     @field_validator("redact_patterns")
     @classmethod

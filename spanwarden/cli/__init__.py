@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from spanwarden.cli import audit, bench, demo, evaluate, oncall, policy, serve
+from spanwarden.cli import audit, bench, demo, evaluate, oncall, policy, serve, worker
 
 app = typer.Typer(help="spanwarden: learned per-agent baselines and warn/throttle/halt for AI agents.",
                   no_args_is_help=True, add_completion=False)
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)
 app.command("eval")(evaluate.evaluate)
 app.add_typer(bench.app, name="bench")

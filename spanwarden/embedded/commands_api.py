@@ -9,21 +9,35 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from spanwarden.audit_sink import AuditSink
 from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken
-from spanwarden.enforcers.decision import Action, parse_scope
+from spanwarden.enforcers.decision import Action, Decision, parse_scope
+from spanwarden.enforcers.policy import Policy
 from spanwarden.enforcers.roles import Principal, TokenBook
-from spanwarden.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 COMMANDS = {"kill": Action.HALT, "throttle": Action.THROTTLE, "resume": Action.ALLOW, "warn": Action.WARN}
 
 
-def authorize(request: web.Request, tokens: TokenBook, action: str, pipeline: Pipeline, now_s: float,
+class Audited(Protocol):
+    """What commands need from a runtime: where to audit, the agents it knows, the policy in force."""
+
+    audit: AuditSink
+    agents: dict[str, AgentRef]
+    policy: Policy
+
+
+# (agent, action, reason, actor, now_s, expires_s, throttle_per_s, selected_by, calls) -> the decision made
+ApplyCommand = Callable[[str, Action, str, str, float, float | None, float | None, dict[str, str], str],
+                        Awaitable[Decision]]
+
+
+def authorize(request: web.Request, tokens: TokenBook, action: str, pipeline: Audited, now_s: float,
               agent: str = "") -> Principal | web.Response:
     """The principal allowed to do `action`, or the 401/403 answer (audited as an attempt)."""
     principal = tokens.authenticate(request.headers.get("Authorization", ""))
@@ -44,8 +58,11 @@ def authorize(request: web.Request, tokens: TokenBook, action: str, pipeline: Pi
     return web.json_response({"code": status, "message": f"{action} refused: {why}"}, status=status)
 
 
-def add_routes(app: web.Application, pipeline: Pipeline, tokens: TokenBook,
-               clock: Callable[[], float] = time.time) -> None:
+def add_routes(app: web.Application, pipeline: Audited, tokens: TokenBook, apply: ApplyCommand,
+               clock: Callable[[], float] = time.time, selections: bool = True) -> None:
+    """`apply` makes the decision (in-process, or through the Kafka runtime's workers); `selections`
+    says whether team/environment selections can be expanded (only where every agent is known)."""
+
     async def command(request: web.Request) -> web.Response:
         try:
             body: dict[str, Any] = await request.json()
@@ -63,6 +80,9 @@ def add_routes(app: web.Application, pipeline: Pipeline, tokens: TokenBook,
         except (ValueError, KeyError, TypeError) as exc:
             return web.json_response({"code": 400, "message": f"expected JSON with command and agent, numeric "
                                       f"rate_per_s/expires_s ({exc})"}, status=400)
+        if not selections and "agent" not in scope:
+            return web.json_response({"code": 400, "message": "this runtime takes commands for one named agent; "
+                                      "team and environment selections need the embedded service"}, status=400)
         if name not in COMMANDS:
             return web.json_response({"code": 400, "message": f"unknown command {name!r}; one of "
                                       f"{sorted(COMMANDS)}"}, status=400)
@@ -82,9 +102,8 @@ def add_routes(app: web.Application, pipeline: Pipeline, tokens: TokenBook,
             if all(getattr(ref, k) == v for k, v in scope.items() if k != "agent"))
         if not targets:
             return web.json_response({"code": 404, "message": f"no known agent matches {scope}"}, status=404)
-        decisions = [pipeline.command(target, action, reason or f"{name} by {actor}", actor, now, expires,
-                                      rate if action is Action.THROTTLE else None, scope or {"all": "known"},
-                                      calls)
+        decisions = [await apply(target, action, reason or f"{name} by {actor}", actor, now, expires,
+                                 rate if action is Action.THROTTLE else None, scope or {"all": "known"}, calls)
                      for target in targets]
         if agent:
             return web.json_response(decisions[0].to_dict())

@@ -24,6 +24,7 @@ from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import commands_api, leases_api, state_store
 from spanwarden.embedded.approvals_api import ApprovalsApi
 from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditLog, head_path, segments
+from spanwarden.enforcers.decision import Decision
 from spanwarden.enforcers.leases import LeaseBook
 from spanwarden.enforcers.policy import Policy, PolicyError
 from spanwarden.enforcers.redact import Redactor
@@ -122,6 +123,9 @@ class EmbeddedService:
     def _redactor(self) -> Redactor:
         return Redactor(self.settings.redact_patterns)
 
+    async def _apply_command(self, *args: Any) -> Decision:
+        return self.pipeline.command(*args)
+
     def deliver(self, records: list[SpanRecord]) -> None:
         self.pipeline.process(records)
 
@@ -177,7 +181,7 @@ class EmbeddedService:
         app.router.add_post(receiver.TRACES_PATH, receiver.traces_handler(
             Normalizer(self.prices), self.deliver, self.settings.max_body_bytes))
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)
-        commands_api.add_routes(app, self.pipeline, self.tokens, self.clock)
+        commands_api.add_routes(app, self.pipeline, self.tokens, self._apply_command, self.clock)
         self.approvals.add_routes(app)
         leases_api.add_routes(app, self.pipeline, self.leases, self.clock)
         app.router.add_get("/v1/status", self._status)

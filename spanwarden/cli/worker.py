@@ -1,0 +1,37 @@
+"""`spanwarden worker`: one Faust worker of the Kafka runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from spanwarden.cli.serve import load_settings
+from spanwarden.collector.pricing import PriceTableError
+from spanwarden.enforcers.policy import PolicyError
+
+
+def worker(
+    bootstrap: str = typer.Option(None, help="Kafka bootstrap host:port[,...] [SPANWARDEN_KAFKA_BOOTSTRAP]"),
+    web_port: int = typer.Option(None, help="this worker's Faust web port on loopback "
+                                 "[SPANWARDEN_WORKER_WEB_PORT, default 6066]; one per worker on a machine"),
+    partitions: int = typer.Option(None, help="partitions of every topic "
+                                   "[SPANWARDEN_KAFKA_PARTITIONS, default 8]"),
+    app_id: str = typer.Option(None, help="Faust app id: workers with the same id share the work "
+                               "[SPANWARDEN_KAFKA_APP_ID]"),
+    policy_file: Path = typer.Option(None, "--policy", help="policy YAML [SPANWARDEN_POLICY_FILE]"),
+    loglevel: str = typer.Option("info", help="Faust log level"),
+) -> None:
+    """Run the detectors and enforcers as a Faust worker on Kafka: spans in, decisions and audit out."""
+    from spanwarden.streaming import worker as runtime
+
+    settings = load_settings(kafka_bootstrap=bootstrap, worker_web_port=web_port, kafka_partitions=partitions,
+                             kafka_app_id=app_id, policy_file=policy_file)
+    if not settings.kafka_bootstrap:
+        typer.echo("spanwarden: worker needs --bootstrap or SPANWARDEN_KAFKA_BOOTSTRAP", err=True)
+        raise typer.Exit(2)
+    try:
+        runtime.run(settings, loglevel)
+    except (PolicyError, PriceTableError) as exc:
+        typer.echo(f"spanwarden: cannot start: {exc}", err=True)
+        raise typer.Exit(2) from None

@@ -1,0 +1,148 @@
+"""The pipeline for the agents of the partitions one worker holds.
+
+Each agent's baselines, ladder and input positions live in a Faust table (the `states` mapping here); the
+shard loads an agent on first use, keeps the most recently used ones in memory, and after each input
+returns the agent's new state for the caller to write back once the outputs are delivered. Inputs at or
+before an agent's stored position are skipped, so a batch replayed after a crash or a rebalance is not
+learned twice and makes no second decision."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, deque
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from spanwarden.detectors.agent_detectors import DetectorSettings
+from spanwarden.detectors.finding import Finding
+from spanwarden.enforcers.audit_log import AuditEntry
+from spanwarden.enforcers.decision import Action, Decision
+from spanwarden.enforcers.policy import Policy
+from spanwarden.pipeline import Pipeline
+from spanwarden.streaming.keyed_audit import KeyedAuditBuffer
+from spanwarden.streaming.record_batch import SourceRecords
+
+log = logging.getLogger(__name__)
+COMMANDS_REMEMBERED = 64
+STATE_FORMAT = 1
+
+
+@dataclass
+class ShardOutput:
+    """What one agent's input produced: audit entries, findings, decision messages and its new state."""
+
+    agent_id: str
+    audit: list[AuditEntry] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    state: bytes = b""
+    skipped_records: int = 0
+
+
+class AgentShard:
+    def __init__(self, policy: Policy, states: MutableMapping[str, bytes],
+                 settings: DetectorSettings | None = None, max_in_memory: int = 20_000) -> None:
+        self.states = states
+        self.audit = KeyedAuditBuffer()
+        self._findings: list[Finding] = []
+        self.pipeline = Pipeline(policy, self.audit, settings, on_finding=self._findings.append,
+                                 fleet_learning=False)
+        self.max_in_memory = max_in_memory
+        self.positions: dict[str, dict[str, list[int]]] = {}
+        self.commands_seen: dict[str, deque[str]] = {}
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self.corrupt_states = 0
+
+    def process(self, agent_id: str, sources: list[SourceRecords]) -> ShardOutput:
+        """Score and learn one agent's records, skipping sources already applied."""
+        self._ensure(agent_id)
+        out = ShardOutput(agent_id)
+        positions = self.positions[agent_id]
+        for source in sources:
+            key = str(source.partition)
+            if list(source.position) <= positions.get(key, [-1, -1]):
+                out.skipped_records += len(source.records)
+                continue
+            records = [r for r in source.records if r.agent_id == agent_id]
+            if len(records) != len(source.records):
+                log.error("dropped %d records filed under agent %r but naming another agent",
+                          len(source.records) - len(records), agent_id)
+            self.audit.start(f"{agent_id}/{source.partition}/{source.offset}/{source.part}")
+            for decision in self.pipeline.process(records):
+                out.decisions.append(self._message(decision, None))
+            positions[key] = list(source.position)
+        return self._finish(out)
+
+    def command(self, agent_id: str, command: dict[str, Any]) -> ShardOutput:
+        """Apply an on-call command (once per command id)."""
+        self._ensure(agent_id)
+        out = ShardOutput(agent_id)
+        seen = self.commands_seen[agent_id]
+        command_id = str(command["id"])
+        if command_id in seen:
+            return self._finish(out)
+        self.audit.start(f"{agent_id}/command/{command_id}")
+        decision = self.pipeline.command(
+            agent_id, Action(command["action"]), str(command["reason"]), str(command["actor"]),
+            float(command["now_s"]), _optional_float(command.get("expires_s")),
+            _optional_float(command.get("throttle_per_s")), command.get("selected_by"),
+            str(command.get("calls", "")))
+        seen.append(command_id)
+        out.decisions.append(self._message(decision, command_id))
+        return self._finish(out)
+
+    def forget_all(self) -> None:
+        """Drop every agent from memory (after a rebalance the table is the truth)."""
+        for agent_id in list(self._recent):
+            self._forget(agent_id)
+
+    def _message(self, decision: Decision, command_id: str | None) -> dict[str, Any]:
+        agent_id = decision.agent_id
+        return {"decision": decision.to_dict(), "current": self.pipeline.decision(agent_id).to_dict(),
+                "scoped": [d.to_dict() for d in self.pipeline.scoped(agent_id)], "command_id": command_id}
+
+    def _finish(self, out: ShardOutput) -> ShardOutput:
+        out.audit = self.audit.drain()
+        out.findings, self._findings[:] = list(self._findings), []
+        out.state = self.state_bytes(out.agent_id)
+        return out
+
+    def state_bytes(self, agent_id: str) -> bytes:
+        return orjson.dumps({"format": STATE_FORMAT, "pipeline": self.pipeline.agent_state(agent_id),
+                             "positions": self.positions[agent_id],
+                             "commands": list(self.commands_seen[agent_id])})
+
+    def _ensure(self, agent_id: str) -> None:
+        if agent_id in self._recent:
+            self._recent.move_to_end(agent_id)
+            return
+        self.positions[agent_id], self.commands_seen[agent_id] = {}, deque(maxlen=COMMANDS_REMEMBERED)
+        raw = self.states.get(agent_id)
+        if raw:
+            try:
+                state = orjson.loads(raw)
+                if state.get("format") != STATE_FORMAT:
+                    raise ValueError(f"state format {state.get('format')!r}, expected {STATE_FORMAT}")
+                self.pipeline.load_agent(agent_id, state["pipeline"])
+                self.positions[agent_id] = {str(k): [int(v[0]), int(v[1])] for k, v in state["positions"].items()}
+                self.commands_seen[agent_id].extend(str(c) for c in state["commands"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                self.corrupt_states += 1
+                self.pipeline.forget_agent(agent_id)
+                log.error("state of agent %r is unreadable (%s); it starts learning again", agent_id, exc)
+        self._recent[agent_id] = None
+        while len(self._recent) > self.max_in_memory:
+            self._forget(next(iter(self._recent)))
+
+    def _forget(self, agent_id: str) -> None:
+        self._recent.pop(agent_id, None)
+        self.pipeline.forget_agent(agent_id)
+        self.positions.pop(agent_id, None)
+        self.commands_seen.pop(agent_id, None)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)

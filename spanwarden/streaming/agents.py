@@ -1,0 +1,94 @@
+"""The Faust agents: they only move messages between topics, the state table and the pure code
+(`SpanSplitter`, `AgentShard`). Outputs are delivered before an agent's new state is written, and input
+offsets are committed only after both, so a crash replays inputs and the shard's positions skip them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable
+from typing import Any
+
+import orjson
+
+from spanwarden.streaming.agent_shard import AgentShard, ShardOutput
+from spanwarden.streaming.keyed_audit import encode_entry
+from spanwarden.streaming.record_batch import RecordBatchError, SourceRecords, decode, encode
+from spanwarden.streaming.span_splitter import SpansMessage, SpanSplitter, pack
+from spanwarden.streaming.tables import AgentStates
+from spanwarden.streaming.topics import Topics
+
+log = logging.getLogger(__name__)
+TAKE_MAX = 256  # messages per processing round
+TAKE_WITHIN_S = 0.05  # longest a message waits for its round
+
+
+def register(app: Any, topics: Topics, states: AgentStates, shard: AgentShard, splitter: SpanSplitter) -> None:
+    lock = asyncio.Lock()  # records and commands of one agent must not interleave between apply and save
+
+    @app.agent(topics.spans, name="split-spans")
+    async def split_spans(stream: Any) -> None:
+        async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN_S):
+            by_agent = splitter.split([SpansMessage(e.message.partition, e.message.offset, e.value or b"")
+                                       for e in events])
+            for agent_id, sources in by_agent.items():
+                for chunk in pack(sources):
+                    await topics.records.send(key=agent_id.encode(), value=encode(chunk))
+
+    @app.agent(topics.records, name="detect")
+    async def detect(stream: Any) -> None:
+        async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN_S):
+            by_agent: dict[str, list[SourceRecords]] = defaultdict(list)
+            partitions: dict[str, int] = {}
+            for event in events:
+                agent_id = _agent_key(event)
+                partitions[agent_id] = event.message.partition
+                try:
+                    by_agent[agent_id].extend(decode(event.value or b""))
+                except RecordBatchError as exc:
+                    log.error("skipped records message %d@%d: %s", event.message.offset,
+                              event.message.partition, exc)
+            async with lock:
+                outputs = [shard.process(agent_id, sources) for agent_id, sources in by_agent.items()]
+                await _deliver(topics, states, outputs, partitions)
+
+    @app.agent(topics.commands, name="apply-commands")
+    async def apply_commands(stream: Any) -> None:
+        async for event in stream.events():
+            agent_id = _agent_key(event)
+            try:
+                command = orjson.loads(event.value or b"")
+                async with lock:
+                    await _deliver(topics, states, [shard.command(agent_id, command)],
+                                   {agent_id: event.message.partition})
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                log.error("skipped command %d@%d for %r: %s", event.message.offset, event.message.partition,
+                          agent_id, exc)
+
+    @app.on_partitions_revoked.connect
+    def forget_moved_agents(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        shard.forget_all()  # reloaded from the table when their records come back here
+
+
+def _agent_key(event: Any) -> str:
+    key = event.key
+    return key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+
+
+async def _deliver(topics: Topics, states: AgentStates, outputs: list[ShardOutput],
+                   partitions: dict[str, int]) -> None:
+    """Send every output and wait until the broker has them, then write the agents' new states."""
+    pending: list[Awaitable[Any]] = []
+    for out in outputs:
+        key = out.agent_id.encode()
+        for entry in out.audit:
+            pending.append(await topics.audit.send(key=key, value=encode_entry(entry)))
+        for finding in out.findings:
+            pending.append(await topics.findings.send(key=key, value=orjson.dumps(finding.to_dict())))
+        for message in out.decisions:
+            pending.append(await topics.decisions.send(key=key, value=orjson.dumps(message)))
+    if pending:
+        await asyncio.gather(*pending)
+    for out in outputs:
+        states.put(out.agent_id, partitions[out.agent_id], out.state)

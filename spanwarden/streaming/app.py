@@ -1,0 +1,34 @@
+"""The Faust app, alone in its module: settings in, app out. Topics, tables and agents attach to it in
+their own modules (`worker.build`)."""
+
+from __future__ import annotations
+
+import faust
+
+from spanwarden.settings import Settings
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    """`host:port,host:port` (Kafka's bootstrap form) → Faust broker URLs."""
+    hosts = [h.strip() for h in bootstrap.split(",") if h.strip()]
+    if not hosts:
+        raise ValueError("kafka_bootstrap is empty: give host:port (SPANWARDEN_KAFKA_BOOTSTRAP or --bootstrap)")
+    return [h if "://" in h else f"kafka://{h}" for h in hosts]
+
+
+def create_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.kafka_app_id,
+        broker=broker_urls(settings.kafka_bootstrap),
+        store="memory://",  # state is rebuilt from the changelogs on start
+        topic_partitions=settings.kafka_partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+        # Faust binds its web server even when it is not used: keep it on loopback, one port per worker.
+        web_bind="127.0.0.1",
+        web_port=settings.worker_web_port,
+        # Shorter group timeouts than Faust's defaults: a rebalance after a worker dies takes seconds, not 30.
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        autodiscover=False,
+    )

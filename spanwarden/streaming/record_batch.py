@@ -1,0 +1,55 @@
+"""The records topic's message: one agent's normalised records, grouped by the spans-topic message they
+came from. The source position travels with them so a replay after a crash is recognised and skipped."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import orjson
+
+from spanwarden.collector.span_record import SpanRecord
+
+FORMAT_VERSION = 1
+_FIELDS = len(SpanRecord._fields)
+
+
+class RecordBatchError(ValueError):
+    """A records message that is not one spanwarden wrote (wrong format or version)."""
+
+
+class SourceRecords(NamedTuple):
+    """Records from one spans-topic message: partition, offset and part (a message too large for one
+    records message is cut into parts) are the idempotence key."""
+
+    partition: int
+    offset: int
+    part: int
+    records: list[SpanRecord]
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return (self.offset, self.part)
+
+
+def encode(sources: list[SourceRecords]) -> bytes:
+    return orjson.dumps({"v": FORMAT_VERSION, "sources": [
+        [s.partition, s.offset, s.part, [tuple(r) for r in s.records]] for s in sources]})
+
+
+def decode(payload: bytes) -> list[SourceRecords]:
+    try:
+        message = orjson.loads(payload)
+        if message.get("v") != FORMAT_VERSION:
+            raise RecordBatchError(f"records message version {message.get('v')!r}, expected {FORMAT_VERSION}")
+        return [SourceRecords(int(p), int(o), int(part), [_record(row) for row in rows])
+                for p, o, part, rows in message["sources"]]
+    except RecordBatchError:
+        raise
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise RecordBatchError(f"malformed records message: {exc}") from exc
+
+
+def _record(row: list[object]) -> SpanRecord:
+    if len(row) != _FIELDS:
+        raise RecordBatchError(f"a record has {len(row)} fields, expected {_FIELDS}")
+    return SpanRecord(*row[:-1], tuple(row[-1]))  # type: ignore[arg-type]

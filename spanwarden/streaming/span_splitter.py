@@ -1,0 +1,69 @@
+"""The first stage: spans-topic messages (OTLP protobuf) → normalised records grouped by agent, cut into
+records messages small enough for the broker. Malformed messages are counted and logged, never fatal."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import NamedTuple
+
+from spanwarden.collector.normalize import Normalizer
+from spanwarden.collector.otlp_decode import PROTOBUF, OtlpError, decode_request
+from spanwarden.collector.span_record import SpanRecord
+from spanwarden.streaming.record_batch import SourceRecords
+
+log = logging.getLogger(__name__)
+MAX_RECORDS_PER_PART = 2000  # about 600 KB of records: under the broker's default 1 MB message limit
+
+
+class SpansMessage(NamedTuple):
+    partition: int
+    offset: int
+    value: bytes
+
+
+class SpanSplitter:
+    def __init__(self, normalizer: Normalizer, max_message_bytes: int = 16 * 1024 * 1024,
+                 max_records_per_part: int = MAX_RECORDS_PER_PART) -> None:
+        self.normalizer = normalizer
+        self.max_message_bytes = max_message_bytes
+        self.max_records_per_part = max_records_per_part
+        self.malformed = 0
+        self.spans = 0
+
+    def split(self, messages: list[SpansMessage]) -> dict[str, list[SourceRecords]]:
+        """Each agent's records from these messages, in order, with their source positions."""
+        by_agent: dict[str, list[SourceRecords]] = defaultdict(list)
+        for message in messages:
+            try:
+                request = decode_request(message.value, PROTOBUF, "", self.max_message_bytes)
+            except OtlpError as exc:
+                self.malformed += 1
+                log.error("skipped spans message %d@%d: %s", message.offset, message.partition, exc)
+                continue
+            grouped: dict[str, list[SpanRecord]] = defaultdict(list)
+            for record in self.normalizer.iter_records(request):
+                grouped[record.agent_id].append(record)
+            for agent_id, records in grouped.items():
+                self.spans += len(records)
+                size = self.max_records_per_part
+                for part, start in enumerate(range(0, len(records), size)):
+                    by_agent[agent_id].append(
+                        SourceRecords(message.partition, message.offset, part, records[start:start + size]))
+        return by_agent
+
+
+def pack(sources: list[SourceRecords], max_records: int = MAX_RECORDS_PER_PART) -> list[list[SourceRecords]]:
+    """Group one agent's sources into records messages of at most `max_records` records each."""
+    messages: list[list[SourceRecords]] = []
+    current: list[SourceRecords] = []
+    count = 0
+    for source in sources:
+        if current and count + len(source.records) > max_records:
+            messages.append(current)
+            current, count = [], 0
+        current.append(source)
+        count += len(source.records)
+    if current:
+        messages.append(current)
+    return messages

@@ -1,0 +1,47 @@
+"""The per-agent state table: baselines, ladder and input positions of each agent, with a changelog so a
+restarted or rebalanced worker resumes where the previous owner stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+from spanwarden.streaming.topics import AGENT_STATE_TABLE
+
+
+def declare(app: Any, partitions: int) -> Any:
+    return app.Table(AGENT_STATE_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
+
+
+class AgentStates(MutableMapping[str, bytes]):
+    """The table seen with agent ids as keys (Kafka keys are bytes)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __getitem__(self, agent_id: str) -> bytes:
+        return bytes(self.table[agent_id.encode()])
+
+    def get(self, agent_id: str, default: Any = None) -> Any:
+        value = self.table.get(agent_id.encode())
+        return default if value is None else bytes(value)
+
+    def __setitem__(self, agent_id: str, state: bytes) -> None:
+        self.table[agent_id.encode()] = state
+
+    def put(self, agent_id: str, partition: int, state: bytes) -> None:
+        """Write an agent's state to the changelog partition its records come from, so the worker that
+        receives them recovers it. (Faust picks the partition of the current event, but a round of
+        `take_events` spans partitions, and its key partitioner needs metadata the producer may not have.)"""
+        key = agent_id.encode()
+        self.table.data[key] = state
+        self.table.send_changelog(partition, key, state)
+
+    def __delitem__(self, agent_id: str) -> None:
+        del self.table[agent_id.encode()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k.decode() if isinstance(k, bytes) else str(k) for k in self.table.keys())
+
+    def __len__(self) -> int:
+        return len(self.table)

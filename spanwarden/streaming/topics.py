@@ -1,0 +1,38 @@
+"""Topic names and their declaration: one place, shared by the worker, the gateway, the bench, the compose
+file and the OpenTelemetry Collector config (a test checks that the last two agree with these)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+SPANS = "spanwarden.spans"  # OTLP protobuf ExportTraceServiceRequest, as the Collector's Kafka exporter writes
+RECORDS = "spanwarden.records"  # normalised record batches keyed by agent id
+COMMANDS = "spanwarden.commands"  # on-call commands keyed by agent id
+FINDINGS = "spanwarden.findings"  # every finding, keyed by agent id
+DECISIONS = "spanwarden.decisions"  # compacted: each agent's newest decision and current view
+AUDIT = "spanwarden.audit"  # audit entries with idempotence keys, written to the chained log by the gateway
+AGENT_STATE_TABLE = "agent-state"  # Faust table (changelog `<app id>-agent-state-changelog`)
+SPANS_ENCODING = "otlp_proto"  # the Collector Kafka exporter's `encoding` for what SPANS carries
+
+
+@dataclass(frozen=True)
+class Topics:
+    spans: Any
+    records: Any
+    commands: Any
+    findings: Any
+    decisions: Any
+    audit: Any
+
+
+def declare(app: Any, partitions: int) -> Topics:
+    """Declare every topic on a Faust app. Records, commands and the state table share the partition count
+    so Faust assigns an agent's records, commands and state to the same worker."""
+
+    def topic(name: str, **kwargs: Any) -> Any:
+        return app.topic(name, partitions=partitions, key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw", **kwargs)
+
+    return Topics(spans=topic(SPANS), records=topic(RECORDS), commands=topic(COMMANDS),
+                  findings=topic(FINDINGS), decisions=topic(DECISIONS, compacting=True), audit=topic(AUDIT))

@@ -1,0 +1,45 @@
+"""`spanwarden worker`: the Faust app with its topics, state table and agents, ready to run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from spanwarden.collector.normalize import Normalizer
+from spanwarden.collector.pricing import PriceTable
+from spanwarden.enforcers.policy import Policy
+from spanwarden.settings import Settings
+from spanwarden.streaming import agents, tables, topics
+from spanwarden.streaming.agent_shard import AgentShard
+from spanwarden.streaming.app import create_app
+from spanwarden.streaming.span_splitter import SpanSplitter
+
+
+@dataclass
+class Worker:
+    app: Any
+    topics: topics.Topics
+    table: Any
+    shard: AgentShard
+    splitter: SpanSplitter
+
+
+def build(settings: Settings) -> Worker:
+    policy = Policy.load(settings.policy_file)
+    prices = PriceTable.load(settings.price_file, (settings.default_input_price, settings.default_output_price))
+    app = create_app(settings)
+    declared = topics.declare(app, settings.kafka_partitions)
+    table = tables.declare(app, settings.kafka_partitions)
+    states = tables.AgentStates(table)
+    shard = AgentShard(policy, states, max_in_memory=settings.worker_max_agents_in_memory)
+    splitter = SpanSplitter(Normalizer(prices), settings.max_body_bytes)
+    agents.register(app, declared, states, shard, splitter)
+    return Worker(app, declared, table, shard, splitter)
+
+
+def run(settings: Settings, loglevel: str = "info") -> None:
+    """Run one worker until SIGINT/SIGTERM (Faust's own worker loop)."""
+    import faust
+
+    worker = build(settings)
+    faust.Worker(worker.app, loglevel=loglevel).execute_from_commandline()
