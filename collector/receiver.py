@@ -1,29 +1,36 @@
-"""The OTLP/HTTP traces receiver (`POST /v1/traces`): decode, normalise, hand the records on.
+"""The OTLP/HTTP traces receiver (`POST /v1/traces`): decode, then hand the request on — to the
+normaliser and pipeline (embedded) or to the spans topic (Kafka runtime).
 
 Bad requests get the status the OTLP/HTTP spec asks for (400 malformed, 413 too large, 415 wrong media
-type) with a message saying what was wrong; nothing else in the service is affected.
+type) with a message saying what was wrong; nothing else in the service is affected. When the request
+cannot be passed on (the broker is away) the answer is 503, which OTLP exporters retry.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
-from spanwarden.collector.normalize import Normalizer
 from spanwarden.collector.otlp_decode import PROTOBUF, OtlpError, decode_request
-from spanwarden.collector.span_record import SpanRecord
 
 log = logging.getLogger(__name__)
 TRACES_PATH = "/v1/traces"
 
 
+class DeliveryFailed(RuntimeError):
+    """The request was valid but could not be passed on; the client should retry (503)."""
+
+
 def traces_handler(
-    normalizer: Normalizer, deliver: Callable[[list[SpanRecord]], None], max_body_bytes: int
+    deliver: Callable[[ExportTraceServiceRequest], Awaitable[None]], max_body_bytes: int
 ) -> Callable[[web.Request], object]:
-    """An aiohttp handler that delivers each request's records to `deliver` before answering."""
+    """An aiohttp handler that passes each decoded request to `deliver` before answering."""
 
     async def handle(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > max_body_bytes:
@@ -37,7 +44,11 @@ def traces_handler(
         except OtlpError as exc:
             log.info("rejected OTLP request from %s: %s", request.remote, exc)
             return _error(exc.status, str(exc))
-        deliver(normalizer.records(message))
+        try:
+            await deliver(message)
+        except DeliveryFailed as exc:
+            log.warning("could not pass on an OTLP request from %s: %s", request.remote, exc)
+            return _error(503, str(exc))
         if request.headers.get("Content-Type", "").startswith(PROTOBUF):
             return web.Response(body=ExportTraceServiceResponse().SerializeToString(), content_type=PROTOBUF)
         return web.json_response({})

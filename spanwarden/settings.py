@@ -4,6 +4,7 @@ a message that names the key."""
 from __future__ import annotations
 
 import re
+import secrets
 from pathlib import Path
 from typing import Literal
 
@@ -37,6 +38,8 @@ class Settings(BaseSettings):
                                  "spans to Kafka and reads decisions from it instead of detecting in-process")
     kafka_app_id: str = Field("spanwarden", min_length=1, description="Faust app id (consumer group, changelogs)")
     kafka_partitions: int = Field(8, ge=1, le=1024, description="partitions of every spanwarden topic")
+    kafka_replication_factor: int = Field(1, ge=1, description="replicas of every spanwarden topic (3 in "
+                                          "production clusters)")
     worker_web_port: int = Field(6066, ge=1, le=65535, description="a worker's Faust web port (loopback)")
     worker_max_agents_in_memory: int = Field(20_000, ge=1, description="agents a worker keeps loaded; others "
                                              "are read back from the state table on their next span")
@@ -68,3 +71,18 @@ class Settings(BaseSettings):
     @property
     def token_path(self) -> Path:
         return self.state_dir / "admin.token"
+
+
+def admin_token(settings: Settings) -> str:
+    """The admin bearer token: the configured one, else the one in STATE_DIR/admin.token (made on first use,
+    readable by its owner only)."""
+    if settings.admin_token:
+        return settings.admin_token
+    path = settings.token_path
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(token)
+    return token

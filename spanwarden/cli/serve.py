@@ -32,14 +32,20 @@ def serve(
     port: int = typer.Option(None, help="listen port [SPANWARDEN_PORT, default 4318]"),
     state_dir: Path = typer.Option(None, help="state directory [SPANWARDEN_STATE_DIR, default .spanwarden]"),
     policy_file: Path = typer.Option(None, "--policy", help="policy YAML [SPANWARDEN_POLICY_FILE]"),
+    kafka: str = typer.Option(None, "--kafka", help="Kafka bootstrap host:port: publish spans to Kafka and serve "
+                              "decisions made by `spanwarden worker`s [SPANWARDEN_KAFKA_BOOTSTRAP]"),
 ) -> None:
-    """Run the OTLP receiver, detectors, enforcers, control channel and audit log in one process."""
+    """Run the OTLP receiver, detectors, enforcers, control channel and audit log in one process — or, with
+    --kafka, the receiver, control channel and audit log in front of Faust workers."""
     from spanwarden.embedded.service import EmbeddedService
+    from spanwarden.streaming.gateway import KafkaGateway
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings(host=host, port=port, state_dir=state_dir, policy_file=policy_file)
+    settings = load_settings(host=host, port=port, state_dir=state_dir, policy_file=policy_file,
+                             kafka_bootstrap=kafka)
     try:
-        service = EmbeddedService(settings)
+        service: EmbeddedService | KafkaGateway = (
+            KafkaGateway(settings) if settings.kafka_bootstrap else EmbeddedService(settings))
     except (PolicyError, PriceTableError, AuditError, TokenFileError, OSError) as exc:
         typer.echo(f"spanwarden: cannot start: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 COMMANDS = {"kill": Action.HALT, "throttle": Action.THROTTLE, "resume": Action.ALLOW, "warn": Action.WARN}
 
 
+class CommandNotApplied(RuntimeError):
+    """The runtime took the command but could not confirm the decision in time (answered 504)."""
+
+
 class Audited(Protocol):
     """What commands need from a runtime: where to audit, the agents it knows, the policy in force."""
 
@@ -102,9 +106,12 @@ def add_routes(app: web.Application, pipeline: Audited, tokens: TokenBook, apply
             if all(getattr(ref, k) == v for k, v in scope.items() if k != "agent"))
         if not targets:
             return web.json_response({"code": 404, "message": f"no known agent matches {scope}"}, status=404)
-        decisions = [await apply(target, action, reason or f"{name} by {actor}", actor, now, expires,
-                                 rate if action is Action.THROTTLE else None, scope or {"all": "known"}, calls)
-                     for target in targets]
+        try:
+            decisions = [await apply(target, action, reason or f"{name} by {actor}", actor, now, expires,
+                                     rate if action is Action.THROTTLE else None, scope or {"all": "known"}, calls)
+                         for target in targets]
+        except CommandNotApplied as exc:
+            return web.json_response({"code": 504, "message": str(exc)}, status=504)
         if agent:
             return web.json_response(decisions[0].to_dict())
         return web.json_response({"scope": scope, "decisions": [d.to_dict() for d in decisions]})

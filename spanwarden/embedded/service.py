@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import secrets
 import signal
 import threading
 import time
@@ -15,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanwarden.collector import control_channel, receiver
 from spanwarden.collector.normalize import Normalizer
@@ -31,7 +31,7 @@ from spanwarden.enforcers.redact import Redactor
 from spanwarden.enforcers.roles import TokenBook
 from spanwarden.model_refit import ThreadRefitter
 from spanwarden.pipeline import Pipeline
-from spanwarden.settings import Settings
+from spanwarden.settings import Settings, admin_token
 
 log = logging.getLogger(__name__)
 ACKNOWLEDGE_PATH = "/v1/audit/acknowledge"
@@ -78,7 +78,7 @@ class EmbeddedService:
         self.pipeline = Pipeline(self.policy, self.audit, on_decision=self.board.publish,
                                  on_finding=self._remember_finding, refitter=self.refitter)
         self._restore()
-        self.token = self._admin_token()
+        self.token = admin_token(settings)
         self.tokens = TokenBook.load(settings.tokens_path, self.token)
         self.approvals = ApprovalsApi(self.pipeline, self.tokens, clock, settings.long_poll_s)
         self.leases = LeaseBook()
@@ -108,17 +108,6 @@ class EmbeddedService:
         self.audit.append("service", AgentRef(), "service", "service started", self.clock(),
                           policy_version=self.policy.version,
                           data={"agents_restored": len(self.pipeline.detectors)})
-
-    def _admin_token(self) -> str:
-        if self.settings.admin_token:
-            return self.settings.admin_token
-        path = self.settings.token_path
-        if path.exists():
-            return path.read_text().strip()
-        token = secrets.token_urlsafe(32)
-        path.touch(mode=0o600)
-        path.write_text(token)
-        return token
 
     def _redactor(self) -> Redactor:
         return Redactor(self.settings.redact_patterns)
@@ -178,8 +167,12 @@ class EmbeddedService:
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes + 1,
                               middlewares=[self._refuse_while_audit_broken])
-        app.router.add_post(receiver.TRACES_PATH, receiver.traces_handler(
-            Normalizer(self.prices), self.deliver, self.settings.max_body_bytes))
+        normalizer = Normalizer(self.prices)
+
+        async def deliver(message: ExportTraceServiceRequest) -> None:
+            self.deliver(normalizer.records(message))
+
+        app.router.add_post(receiver.TRACES_PATH, receiver.traces_handler(deliver, self.settings.max_body_bytes))
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)
         commands_api.add_routes(app, self.pipeline, self.tokens, self._apply_command, self.clock)
         self.approvals.add_routes(app)

@@ -22,6 +22,7 @@ def create_app(settings: Settings) -> faust.App:
         broker=broker_urls(settings.kafka_bootstrap),
         store="memory://",  # state is rebuilt from the changelogs on start
         topic_partitions=settings.kafka_partitions,
+        topic_replication_factor=settings.kafka_replication_factor,
         key_serializer="raw",
         value_serializer="raw",
         # Faust binds its web server even when it is not used: keep it on loopback, one port per worker.

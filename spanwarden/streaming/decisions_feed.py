@@ -1,0 +1,65 @@
+"""The decisions topic read into the control channel's board: what agents poll in the Kafka runtime.
+Read from the beginning on start (the topic is compacted: each agent's newest view), then followed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from spanwarden.collector.control_channel import DecisionBoard
+from spanwarden.enforcers.decision import Decision
+from spanwarden.streaming.topics import DECISIONS
+
+log = logging.getLogger(__name__)
+
+
+class DecisionsFeed:
+    def __init__(self, board: DecisionBoard) -> None:
+        self.board = board
+        self.applied = 0
+        self.malformed = 0
+        self._waiters: dict[str, asyncio.Future[Decision]] = {}
+
+    def apply(self, value: bytes) -> None:
+        """Publish one decisions message (newest versions win; replays and old versions are no-ops)."""
+        try:
+            doc: dict[str, Any] = orjson.loads(value)
+            decision = Decision.from_dict(doc["decision"])
+            views = [Decision.from_dict(doc["current"]), *(Decision.from_dict(d) for d in doc["scoped"]), decision]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            self.malformed += 1
+            log.error("skipped a malformed decisions message: %s", exc)
+            return
+        for view in sorted(views, key=lambda d: d.version):
+            self.board.publish(view)
+        self.applied += 1
+        waiter = self._waiters.pop(str(doc.get("command_id")), None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(decision)
+
+    def expect(self, command_id: str) -> asyncio.Future[Decision]:
+        """A future resolved with the decision a command makes, once a worker has applied it."""
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._waiters[command_id] = future
+        return future
+
+    def forget(self, command_id: str) -> None:
+        self._waiters.pop(command_id, None)
+
+    async def run(self, bootstrap: str, stopping: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(DECISIONS, bootstrap_servers=bootstrap, group_id=None,
+                                    auto_offset_reset="earliest", enable_auto_commit=False,
+                                    metadata_max_age_ms=5000)
+        await consumer.start()
+        try:
+            while not stopping.is_set():
+                batches = await consumer.getmany(timeout_ms=200)
+                for messages in batches.values():
+                    for message in messages:
+                        self.apply(message.value or b"")
+        finally:
+            await consumer.stop()

@@ -1,0 +1,155 @@
+"""`spanwarden serve --kafka`: what agents and on-call people talk to when workers do the detecting.
+
+It takes OTLP spans in and publishes them to the spans topic, serves the control channel from the
+decisions topic, turns on-call commands into messages for the worker that owns the agent (answering with
+the decision once that worker has made it), and is the audit chain's single writer. Approvals, spend
+leases and policy reload need state the workers hold and are not offered here yet (501)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+import uuid
+from collections.abc import Callable
+
+import orjson
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+
+from spanwarden.collector import control_channel, receiver
+from spanwarden.embedded import commands_api
+from spanwarden.enforcers.audit_log import AgentRef, AuditLog
+from spanwarden.enforcers.decision import Action, Decision
+from spanwarden.enforcers.policy import Policy
+from spanwarden.enforcers.redact import Redactor
+from spanwarden.enforcers.roles import TokenBook
+from spanwarden.settings import Settings, admin_token
+from spanwarden.streaming.audit_writer import AuditWriter, keys_in_log
+from spanwarden.streaming.decisions_feed import DecisionsFeed
+from spanwarden.streaming.spans_publisher import SpansPublisher
+from spanwarden.streaming.topic_admin import ensure_topics
+from spanwarden.streaming.topics import COMMANDS
+
+log = logging.getLogger(__name__)
+NOT_HERE = ("/v1/approvals", "/v1/approvals/{tail:.*}", "/v1/leases", "/v1/policy/reload")
+
+
+class KafkaGateway:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.policy = Policy.load(settings.policy_file)
+        key = settings.audit_hmac_key.encode() if settings.audit_hmac_key else None
+        self.audit = AuditLog(settings.audit_path, key, settings.audit_fsync, Redactor(settings.redact_patterns),
+                              settings.audit_rotate_bytes)
+        self.agents: dict[str, AgentRef] = {}  # `commands_api.Audited`: refusals name the agent as given
+        self.tokens = TokenBook.load(settings.tokens_path, admin_token(settings))
+        self.board = control_channel.DecisionBoard()
+        self.feed = DecisionsFeed(self.board)
+        self.writer = AuditWriter(self.audit, keys_in_log(settings.audit_path))
+        self.producer: AIOKafkaProducer | None = None
+        self.publisher: SpansPublisher | None = None
+        self.port: int | None = None
+        self._stopping: asyncio.Event | None = None
+
+    async def apply_command(self, agent_id: str, action: Action, reason: str, actor: str, now_s: float,
+                            expires_s: float | None, throttle_per_s: float | None, selected_by: dict[str, str],
+                            calls: str) -> Decision:
+        """Send the command to the agent's worker and wait for the decision it makes."""
+        assert self.producer is not None
+        command_id = uuid.uuid4().hex
+        waiting = self.feed.expect(command_id)
+        message = {"id": command_id, "agent": agent_id, "action": action.value, "reason": reason, "actor": actor,
+                   "now_s": now_s, "expires_s": expires_s, "throttle_per_s": throttle_per_s,
+                   "selected_by": selected_by, "calls": calls}
+        try:
+            await self.producer.send_and_wait(COMMANDS, orjson.dumps(message), key=agent_id.encode())
+            return await asyncio.wait_for(waiting, self.settings.kafka_command_timeout_s)
+        except TimeoutError:
+            raise commands_api.CommandNotApplied(
+                f"command {command_id} is on the commands topic but no worker applied it within "
+                f"{self.settings.kafka_command_timeout_s:g} s; it will take effect when a worker picks it up"
+            ) from None
+        finally:
+            self.feed.forget(command_id)
+
+    def build_app(self) -> web.Application:
+        assert self.publisher is not None
+        app = web.Application(client_max_size=self.settings.max_body_bytes + 1)
+        app.router.add_post(receiver.TRACES_PATH, receiver.traces_handler(self.publisher,
+                                                                          self.settings.max_body_bytes))
+        control_channel.add_routes(app, self.board, self.settings.long_poll_s)
+        commands_api.add_routes(app, self, self.tokens, self.apply_command, self.clock, selections=False)
+        app.router.add_get("/v1/status", self._status)
+        app.router.add_get("/healthz", self._health)
+        for path in NOT_HERE:
+            app.router.add_route("*", path, self._not_here)
+        return app
+
+    async def _not_here(self, request: web.Request) -> web.Response:
+        return web.json_response({"code": 501, "message": f"{request.path} is not available with "
+                                  "`serve --kafka` yet; it needs the embedded service"}, status=501)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "runtime": "kafka",
+                                  "spans_requests_published": self.publisher.published if self.publisher else 0,
+                                  "decisions_applied": self.feed.applied, "audit_appended": self.writer.appended,
+                                  "audit_duplicates_skipped": self.writer.duplicates})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        allowed = commands_api.authorize(request, self.tokens, "status", self, self.clock())
+        if isinstance(allowed, web.Response):
+            return allowed
+        return web.json_response({"agents": [{"agent": d.agent_id, "decision": d.to_dict()}
+                                             for d in self.board.all()]})
+
+    async def serve(self, ready: Callable[[int], None] | None = None) -> None:
+        settings = self.settings
+        bootstrap = settings.kafka_bootstrap
+        self._stopping = asyncio.Event()
+        await ensure_topics(bootstrap, settings.kafka_partitions, settings.kafka_replication_factor)
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                         max_request_size=settings.max_body_bytes + 1024)
+        await self.producer.start()
+        self.publisher = SpansPublisher(self.producer)
+        tasks = [asyncio.create_task(self.feed.run(bootstrap, self._stopping)),
+                 asyncio.create_task(self.writer.run(bootstrap, f"{settings.kafka_app_id}-audit-writer",
+                                                     self._stopping))]
+        runner = web.AppRunner(self.build_app(), access_log=None, auto_decompress=False, shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        self.port = runner.addresses[0][1]
+        self.audit.append("service", AgentRef(), "service", "gateway started", self.clock(),
+                          policy_version=self.policy.version, data={"runtime": "kafka", "bootstrap": bootstrap})
+        log.info("spanwarden gateway on http://%s:%s, Kafka at %s", settings.host, self.port, bootstrap)
+        if ready is not None:
+            ready(self.port)
+        try:
+            await self._stopping.wait()
+        finally:
+            self.board.close()
+            await runner.cleanup()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.producer.stop()
+            self.audit.append("service", AgentRef(), "service", "gateway stopped", self.clock(),
+                              policy_version=self.policy.version)
+            self.audit.close()
+
+    def request_stop(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+
+    def run(self) -> None:
+        """Serve until SIGINT or SIGTERM."""
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.request_stop)
+            await self.serve()
+
+        asyncio.run(main())

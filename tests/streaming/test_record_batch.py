@@ -1,0 +1,32 @@
+"""Records messages: what one stage writes the next reads back exactly; anything else is a clear error."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from spanwarden.collector.span_record import make_record
+from spanwarden.streaming.record_batch import RecordBatchError, SourceRecords, decode, encode
+from spanwarden.streaming.span_splitter import pack
+
+
+def test_round_trip_keeps_records_and_positions() -> None:
+    records = [make_record(agent_id="a", cost_usd=0.25, flags=("unpriced_model",), rows=7, end_ns=5),
+               make_record(agent_id="a", is_error=True, error_type="Timeout")]
+    sources = [SourceRecords(3, 41, 0, records[:1]), SourceRecords(3, 42, 1, records[1:])]
+    assert decode(encode(sources)) == sources
+
+
+@pytest.mark.parametrize("payload", [b"", b"not json", b"[]", orjson.dumps({"v": 2, "sources": []}),
+                                     orjson.dumps({"v": 1, "sources": [[0, 1, 0, [[1, 2, 3]]]]}),
+                                     orjson.dumps({"v": 1, "sources": [[0, 1]]})])
+def test_foreign_messages_are_refused_with_a_reason(payload: bytes) -> None:
+    with pytest.raises(RecordBatchError, match="records message|fields"):
+        decode(payload)
+
+
+def test_pack_keeps_order_and_respects_the_size_limit() -> None:
+    sources = [SourceRecords(0, i, 0, [make_record(agent_id="a")] * n) for i, n in enumerate([3, 3, 1, 5, 2])]
+    messages = pack(sources, max_records=6)
+    assert [[s.offset for s in m] for m in messages] == [[0, 1], [2, 3], [4]]
+    assert [s for m in messages for s in m] == sources
