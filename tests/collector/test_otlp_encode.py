@@ -16,4 +16,5 @@ def test_detection_fields_survive_the_round_trip() -> None:
     back = Normalizer(PriceTable.load()).records(to_request(records))
     assert [tuple(getattr(r, f) for f in KEPT) for r in back] == [tuple(getattr(r, f) for f in KEPT)
                                                                   for r in records]
-    assert {r.fingerprint for r in back if r.tool_name} == {r.fingerprint for r in records if r.tool_name}
+    assert [b.fingerprint for b, r in zip(back, records, strict=True) if r.fingerprint] == [
+        r.fingerprint for r in records if r.fingerprint]

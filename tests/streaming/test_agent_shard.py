@@ -15,7 +15,7 @@ from spanwarden.collector.span_record import SpanRecord
 from spanwarden.enforcers.policy import Policy
 from spanwarden.streaming.agent_shard import AgentShard, ShardOutput
 from spanwarden.streaming.record_batch import SourceRecords
-from spanwarden.streaming.span_splitter import SpanSplitter, SpansMessage
+from spanwarden.streaming.span_splitter import SpansMessage, SpanSplitter
 from tests.detectors.traffic import T0, merged, normal, runaway
 
 
