@@ -112,9 +112,11 @@ class Guard:
             return
         digest = hashlib.blake2b(arguments.encode(), digest_size=8).hexdigest()
         try:
-            opened = watcher.session.post(f"{watcher.base}/v1/approvals", timeout=10, json={
+            response = watcher.session.post(f"{watcher.base}/v1/approvals", timeout=10, json={
                 "agent": self.agent_id, "tool": tool, "arguments_digest": digest,
-                "environment": watcher.environment}).json()
+                "environment": watcher.environment})
+            response.raise_for_status()  # a service that cannot take requests must not read as "not required"
+            opened = response.json()
             if not opened.get("required"):
                 return
             log.warning("spanwarden: %s waits for approval of %s (request %s)", self.agent_id, tool, opened["id"])

@@ -30,6 +30,14 @@ class ApprovalRequest:
         return asdict(self)
 
 
+def rules_view(tools: tuple[str, ...], environments: tuple[str, ...], timeout_s: float,
+               environment: str | None) -> dict[str, Any]:
+    """What an agent's guard is told: the tool patterns that need approval where it runs (all of them when
+    its environment is not known)."""
+    applies = environment is None or not environments or environment in environments
+    return {"tools": list(tools) if applies else [], "timeout_s": timeout_s}
+
+
 def needs_approval(tools: tuple[str, ...], environments: tuple[str, ...], tool: str, environment: str) -> bool:
     return bool(tool) and (not environments or environment in environments) and any(
         fnmatch.fnmatchcase(tool, pattern) for pattern in tools)

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from spanwarden.embedded.commands_api import authorize
-from spanwarden.enforcers.approvals import PENDING, ApprovalBook, ApprovalRequest, needs_approval
+from spanwarden.enforcers.approvals import PENDING, ApprovalBook, ApprovalRequest, needs_approval, rules_view
 from spanwarden.enforcers.audit_log import AgentRef
 from spanwarden.enforcers.roles import TokenBook
 from spanwarden.pipeline import Pipeline
@@ -54,8 +54,7 @@ class ApprovalsApi:
     async def rules(self, request: web.Request) -> web.Response:
         rules = self.pipeline.policy.approvals
         env = self._environment(request.query.get("agent", ""), request.query.get("environment", ""))
-        applies = env is None or not rules.environments or env in rules.environments
-        return web.json_response({"tools": list(rules.tools) if applies else [], "timeout_s": rules.timeout_s})
+        return web.json_response(rules_view(rules.tools, rules.environments, rules.timeout_s, env))
 
     async def open(self, request: web.Request) -> web.Response:
         try:

@@ -52,6 +52,9 @@ def register(app: Any, topics: Topics, states: AgentStates, shard: AgentShard, s
             async with lock:
                 outputs = [shard.process(agent_id, sources) for agent_id, sources in by_agent.items()]
                 await _deliver(topics, states, outputs, partitions)
+            skipped = sum(o.skipped_records for o in outputs)
+            if skipped:
+                log.info("skipped %d records already applied (a replay after a restart or rebalance)", skipped)
 
     @app.agent(topics.commands, name="apply-commands")
     async def apply_commands(stream: Any) -> None:

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 
 from spanwarden.collector import control_channel, receiver
 from spanwarden.embedded import commands_api
+from spanwarden.enforcers.approvals import rules_view
 from spanwarden.enforcers.audit_log import AgentRef, AuditLog
 from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.enforcers.policy import Policy
@@ -33,7 +34,8 @@ from spanwarden.streaming.topic_admin import ensure_topics
 from spanwarden.streaming.topics import COMMANDS
 
 log = logging.getLogger(__name__)
-NOT_HERE = ("/v1/approvals", "/v1/approvals/{tail:.*}", "/v1/leases", "/v1/policy/reload")
+# Guards asking for approvals or leases here get 501 and fail closed (approvals) or spend without a lease.
+NOT_HERE = ("/v1/approvals", "/v1/approvals/{id}", "/v1/approvals/{id}/answer", "/v1/leases", "/v1/policy/reload")
 
 
 class KafkaGateway:
@@ -83,11 +85,17 @@ class KafkaGateway:
                                                                           self.settings.max_body_bytes))
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)
         commands_api.add_routes(app, self, self.tokens, self.apply_command, self.clock, selections=False)
+        app.router.add_get("/v1/approvals/rules", self._approval_rules)
         app.router.add_get("/v1/status", self._status)
         app.router.add_get("/healthz", self._health)
         for path in NOT_HERE:
             app.router.add_route("*", path, self._not_here)
         return app
+
+    async def _approval_rules(self, request: web.Request) -> web.Response:
+        rules = self.policy.approvals
+        return web.json_response(rules_view(rules.tools, rules.environments, rules.timeout_s,
+                                            request.query.get("environment") or None))
 
     async def _not_here(self, request: web.Request) -> web.Response:
         return web.json_response({"code": 501, "message": f"{request.path} is not available with "

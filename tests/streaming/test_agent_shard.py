@@ -3,9 +3,6 @@ restarts and evictions invisible in the results."""
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import orjson
 
 from spanwarden.collector.normalize import Normalizer
@@ -17,6 +14,7 @@ from spanwarden.streaming.agent_shard import AgentShard, ShardOutput
 from spanwarden.streaming.record_batch import SourceRecords
 from spanwarden.streaming.span_splitter import SpansMessage, SpanSplitter
 from tests.detectors.traffic import T0, merged, normal, runaway
+from tests.streaming.same_state import assert_same_state
 
 
 def _stream() -> list[SpansMessage]:
@@ -77,24 +75,6 @@ def test_a_new_shard_on_the_saved_states_continues_exactly_like_one_that_never_s
     for agent_id in by_agent:
         assert_same_state(orjson.loads(after.state_bytes(agent_id)),
                           orjson.loads(next(o.state for o in reversed(reference) if o.agent_id == agent_id)))
-
-
-def assert_same_state(got: Any, want: Any, path: str = "") -> None:
-    """Equal, but for the last bits of floats: a restored histogram applies its pending decay in one step
-    where the uninterrupted one applied it in several."""
-    assert type(got) is type(want), path
-    if isinstance(want, dict):
-        assert got.keys() == want.keys(), path
-        for key in want:
-            assert_same_state(got[key], want[key], f"{path}/{key}")
-    elif isinstance(want, list):
-        assert len(got) == len(want), path
-        for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            assert_same_state(g, w, f"{path}[{i}]")
-    elif isinstance(want, float):
-        assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), (path, got, want)
-    else:
-        assert got == want, path
 
 
 def test_evicting_agents_from_memory_changes_nothing() -> None:
