@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +43,7 @@ class ShardOutput:
 
 
 class AgentShard:
-    def __init__(self, policy: Policy, states: MutableMapping[str, bytes],
+    def __init__(self, policy: Policy, states: Mapping[str, bytes],
                  settings: DetectorSettings | None = None, max_in_memory: int = 20_000) -> None:
         self.states = states
         self.audit = KeyedAuditBuffer()

@@ -16,7 +16,7 @@ from spanwarden.streaming.agent_shard import AgentShard, ShardOutput
 from spanwarden.streaming.keyed_audit import encode_entry
 from spanwarden.streaming.record_batch import RecordBatchError, SourceRecords, decode, encode
 from spanwarden.streaming.span_splitter import SpansMessage, SpanSplitter, pack
-from spanwarden.streaming.tables import AgentStates
+from spanwarden.streaming.tables import StateStore
 from spanwarden.streaming.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ TAKE_MAX = 256  # messages per processing round
 TAKE_WITHIN_S = 0.05  # longest a message waits for its round
 
 
-def register(app: Any, topics: Topics, states: AgentStates, shard: AgentShard, splitter: SpanSplitter) -> None:
+def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, splitter: SpanSplitter) -> None:
     lock = asyncio.Lock()  # records and commands of one agent must not interleave between apply and save
 
     @app.agent(topics.spans, name="split-spans")
@@ -79,7 +79,7 @@ def _agent_key(event: Any) -> str:
     return key.decode(errors="replace") if isinstance(key, bytes) else str(key)
 
 
-async def _deliver(topics: Topics, states: AgentStates, outputs: list[ShardOutput],
+async def _deliver(topics: Topics, states: StateStore, outputs: list[ShardOutput],
                    partitions: dict[str, int]) -> None:
     """Send every output and wait until the broker has them, then write the agents' new states."""
     pending: list[Awaitable[Any]] = []

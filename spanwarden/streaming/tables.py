@@ -4,13 +4,33 @@ restarted or rebalanced worker resumes where the previous owner stopped."""
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 from spanwarden.streaming.topics import AGENT_STATE_TABLE
 
 
 def declare(app: Any, partitions: int) -> Any:
     return app.Table(AGENT_STATE_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
+
+
+class StateStore(Protocol):
+    """Where the agents wire the shard's states: the table in a worker, memory in tests."""
+
+    def get(self, agent_id: str, default: Any = None) -> Any: ...
+
+    def put(self, agent_id: str, partition: int, state: bytes) -> None: ...
+
+
+class MemoryStates(dict[str, bytes]):
+    """A `StateStore` in memory (for the agents' in-process tests); remembers the partition of each put."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.partitions: dict[str, int] = {}
+
+    def put(self, agent_id: str, partition: int, state: bytes) -> None:
+        self[agent_id] = state
+        self.partitions[agent_id] = partition
 
 
 class AgentStates(MutableMapping[str, bytes]):
