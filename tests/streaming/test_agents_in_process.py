@@ -68,8 +68,9 @@ def test_detect_turns_record_batches_into_audit_decisions_and_the_saved_state() 
     async def scenario() -> tuple[list[Any], list[Any], MemoryStates]:
         app, topics, states = _wired()
         records = merged(normal(1, 2, agent="agent-a"), runaway(T0 + 1.8 * 3600, 60, agent="agent-a"))
-        by_agent = SpanSplitter(Normalizer(PriceTable.load())).split([SpansMessage(1, i, to_request(records[s:s + 100]).SerializeToString())
-                            for i, s in enumerate(range(0, len(records), 100))])
+        messages = [SpansMessage(1, i, to_request(records[s:s + 100]).SerializeToString())
+                    for i, s in enumerate(range(0, len(records), 100))]
+        by_agent = SpanSplitter(Normalizer(PriceTable.load())).split(messages)
         audit_out, decisions_out = _reader(topics.audit), _reader(topics.decisions)
         async with app.agents["detect"].test_context() as detect:
             for source in by_agent["agent-a"]:
