@@ -1,0 +1,126 @@
+"""The Kafka runtime end to end: agents' real OTel SDK exporters → `serve --kafka` → broker → a real worker
+process → decisions topic → the gateway's control channel → the agent's guard halts; on-call commands go
+through the worker and come back as decisions; the gateway's audit log holds both, chained."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Status, StatusCode
+
+from spanwarden import AgentHalted
+from spanwarden.collector.decision_watcher import DecisionWatcher
+from spanwarden.collector.guard import Guard
+from spanwarden.collector.span_record import SpanRecord
+from spanwarden.enforcers.audit_log import read_entries, verify
+from spanwarden.settings import Settings
+from spanwarden.streaming.gateway import KafkaGateway
+from spanwarden.streaming.local_stack import LocalBroker, WorkerProcess
+from tests.detectors.traffic import T0, merged, normal, runaway
+from tests.streaming.conftest import PARTITIONS
+
+pytestmark = pytest.mark.slow
+TOKEN = "gateway-admin-token"
+
+
+@pytest.fixture
+def gateway(broker: LocalBroker, tmp_path: Path) -> Iterator[tuple[str, KafkaGateway]]:
+    settings = Settings(port=0, state_dir=tmp_path / "gw", kafka_bootstrap=broker.bootstrap,
+                        kafka_partitions=PARTITIONS, admin_token=TOKEN, audit_fsync="never", long_poll_s=2)
+    service = KafkaGateway(settings)
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=lambda: loop.run_until_complete(service.serve(lambda port: ready.set())),
+                              daemon=True)
+    thread.start()
+    assert ready.wait(30), "the gateway did not start"
+    yield f"http://127.0.0.1:{service.port}", service
+    loop.call_soon_threadsafe(service.request_stop)
+    thread.join(30)
+
+
+def _export(url: str, agent: str, records: list[SpanRecord]) -> None:
+    """Send the records as real SDK spans through the real OTLP/HTTP exporter."""
+    provider = TracerProvider(resource=Resource.create({
+        "service.name": agent, "deployment.environment.name": "prod", "spanwarden.owner": "ana@example.com",
+        "spanwarden.team": "search"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
+    tracer = provider.get_tracer("e2e")
+    for r in records:
+        attributes = {k: v for k, v in {
+            "gen_ai.response.model": r.model, "spanwarden.cost_usd": r.cost_usd, "gen_ai.tool.name": r.tool_name,
+            "spanwarden.resource": r.resource, "spanwarden.fingerprint": r.fingerprint}.items() if v}
+        span = tracer.start_span(r.tool_name or "chat", start_time=r.start_ns, attributes=attributes)
+        if r.is_error:
+            span.set_status(Status(StatusCode.ERROR))
+        span.end(end_time=r.end_ns)
+    assert provider.force_flush(30_000)
+    provider.shutdown()
+
+
+def _halted(guard: Guard, timeout_s: float) -> AgentHalted | None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            guard.check()
+        except AgentHalted as halted:
+            return halted
+        time.sleep(0.1)
+    return None
+
+
+def test_a_runaway_agent_is_halted_through_kafka_and_commands_round_trip(
+        broker: LocalBroker, gateway: tuple[str, KafkaGateway], tmp_path: Path) -> None:
+    url, service = gateway
+    worker = WorkerProcess(broker.bootstrap, tmp_path / "worker.log", PARTITIONS).start()
+    watcher = DecisionWatcher(url, "agent-a", wait_s=2).start()
+    try:
+        guard = Guard("agent-a", watcher)
+        _export(url, "agent-a", merged(normal(3, 2), runaway(T0 + 2 * 3600, 60)))
+        halted = _halted(guard, 30)
+        assert halted is not None and halted.decided_by.startswith("policy:"), "the guard never saw a halt"
+
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        killed = requests.post(f"{url}/v1/commands", headers=auth, timeout=15, json={
+            "command": "kill", "agent": "agent-b", "reason": "leaking tickets", "actor": "omar"})
+        assert killed.status_code == 200, killed.text
+        assert (killed.json()["action"], killed.json()["decided_by"]) == ("halt", "human:admin for omar")
+        resumed = requests.post(f"{url}/v1/commands", headers=auth, timeout=15, json={
+            "command": "resume", "agent": "agent-a", "reason": "fixed the loop", "actor": "omar"})
+        assert resumed.json()["action"] == "allow"
+        assert watcher.wait_for_version(resumed.json()["version"], 10)
+        guard.check()  # allowed again
+
+        team = requests.post(f"{url}/v1/commands", headers=auth, timeout=15,
+                             json={"command": "kill", "team": "search", "reason": "x"})
+        assert team.status_code == 400 and "one named agent" in team.json()["message"]
+        refused = requests.post(f"{url}/v1/commands", timeout=15, json={"command": "kill", "agent": "agent-a",
+                                                                          "reason": "no token"})
+        assert refused.status_code == 401
+        assert requests.post(f"{url}/v1/leases", json={"agent": "agent-a"}, timeout=5).status_code == 501
+    finally:
+        watcher.stop()
+        worker.stop()
+
+    audit_path = tmp_path / "gw" / "audit.jsonl"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and service.writer.appended < 1:
+        time.sleep(0.1)
+    time.sleep(1.0)  # the writer follows the topic: let it catch up with the last command
+    entries = [e for _, e in read_entries(audit_path)]
+    assert verify(audit_path).ok
+    halts = [e for e in entries if e.kind == "decision" and e.data.get("action") == "halt"]
+    assert {(e.agent.id, e.agent.owner) for e in halts} >= {("agent-a", "ana@example.com")}
+    assert any(e.kind == "command" and e.actor == "human:admin for omar" and e.agent.id == "agent-b"
+               for e in entries)
+    assert any(e.kind == "command" and e.actor == "unauthenticated" for e in entries)
