@@ -13,10 +13,10 @@ from spanwarden.collector.span_record import SpanRecord, make_record
 from spanwarden.detectors.agent_detectors import AgentDetectors
 
 
-def traffic(agents: int, per_agent: int, seed: int = 0) -> list[SpanRecord]:
+def traffic(agents: int, per_agent: int, seed: int = 0, start_s: float = 1_800_000_000.0) -> list[SpanRecord]:
     """Interleaved records of `agents` agents: LLM calls with cost, tool calls touching tables, rare errors."""
     rng = random.Random(seed)
-    t = 1_800_000_000.0
+    t = start_s
     out = []
     for i in range(agents * per_agent):
         t += rng.expovariate(agents / 20.0)  # each agent calls about every 20 s

@@ -81,3 +81,24 @@ def killswitch(as_json: bool = typer.Option(False, "--json", help="print only th
     _emit(as_json, f"killswitch: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms over {result['trials']} "
                    f"kills ({result['missed']} not refused within 5 s)",
           {k: result[k] for k in ("p50_ms", "p99_ms")})
+
+
+@app.command("pipeline")
+def pipeline(
+    as_json: bool = typer.Option(False, "--json", help="print only the JSON line"),
+    bootstrap: str = typer.Option(None, help="a Kafka to use (it gets spanwarden's topics: use a test cluster); "
+                                  "default: start a local Tansu broker"),
+    agents: int = typer.Option(64, min=1, max=10_000),
+    spans: int = typer.Option(200_000, min=1000, max=5_000_000, help="spans in the backlog"),
+    batch: int = typer.Option(500, min=1, max=5000, help="spans per message"),
+    paced_seconds: float = typer.Option(10.0, min=1, max=120, help="how long to send at half load"),
+    partitions: int = typer.Option(8, min=1, max=256),
+) -> None:
+    """Spans through a real broker and one `spanwarden worker` process to decisions, beside a plain aiokafka
+    consume+decode loop on the same broker; p99 latency at half the measured maximum."""
+    from spanwarden.bench.pipeline import run
+
+    result = run(bootstrap, agents, spans, batch, paced_seconds, partitions)
+    _emit(as_json, f"pipeline: {result['spans_per_s']:,.0f} spans/s through one worker "
+                   f"(raw consume+decode {result['raw_consume_spans_per_s']:,.0f}/s); p99 span→decision "
+                   f"{result['p99_span_to_decision_ms']:.0f} ms at half load", result)

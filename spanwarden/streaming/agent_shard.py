@@ -39,7 +39,8 @@ class ShardOutput:
     findings: list[Finding] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     state: bytes = b""
-    skipped_records: int = 0
+    skipped_records: int = 0  # already applied (a replay)
+    poisoned_records: int = 0  # passed over: they broke the pipeline
 
 
 class AgentShard:
@@ -55,17 +56,43 @@ class AgentShard:
         self.commands_seen: dict[str, deque[str]] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
         self.corrupt_states = 0
+        self._at: int | None = None  # the source being applied, to name it if it fails
 
     def process(self, agent_id: str, sources: list[SourceRecords]) -> ShardOutput:
-        """Score and learn one agent's records, skipping sources already applied."""
+        """Score and learn one agent's records, skipping sources already applied.
+
+        A source whose records break the pipeline (a poison message) is logged and passed over: the agent is
+        reloaded from its saved state (the state before this round) and the round replayed without it."""
+        poisoned: set[int] = set()
+        while True:
+            try:
+                return self._process(agent_id, sources, poisoned)
+            except Exception:
+                if self._at is None or self._at in poisoned:
+                    raise
+                source = sources[self._at]
+                log.exception("passed over %d records of agent %r from %d@%d (part %d): they broke the pipeline",
+                              len(source.records), agent_id, source.offset, source.partition, source.part)
+                poisoned.add(self._at)
+                self.audit.drain()
+                self._findings.clear()
+                self._forget(agent_id)
+
+    def _process(self, agent_id: str, sources: list[SourceRecords], poisoned: set[int]) -> ShardOutput:
         self._ensure(agent_id)
         out = ShardOutput(agent_id)
         positions = self.positions[agent_id]
-        for source in sources:
+        self._at = None
+        for index, source in enumerate(sources):
             key = str(source.partition)
             if list(source.position) <= positions.get(key, [-1, -1]):
                 out.skipped_records += len(source.records)
                 continue
+            if index in poisoned:
+                out.poisoned_records += len(source.records)
+                positions[key] = list(source.position)
+                continue
+            self._at = index
             records = [r for r in source.records if r.agent_id == agent_id]
             if len(records) != len(source.records):
                 log.error("dropped %d records filed under agent %r but naming another agent",
@@ -74,6 +101,7 @@ class AgentShard:
             for decision in self.pipeline.process(records):
                 out.decisions.append(self._message(decision, None))
             positions[key] = list(source.position)
+        self._at = None
         return self._finish(out)
 
     def command(self, agent_id: str, command: dict[str, Any]) -> ShardOutput:
@@ -136,6 +164,10 @@ class AgentShard:
         self._recent[agent_id] = None
         while len(self._recent) > self.max_in_memory:
             self._forget(next(iter(self._recent)))
+
+    def forget(self, agent_id: str) -> None:
+        """Drop one agent from memory; its next input reloads the saved state."""
+        self._forget(agent_id)
 
     def _forget(self, agent_id: str) -> None:
         self._recent.pop(agent_id, None)

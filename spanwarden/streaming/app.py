@@ -6,6 +6,7 @@ from __future__ import annotations
 import faust
 
 from spanwarden.settings import Settings
+from spanwarden.streaming.fetch_wait import use_fetch_wait
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -17,7 +18,7 @@ def broker_urls(bootstrap: str) -> list[str]:
 
 
 def create_app(settings: Settings) -> faust.App:
-    return faust.App(
+    app = faust.App(
         settings.kafka_app_id,
         broker=broker_urls(settings.kafka_bootstrap),
         store="memory://",  # state is rebuilt from the changelogs on start
@@ -33,3 +34,5 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=1.0,
         autodiscover=False,
     )
+    use_fetch_wait(app, settings.kafka_fetch_max_wait_ms)
+    return app

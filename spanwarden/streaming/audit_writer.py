@@ -54,10 +54,11 @@ class AuditWriter:
         self.appended += 1
         return entry
 
-    async def run(self, bootstrap: str, group_id: str, stopping: asyncio.Event) -> None:
+    async def run(self, bootstrap: str, group_id: str, stopping: asyncio.Event,
+                  fetch_max_wait_ms: int = 100) -> None:
         consumer = AIOKafkaConsumer(AUDIT, bootstrap_servers=bootstrap, group_id=group_id,
                                     auto_offset_reset="earliest", enable_auto_commit=False,
-                                    metadata_max_age_ms=5000)
+                                    metadata_max_age_ms=5000, fetch_max_wait_ms=fetch_max_wait_ms)
         await consumer.start()
         try:
             while not stopping.is_set():

@@ -50,10 +50,10 @@ class DecisionsFeed:
     def forget(self, command_id: str) -> None:
         self._waiters.pop(command_id, None)
 
-    async def run(self, bootstrap: str, stopping: asyncio.Event) -> None:
+    async def run(self, bootstrap: str, stopping: asyncio.Event, fetch_max_wait_ms: int = 100) -> None:
         consumer = AIOKafkaConsumer(DECISIONS, bootstrap_servers=bootstrap, group_id=None,
                                     auto_offset_reset="earliest", enable_auto_commit=False,
-                                    metadata_max_age_ms=5000)
+                                    metadata_max_age_ms=5000, fetch_max_wait_ms=fetch_max_wait_ms)
         await consumer.start()
         try:
             while not stopping.is_set():

@@ -123,9 +123,10 @@ class KafkaGateway:
                                          max_request_size=settings.max_body_bytes + 1024)
         await self.producer.start()
         self.publisher = SpansPublisher(self.producer)
-        tasks = [asyncio.create_task(self.feed.run(bootstrap, self._stopping)),
+        wait_ms = settings.kafka_fetch_max_wait_ms
+        tasks = [asyncio.create_task(self.feed.run(bootstrap, self._stopping, wait_ms)),
                  asyncio.create_task(self.writer.run(bootstrap, f"{settings.kafka_app_id}-audit-writer",
-                                                     self._stopping))]
+                                                     self._stopping, wait_ms))]
         runner = web.AppRunner(self.build_app(), access_log=None, auto_decompress=False, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)

@@ -83,3 +83,23 @@ def test_detect_turns_record_batches_into_audit_decisions_and_the_saved_state() 
     assert {decode_entry(e.value)["kind"] for e in audit} >= {"finding", "decision"}
     assert states.partitions == {"agent-a": 3}
     assert orjson.loads(states["agent-a"])["pipeline"]["ladder"]["current"]["action"] == "halt"
+
+
+def test_a_batch_that_breaks_the_pipeline_is_passed_over_and_the_rest_of_its_round_applied() -> None:
+    async def scenario() -> MemoryStates:
+        app, _, states = _wired()
+        good = SpanSplitter(Normalizer(PriceTable.load())).split(
+            [SpansMessage(0, 5, to_request(normal(1, 0.2, agent="agent-a")).SerializeToString())])["agent-a"]
+        poisoned = orjson.loads(encode(good))
+        poisoned["sources"][0][1] = 4  # an earlier offset, so the good batch after it is not skipped
+        poisoned["sources"][0][3][0][19] = "a lot"  # cost_usd as text: the detectors cannot add it up
+        async with app.agents["detect"].test_context() as detect:
+            await detect.put(orjson.dumps(poisoned), key=b"agent-a")
+            await detect.put(encode(good), key=b"agent-a")
+            await asyncio.sleep(0.3)
+        return states
+
+    states = asyncio.run(scenario())
+    saved = orjson.loads(states["agent-a"])
+    assert saved["positions"] == {"0": [5, 0]}
+    assert saved["pipeline"]["detectors"] is not None  # the good batch was learned

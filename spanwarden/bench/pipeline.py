@@ -1,0 +1,169 @@
+"""Pipeline benchmark: spans through a real broker and a real `spanwarden worker` process to decisions.
+
+Three figures from one run on one broker:
+- `raw_consume_spans_per_s`: a plain aiokafka consumer reading the spans topic and decoding each message
+  into records (protobuf parse + normalise: the decode the worker does), with nothing else running;
+- `spans_per_s`: one worker working off a backlog of those spans, from its first records message to the
+  last agent state it saves (an agent's state is saved after its findings and decisions are delivered);
+- `p99_span_to_decision_ms`: spans sent at half of `spans_per_s` for a bounded time; for each message, the
+  time from handing it to the producer to the worker saving the state that covers it.
+Timestamps are the broker messages' create times, stamped on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from spanwarden.bench.detectors import traffic
+from spanwarden.collector.normalize import Normalizer
+from spanwarden.collector.otlp_decode import PROTOBUF, decode_request
+from spanwarden.collector.otlp_encode import to_request
+from spanwarden.collector.pricing import PriceTable
+from spanwarden.streaming.local_stack import LocalBroker, WorkerProcess
+from spanwarden.streaming.topic_admin import ensure_topics
+from spanwarden.streaming.topics import RECORDS, SPANS
+
+MAX_WAIT_S = 300.0  # every wait below gives up after this
+START_S = 1_800_000_000.0
+
+
+Message = tuple[bytes, bytes, int]  # agent key, OTLP body, spans in it
+
+
+def _messages(agents: int, spans: int, batch: int, seed: int, start_s: float) -> list[Message]:
+    """Each agent's spans in order, `batch` to a message, the agents taken in turn."""
+    per_agent: dict[str, list[Any]] = defaultdict(list)
+    for record in traffic(agents, max(1, spans // agents), seed, start_s):
+        per_agent[record.agent_id].append(record)
+    queues = [[(agent.encode(), to_request(records[i:i + batch]).SerializeToString(), len(records[i:i + batch]))
+               for i in range(0, len(records), batch)] for agent, records in per_agent.items()]
+    out: list[Message] = []
+    for turn in range(max(len(q) for q in queues)):
+        out += [q[turn] for q in queues if turn < len(q)]
+    return out
+
+
+async def _produce(bootstrap: str, messages: list[Message],
+                   rate_msgs_per_s: float | None = None) -> list[tuple[int, int, float, int]]:
+    """Send; returns (partition, offset, time handed to the producer, spans) per message."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=16 << 20, linger_ms=5)
+    await producer.start()
+    try:
+        pending = []
+        started = time.time()
+        for i, (key, body, _) in enumerate(messages):
+            if rate_msgs_per_s:
+                await asyncio.sleep(max(0.0, started + i / rate_msgs_per_s - time.time()))
+            pending.append((time.time(), await producer.send(SPANS, body, key=key)))
+        sent = []
+        for (t0, future), (_, _, spans) in zip(pending, messages, strict=True):
+            meta = await future
+            sent.append((meta.partition, meta.offset, t0, spans))
+        return sent
+    finally:
+        await producer.stop()
+
+
+async def _raw_consume(bootstrap: str, expected: int) -> float:
+    """Spans/s of a plain consume + decode loop over `expected` messages."""
+    normalizer = Normalizer(PriceTable.load())
+    consumer = AIOKafkaConsumer(SPANS, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+                                enable_auto_commit=False, fetch_max_bytes=64 << 20,
+                                max_partition_fetch_bytes=16 << 20)
+    await consumer.start()
+    try:
+        seen, spans, started = 0, 0, time.perf_counter()
+        deadline = time.monotonic() + MAX_WAIT_S
+        while seen < expected and time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=500, max_records=1000)).values():
+                for message in batch:
+                    spans += len(normalizer.records(decode_request(message.value or b"", PROTOBUF)))
+                    seen += 1
+        return spans / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def _applied(bootstrap: str, changelog: str, sent: list[tuple[int, int, float, int]],
+                   keys: list[bytes]) -> tuple[dict[tuple[int, int], float], float]:
+    """When each sent message was covered by a saved agent state (ms timestamps → s), and the first records
+    message's time, read until every message is covered or MAX_WAIT_S."""
+    want = {(p, o): key for (p, o, _, _), key in zip(sent, keys, strict=True)}
+    done: dict[tuple[int, int], float] = {}
+    first_records = float("inf")
+    consumer = AIOKafkaConsumer(changelog, RECORDS, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False, metadata_max_age_ms=1000,
+                                fetch_max_wait_ms=20)
+    await consumer.start()
+    waiting: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
+    for (p, o), key in sorted(want.items(), key=lambda kv: kv[0][1]):
+        waiting[key].append((p, o))
+    try:
+        deadline = time.monotonic() + MAX_WAIT_S
+        while len(done) < len(want) and time.monotonic() < deadline:
+            for tp, batch in (await consumer.getmany(timeout_ms=200)).items():
+                for message in batch:
+                    if tp.topic == RECORDS:
+                        first_records = min(first_records, message.timestamp / 1000)
+                        continue
+                    positions = orjson.loads(message.value or b"{}").get("positions", {})
+                    queue = waiting.get(message.key or b"", [])
+                    while queue and positions.get(str(queue[0][0]), [-1])[0] >= queue[0][1]:
+                        done[queue.pop(0)] = message.timestamp / 1000
+        return done, first_records
+    finally:
+        await consumer.stop()
+
+
+async def _run(bootstrap: str, agents: int, spans: int, batch: int, paced_s: float, partitions: int,
+               log_dir: Path) -> dict[str, Any]:
+    await ensure_topics(bootstrap, partitions)
+    backlog = _messages(agents, spans, batch, seed=1, start_s=START_S)
+    sent = await _produce(bootstrap, backlog)
+    total_spans = sum(s[3] for s in sent)
+    raw = await _raw_consume(bootstrap, len(sent))
+
+    app_id = f"spanwarden-bench-{uuid.uuid4().hex[:8]}"  # a fresh group and state table for every run
+    changelog = f"{app_id}-agent-state-changelog"
+    worker = WorkerProcess(bootstrap, log_dir / "worker.log", partitions, app_id)
+    await asyncio.to_thread(worker.start)
+    try:
+        done, first = await _applied(bootstrap, changelog, sent, [m[0] for m in backlog])
+        if len(done) < len(sent):
+            raise RuntimeError(f"the worker applied {len(done)} of {len(sent)} messages in {MAX_WAIT_S:g} s; "
+                               f"see {worker.log_path}")
+        spans_per_s = total_spans / max(1e-3, max(done.values()) - first)
+
+        paced = _messages(agents, int(spans_per_s * 0.5 * paced_s), batch, seed=2, start_s=START_S + 86_400)
+        rate = spans_per_s * 0.5 / (total_spans / len(sent))
+        sent_paced = await _produce(bootstrap, paced, rate)
+        applied, _ = await _applied(bootstrap, changelog, sent_paced, [m[0] for m in paced])
+        latencies = [applied[(p, o)] - t0 for p, o, t0, _ in sent_paced if (p, o) in applied]
+        if len(latencies) < len(sent_paced):
+            raise RuntimeError(f"{len(sent_paced) - len(latencies)} paced messages were never applied")
+    finally:
+        worker.stop()
+    return {"spans_per_s": round(spans_per_s, 1),
+            "p99_span_to_decision_ms": round(float(np.percentile(latencies, 99)) * 1000, 1),
+            "raw_consume_spans_per_s": round(raw, 1),
+            "spans": total_spans, "paced_spans": sum(s[3] for s in sent_paced), "messages": len(sent),
+            "agents": agents, "spans_per_message": batch, "partitions": partitions,
+            "p50_span_to_decision_ms": round(float(np.percentile(latencies, 50)) * 1000, 1)}
+
+
+def run(bootstrap: str | None = None, agents: int = 64, spans: int = 200_000, batch: int = 500,
+        paced_s: float = 10.0, partitions: int = 8) -> dict[str, Any]:
+    log_dir = Path(tempfile.mkdtemp(prefix="spanwarden-bench-"))
+    if bootstrap:
+        return asyncio.run(_run(bootstrap, agents, spans, batch, paced_s, partitions, log_dir))
+    with LocalBroker(log_dir=log_dir) as broker:
+        return asyncio.run(_run(broker.bootstrap, agents, spans, batch, paced_s, partitions, log_dir))
