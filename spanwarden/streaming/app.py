@@ -33,6 +33,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=6.0,
         broker_heartbeat_interval=1.0,
         autodiscover=False,
+        datadir=str(settings.state_dir / f"faust-{settings.kafka_app_id}"),  # not `<app id>-data` in the cwd
     )
     use_fetch_wait(app, settings.kafka_fetch_max_wait_ms)
     return app
