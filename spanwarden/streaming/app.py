@@ -18,6 +18,7 @@ def broker_urls(bootstrap: str) -> list[str]:
 
 
 def create_app(settings: Settings) -> faust.App:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)  # Faust makes its data dir, not the parents
     app = faust.App(
         settings.kafka_app_id,
         broker=broker_urls(settings.kafka_bootstrap),
