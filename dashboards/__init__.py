@@ -1,1 +1,1 @@
-"""Datadog export, dashboards and monitors as code: see issue #8 (not built yet)."""
+"""Datadog export (metrics, events, audit logs), dashboards and monitors as code, and the terminal view."""
