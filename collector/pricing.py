@@ -47,6 +47,14 @@ class PriceTable:
         self._resolved: dict[str, ModelPrice | None] = {}
         self.unpriced_models: set[str] = set()
 
+    def canonical_name(self, model: str) -> str | None:
+        """The table's name for a model ("gpt-4o" for "gpt-4o-2024-08-06"), or None when it is not known:
+        a bounded set, fit to be a metric tag."""
+        name = model.lower().rsplit("/", 1)[-1]
+        if name in self._prices:
+            return name
+        return next((p for p in self._by_prefix if name.startswith(p + "-")), None)
+
     def lookup(self, model: str) -> ModelPrice | None:
         """The model's price, or None when the table does not know it."""
         try:

@@ -202,8 +202,11 @@ class RecordingDatadog:
             await runner.cleanup()
 
     def start(self) -> RecordingDatadog:
+        return self.start_on(0)
+
+    def start_on(self, port: int) -> RecordingDatadog:
         ready = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self.serve(0, ready)), daemon=True)
+        self._thread = threading.Thread(target=lambda: asyncio.run(self.serve(port, ready)), daemon=True)
         self._thread.start()
         if not ready.wait(10):
             raise RuntimeError("the recording Datadog server did not start")

@@ -4,6 +4,7 @@ events for decisions, the audit entries as logs. Pure: the exporter sends what `
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,8 @@ from spanwarden.enforcers.audit_log import AgentRef, AuditEntry
 from spanwarden.enforcers.decision import Action, Decision
 
 OTHER_AGENT = "other"
+EVENT_TAG_KEYS = ("agent", "team", "env", "action", "approval", "owner", "source")  # what events are tagged with
+LOG_TAG_KEYS = ("agent", "team", "env", "kind")  # the audit logs' ddtags
 EVENT_ACTIONS = {Action.WARN: "warning", Action.THROTTLE: "warning", Action.HALT: "error",
                  Action.REQUIRE_APPROVAL: "info"}
 
@@ -37,9 +40,10 @@ class Batch:
 
 
 class Telemetry:
-    def __init__(self, known_models: frozenset[str] = frozenset(), max_agents: int = 1000,
-                 app_url: str = "https://app.datadoghq.com", environment_tag: str = "") -> None:
-        self.known_models = known_models
+    def __init__(self, model_name: Callable[[str], str | None] = lambda model: None, max_agents: int = 1000,
+                 app_url: str = "https://app.datadoghq.com") -> None:
+        self.model_name = model_name  # a model's bounded name (the price table's), None if unknown
+        self._models: dict[str, str] = {}
         self.max_agents = max_agents
         self.app_url = app_url.rstrip("/")
         self._agents: set[str] = set()
@@ -69,13 +73,20 @@ class Telemetry:
             call = "llm" if r.is_llm_call else "tool" if r.is_tool_call else "other"
             self._count("spanwarden.calls", (*tags, f"call:{call}"))
             if r.cost_usd:
-                model = r.model if r.model in self.known_models else "unpriced"
-                self._count("spanwarden.spend.usd", (*tags, f"model:{model}"), r.cost_usd)
+                self._count("spanwarden.spend.usd", (*tags, f"model:{self._model_tag(r.model)}"), r.cost_usd)
             if r.is_error:
                 self._count("spanwarden.errors", tags)
         if records:
             self._count("spanwarden.pipeline.records", (), len(records))
             self._gauge_max("spanwarden.pipeline.lag_s", (), max(0.0, now_s - min(r.time_s for r in records)))
+
+    def _model_tag(self, model: str) -> str:
+        tag = self._models.get(model)
+        if tag is None:
+            tag = self.model_name(model) or "unpriced"
+            if len(self._models) < 10_000:  # model names come from spans: keep the memo bounded
+                self._models[model] = tag
+        return tag
 
     def finding(self, finding: Finding, ref: AgentRef) -> None:
         tags = self._agent_tags(finding.agent_id, ref.team, ref.environment)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from spanwarden.enforcers.audit_log import GENESIS, AgentRef, AuditEntry, entry_hash
@@ -29,3 +30,18 @@ class MemoryAuditSink:
                             data or {}, prev, entry_hash(entry.body(), None))
         self.entries.append(sealed)
         return sealed
+
+
+class TeeAuditSink:
+    """Appends to `inner`, then hands each sealed entry to `listener` (the Datadog logs, say)."""
+
+    def __init__(self, inner: AuditSink, listener: Callable[[AuditEntry], None]) -> None:
+        self.inner = inner
+        self.listener = listener
+
+    def append(self, kind: str, agent: AgentRef, actor: str, reason: str, time_s: float,
+               evidence: tuple[str, ...] = (), policy_version: str = "",
+               data: dict[str, Any] | None = None) -> AuditEntry:
+        entry = self.inner.append(kind, agent, actor, reason, time_s, evidence, policy_version, data)
+        self.listener(entry)
+        return entry

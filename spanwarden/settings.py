@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     tokens_file: Path | None = Field(None, description="named tokens with roles; default STATE_DIR/tokens.yaml")
     snapshot_interval_s: float = Field(5.0, gt=0, description="how often baselines are saved to disk")
     long_poll_s: float = Field(25.0, gt=0, le=300, description="longest a control-channel poll is held")
+    datadog_export: Literal["auto", "on", "off"] = Field("auto", description="send metrics, events and audit "
+                                                         "logs to Datadog (auto: when DD_API_KEY is set)")
+    datadog_host: str | None = Field(None, description="Datadog API base URL; default from DD_SITE")
+    datadog_flush_s: float = Field(10.0, gt=0, description="how often metrics are rolled up and sent")
+    datadog_max_agents: int = Field(1000, ge=1, description="distinct agent tags sent; the rest as agent:other")
+    datadog_queue_batches: int = Field(100, ge=1, description="batches held while Datadog is slow or down")
     kafka_bootstrap: str = Field("", description="Kafka bootstrap servers (host:port,...): `serve` publishes "
                                  "spans to Kafka and reads decisions from it instead of detecting in-process")
     kafka_app_id: str = Field("spanwarden", min_length=1, description="Faust app id (consumer group, changelogs)")

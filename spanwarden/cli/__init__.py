@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from spanwarden.cli import audit, bench, demo, evaluate, oncall, policy, serve, worker
+from spanwarden.cli import audit, bench, datadog, demo, evaluate, oncall, policy, serve, worker
 
 app = typer.Typer(help="spanwarden: learned per-agent baselines and warn/throttle/halt for AI agents.",
                   no_args_is_help=True, add_completion=False)
@@ -15,6 +15,7 @@ app.command("eval")(evaluate.evaluate)
 app.add_typer(bench.app, name="bench")
 app.add_typer(audit.app, name="audit")
 app.add_typer(policy.app, name="policy")
+app.add_typer(datadog.app, name="datadog")
 oncall.register(app)
 
 

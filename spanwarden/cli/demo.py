@@ -15,6 +15,8 @@ def demo(
     agents: int = typer.Option(24, min=4, max=500, help="fleet size"),
     hours: float = typer.Option(3.0, min=1.5, max=48, help="simulated hours"),
     state_dir: Path = typer.Option(None, help="keep the service's state (audit log) here; default a temp dir"),
+    datadog: str = typer.Option(None, help="also export to this Datadog API base URL (DD_API_KEY/DD_APP_KEY "
+                                "apply), e.g. a local `spanwarden datadog record` or https://api.datadoghq.eu"),
 ) -> None:
     """Start the embedded service and a simulated fleet instrumented with the real OTel SDK, inject a
     runaway loop, unusual data access and an error storm, and report what spanwarden caught."""
@@ -25,7 +27,8 @@ def demo(
 
     logging.basicConfig(level=logging.ERROR)
     console = Console(stderr=as_json)
-    config = DemoConfig(seed=seed, agents=agents, duration_s=hours * 3600, state_dir=state_dir)
+    config = DemoConfig(seed=seed, agents=agents, duration_s=hours * 3600, state_dir=state_dir,
+                        datadog_host=datadog)
     if console.is_terminal:
         with LiveView(console) as view:
             outcome = run_demo(config, view.on_tick)

@@ -31,6 +31,7 @@ class DemoConfig:
     history_tick_s: float = 30.0  # coarse ticks while nothing is expected to happen
     live_tick_s: float = 1.0  # fine ticks from shortly before the first incident
     state_dir: Path | None = None
+    datadog_host: str | None = None  # export to this Datadog API (e.g. `spanwarden datadog record`)
 
 
 @dataclass
@@ -45,7 +46,9 @@ class DemoOutcome:
 def run_demo(config: DemoConfig, on_tick: Callable[[float, list[SimAgent], EmbeddedService], None]
              | None = None) -> DemoOutcome:
     state_dir = config.state_dir or Path(tempfile.mkdtemp(prefix="spanwarden-demo-"))
-    settings = Settings(port=0, state_dir=state_dir, audit_fsync="never")
+    settings = Settings(port=0, state_dir=state_dir, audit_fsync="never",
+                        datadog_export="on" if config.datadog_host else "off", datadog_host=config.datadog_host,
+                        datadog_flush_s=2.0)
     service = EmbeddedService(settings, clock=lambda: START)
     port = service.start_in_thread()
     endpoint = f"http://127.0.0.1:{port}"

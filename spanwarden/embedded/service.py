@@ -16,10 +16,13 @@ from typing import Any
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from spanwarden.audit_sink import AuditSink, TeeAuditSink
 from spanwarden.collector import control_channel, receiver
 from spanwarden.collector.normalize import Normalizer
 from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import SpanRecord
+from spanwarden.dashboards import reporting
+from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import commands_api, leases_api, state_store
 from spanwarden.embedded.approvals_api import ApprovalsApi
@@ -75,7 +78,10 @@ class EmbeddedService:
         self.board = control_channel.DecisionBoard()
         self.latest_findings: dict[str, Finding] = {}
         self.refitter = ThreadRefitter()  # the behaviour model is refitted off the event loop
-        self.pipeline = Pipeline(self.policy, self.audit, on_decision=self.board.publish,
+        self.reporting = (DatadogReporting(self.prices.canonical_name, settings.datadog_host,
+                                           settings.datadog_max_agents, settings.datadog_queue_batches)
+                          if reporting.enabled(settings.datadog_export) else None)
+        self.pipeline = Pipeline(self.policy, self._sink(self.audit), on_decision=self._on_decision,
                                  on_finding=self._remember_finding, refitter=self.refitter)
         self._restore()
         self.token = admin_token(settings)
@@ -90,6 +96,17 @@ class EmbeddedService:
 
     def _remember_finding(self, finding: Finding) -> None:
         self.latest_findings[finding.agent_id] = finding
+        if self.reporting is not None:
+            self.reporting.finding(finding, self.pipeline.agents.get(finding.agent_id, AgentRef(finding.agent_id)))
+
+    def _on_decision(self, decision: Decision) -> None:
+        self.board.publish(decision)
+        if self.reporting is not None:
+            self.reporting.decision(decision, self.pipeline.agents.get(decision.agent_id,
+                                                                        AgentRef(decision.agent_id)))
+
+    def _sink(self, audit: AuditSink) -> AuditSink:
+        return audit if self.reporting is None else TeeAuditSink(audit, self.reporting.audit)
 
     def _restore(self) -> None:
         snapshot = state_store.load_snapshot(self.settings.snapshot_path)
@@ -116,6 +133,8 @@ class EmbeddedService:
         return self.pipeline.command(*args)
 
     def deliver(self, records: list[SpanRecord]) -> None:
+        if self.reporting is not None:
+            self.reporting.records(records)
         self.pipeline.process(records)
 
     @web.middleware
@@ -159,7 +178,7 @@ class EmbeddedService:
                    {"command": "audit_acknowledge", "break": self.audit_broken, "set_aside": aside.name,
                     "sha256_of_set_aside": digest})
         self.audit = new
-        self.pipeline.audit = new
+        self.pipeline.audit = self._sink(new)
         self.audit_broken = None
         self._started()
         return aside.name
@@ -245,6 +264,7 @@ class EmbeddedService:
         log.info("spanwarden listening on http://%s:%s", self.settings.host, self.port)
         if ready is not None:
             ready.set()
+        flusher = asyncio.create_task(self._flush_datadog()) if self.reporting is not None else None
         try:
             while not self._stopping.is_set():
                 try:
@@ -252,6 +272,8 @@ class EmbeddedService:
                 except TimeoutError:
                     self.snapshot()
         finally:
+            if flusher is not None:
+                flusher.cancel()
             self.board.close()
             await runner.cleanup()
             self.snapshot()
@@ -260,6 +282,14 @@ class EmbeddedService:
                                   policy_version=self.policy.version)
             self.audit.close()
             self.refitter.close()
+            if self.reporting is not None:
+                self.reporting.close()  # sends what is left, within a bounded time
+
+    async def _flush_datadog(self) -> None:
+        assert self.reporting is not None
+        while True:
+            await asyncio.sleep(self.settings.datadog_flush_s)
+            self.reporting.flush()
 
     def run(self) -> None:
         """Serve until SIGINT or SIGTERM, then save state and close the audit log cleanly; SIGHUP reloads the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import make_record
 from spanwarden.dashboards.datadog_exporter import DatadogExporter, datadog_configuration
 from spanwarden.dashboards.recording_server import RecordingDatadog
@@ -21,14 +22,15 @@ def _exporter(server: RecordingDatadog, **kwargs: object) -> DatadogExporter:
 
 
 def _batch(now: float) -> Batch:
-    telemetry = Telemetry(known_models=frozenset({"gpt-4o"}))
-    telemetry.records([make_record(agent_id="billing-bot", team="finance", environment="prod", model="gpt-4o",
-                                   cost_usd=0.5, end_ns=int((now - 2) * 1e9)),
-                       make_record(agent_id="billing-bot", team="finance", environment="prod", model="mystery-9",
-                                   cost_usd=0.25, is_error=True, end_ns=int((now - 1) * 1e9))], now)
+    telemetry = Telemetry(PriceTable.load().canonical_name)
+    who = {"agent_id": "billing-bot", "team": "finance", "environment": "prod"}
+    telemetry.records([make_record(**who, model="gpt-4o-2024-08-06", cost_usd=0.5, end_ns=int((now - 2) * 1e9)),
+                       make_record(**who, model="mystery-9", cost_usd=0.25, is_error=True,
+                                   end_ns=int((now - 1) * 1e9))], now)
     telemetry.finding(Finding("billing-bot", "cost_velocity", "spike", 4.2, Severity.CRITICAL, 9.0, 1.0, "usd",
                               "spent $9", now), REF)
-    telemetry.decision(Decision("billing-bot", Action.HALT, "runaway spend", "policy:cost-runaway@v1", now, 3), REF)
+    telemetry.decision(Decision("billing-bot", Action.HALT, "runaway spend", "policy:cost-runaway@v1", now, 3),
+                       REF)
     telemetry.audit(AuditEntry(7, now, "decision", REF, "policy:cost-runaway@v1", "runaway spend", ("ab/cd",),
                                "v1", {"action": "halt"}, "prev", "hash"))
     return telemetry.flush(now)
