@@ -77,13 +77,7 @@ class RecordingDatadog:
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        raw = await request.read()
-        encoding = request.headers.get("Content-Encoding", "")
-        if encoding == "gzip":
-            raw = gzip.decompress(raw)
-        elif encoding == "deflate":
-            raw = zlib.decompress(raw)
-        body = json.loads(raw) if raw else None
+        body = await _body(request)
         with self._lock:
             self.requests.append(Recorded(request.method, request.path, dict(request.headers), body,
                                           time.monotonic()))
@@ -98,13 +92,12 @@ class RecordingDatadog:
         needs_app_key = request.path.startswith(("/api/v1/dashboard", "/api/v1/monitor"))
         if needs_app_key and request.headers.get("DD-APPLICATION-KEY") != self.app_key:
             return _errors(403, "Forbidden")
-        request["json"] = body
         return await handler(request)
 
     async def _series(self, request: web.Request) -> web.Response:
         now = self.clock()
         try:
-            for series in request["json"]["series"]:
+            for series in (await _body(request))["series"]:
                 if not isinstance(series["metric"], str) or series.get("type", 0) not in (0, 1, 2, 3):
                     raise ValueError("metric name and type")
                 for point in series["points"]:
@@ -116,13 +109,13 @@ class RecordingDatadog:
         return web.json_response({"errors": []}, status=202)
 
     async def _event(self, request: web.Request) -> web.Response:
-        body = request["json"] or {}
+        body = await _body(request) or {}
         if not body.get("title") or not body.get("text"):
             return _errors(400, "Event title and text are required")
         return web.json_response({"status": "ok", "event": {**body, "id": next(self._ids)}}, status=202)
 
     async def _logs(self, request: web.Request) -> web.Response:
-        items = request["json"]
+        items = await _body(request)
         if not isinstance(items, list) or not all(isinstance(i, dict) and "message" in i for i in items):
             return _errors(400, "Logs must be a list of items with a message")
         return web.json_response({}, status=202)
@@ -144,7 +137,7 @@ class RecordingDatadog:
         return None
 
     async def _create_dashboard(self, request: web.Request) -> web.Response:
-        body = request["json"]
+        body = await _body(request)
         if (problem := self._valid_dashboard(body)) is not None:
             return _errors(400, problem)
         dashboard = {**body, "id": f"sw-{next(self._ids)}"}
@@ -155,9 +148,9 @@ class RecordingDatadog:
         key = request.match_info["id"]
         if key not in self.dashboards:
             return _errors(404, "Dashboard not found")
-        if (problem := self._valid_dashboard(request["json"])) is not None:
+        if (problem := self._valid_dashboard(await _body(request))) is not None:
             return _errors(400, problem)
-        self.dashboards[key] = {**request["json"], "id": key}
+        self.dashboards[key] = {**await _body(request), "id": key}
         return web.json_response(self.dashboards[key])
 
     async def _list_monitors(self, request: web.Request) -> web.Response:
@@ -169,7 +162,7 @@ class RecordingDatadog:
         return None
 
     async def _create_monitor(self, request: web.Request) -> web.Response:
-        body = request["json"]
+        body = await _body(request)
         if (problem := self._valid_monitor(body)) is not None:
             return _errors(400, problem)
         monitor = {**body, "id": next(self._ids)}
@@ -180,9 +173,9 @@ class RecordingDatadog:
         key = int(request.match_info["id"])
         if key not in self.monitors:
             return _errors(404, "Monitor not found")
-        if (problem := self._valid_monitor(request["json"])) is not None:
+        if (problem := self._valid_monitor(await _body(request))) is not None:
             return _errors(400, problem)
-        self.monitors[key] = {**request["json"], "id": key}
+        self.monitors[key] = {**await _body(request), "id": key}
         return web.json_response(self.monitors[key])
 
     # --- running it ------------------------------------------------------------------------------------
@@ -217,6 +210,17 @@ class RecordingDatadog:
             self._loop.call_soon_threadsafe(self._stopping.set)
         if self._thread is not None:
             self._thread.join(10)
+
+
+async def _body(request: web.Request) -> Any:
+    """The request's JSON, inflated as the client sent it (aiohttp caches the raw body)."""
+    raw = await request.read()
+    encoding = request.headers.get("Content-Encoding", "")
+    if encoding == "gzip":
+        raw = gzip.decompress(raw)
+    elif encoding == "deflate":
+        raw = zlib.decompress(raw)
+    return json.loads(raw) if raw else None
 
 
 def _errors(status: int, message: str) -> web.Response:

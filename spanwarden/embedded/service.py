@@ -122,7 +122,7 @@ class EmbeddedService:
             self._started()
 
     def _started(self) -> None:
-        self.audit.append("service", AgentRef(), "service", "service started", self.clock(),
+        self.pipeline.audit.append("service", AgentRef(), "service", "service started", self.clock(),
                           policy_version=self.policy.version,
                           data={"agents_restored": len(self.pipeline.detectors)})
 
@@ -227,8 +227,9 @@ class EmbeddedService:
         try:
             policy = Policy.load(self.settings.policy_file)
         except PolicyError as exc:
-            self.audit.append("config_change", AgentRef(), actor, f"policy reload refused: {exc}", self.clock(),
-                              (), self.pipeline.policy.version, {"outcome": "refused", "error": str(exc)})
+            self.pipeline.audit.append("config_change", AgentRef(), actor, f"policy reload refused: {exc}",
+                                       self.clock(), (), self.pipeline.policy.version,
+                                       {"outcome": "refused", "error": str(exc)})
             log.error("policy reload refused, %s stays in force: %s", self.pipeline.policy.version, exc)
             return str(exc)
         self.pipeline.set_policy(policy, actor, self.clock())
@@ -240,10 +241,16 @@ class EmbeddedService:
         out = []
         for agent_id, ref in sorted(self.pipeline.agents.items()):
             finding = self.latest_findings.get(agent_id)
+            bank = self.pipeline.detectors.get(agent_id)
+            hour = bank.cost.hour if bank is not None else None
             out.append({
                 "agent": agent_id, "owner": ref.owner, "team": ref.team, "environment": ref.environment,
                 "decision": self.pipeline.decision(agent_id).to_dict(),
                 "last_finding": finding.to_dict() if finding else None,
+                "spend_usd_last_hour": round(hour.sum, 6) if hour is not None else 0.0,
+                "spend_usd_per_min": round(hour.recent(5) / 5, 6) if hour is not None and hour.index is not None
+                else 0.0,  # over the agent's last 5 minutes
+                "last_seen_s": bank.cost.last_time if bank is not None else None,
             })
         return out
 
@@ -278,7 +285,7 @@ class EmbeddedService:
             await runner.cleanup()
             self.snapshot()
             if self.audit_broken is None:
-                self.audit.append("service", AgentRef(), "service", "service stopped", self.clock(),
+                self.pipeline.audit.append("service", AgentRef(), "service", "service stopped", self.clock(),
                                   policy_version=self.policy.version)
             self.audit.close()
             self.refitter.close()

@@ -1,0 +1,58 @@
+"""`spanwarden top`: the fleet on a terminal, for installs without Datadog — agents, spend rate, latest
+anomaly score and the decision in force, refreshed from the service's status."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from spanwarden.cli.oncall import STATE, URL, get
+
+STYLE = {"halt": "bold red", "require_approval": "magenta", "throttle": "yellow", "warn": "cyan", "allow": ""}
+RANK = {"halt": 0, "require_approval": 1, "throttle": 2, "warn": 3, "allow": 4}
+
+
+def fleet_table(agents: list[dict[str, Any]], limit: int) -> Table:
+    """Agents under a decision first, then by anomaly score and spend rate."""
+    def order(a: dict[str, Any]) -> tuple[int, float, float]:
+        finding = a.get("last_finding") or {}
+        return (RANK.get(a["decision"]["action"], 5), -float(finding.get("score", 0.0)),
+                -float(a.get("spend_usd_per_min", 0.0)))
+
+    spend = sum(float(a.get("spend_usd_per_min", 0.0)) for a in agents)
+    table = Table(title=f"spanwarden — {len(agents)} agents, ${spend:,.2f}/min", title_justify="left")
+    for column in ("agent", "team", "env", "$/min", "$ last hour", "latest finding", "score", "decision", "by"):
+        table.add_column(column, justify="right" if column in ("$/min", "$ last hour", "score") else "left")
+    for a in sorted(agents, key=order)[:limit]:
+        d, f = a["decision"], a.get("last_finding")
+        table.add_row(a["agent"], a.get("team", ""), a.get("environment", ""),
+                      f"{a.get('spend_usd_per_min', 0.0):,.3f}", f"{a.get('spend_usd_last_hour', 0.0):,.2f}",
+                      f"{f['detector']}/{f['kind']} ({f['severity']})" if f else "",
+                      f"{f['score']:.1f}" if f else "", d["action"] + (f" {d['scope']}" if d.get("scope") else ""),
+                      d["decided_by"], style=STYLE.get(d["action"], ""))
+    return table
+
+
+def top(url: str = URL, state_dir: Path = STATE,
+        interval: float = typer.Option(2.0, min=0.2, help="seconds between refreshes"),
+        limit: int = typer.Option(40, min=1, help="rows shown"),
+        once: bool = typer.Option(False, "--once", help="print the table once and exit")) -> None:
+    """Live view of the fleet: decisions in force first, then the most anomalous and the biggest spenders
+    (viewer role or above). Ctrl-C quits."""
+    console = Console()
+    if once:
+        console.print(fleet_table(get(url, "/v1/status", state_dir)["agents"], limit))
+        return
+    with Live(console=console, auto_refresh=False) as live:
+        try:
+            while True:
+                live.update(fleet_table(get(url, "/v1/status", state_dir)["agents"], limit), refresh=True)
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            pass
