@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import commands_api, leases_api, state_store
 from spanwarden.embedded.approvals_api import ApprovalsApi
+from spanwarden.embedded.self_metrics import SelfMetrics
 from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditLog, head_path, segments
 from spanwarden.enforcers.decision import Decision
 from spanwarden.enforcers.leases import LeaseBook
@@ -89,6 +91,8 @@ class EmbeddedService:
         self.approvals = ApprovalsApi(self.pipeline, self.tokens, clock, settings.long_poll_s)
         self.leases = LeaseBook()
         self.port: int | None = None
+        self.self_metrics = SelfMetrics(self._figures)
+        self._last_span_wall: float | None = None
         self._snapshotted_at = -1
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -133,6 +137,7 @@ class EmbeddedService:
         return self.pipeline.command(*args)
 
     def deliver(self, records: list[SpanRecord]) -> None:
+        self._last_span_wall = time.time()
         if self.reporting is not None:
             self.reporting.records(records)
         self.pipeline.process(records)
@@ -185,7 +190,7 @@ class EmbeddedService:
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes + 1,
-                              middlewares=[self._refuse_while_audit_broken])
+                              middlewares=[self.self_metrics.count_requests, self._refuse_while_audit_broken])
         normalizer = Normalizer(self.prices)
 
         async def deliver(message: ExportTraceServiceRequest) -> None:
@@ -200,12 +205,40 @@ class EmbeddedService:
         app.router.add_post("/v1/policy/reload", self._reload)
         app.router.add_post(ACKNOWLEDGE_PATH, self._acknowledge)
         app.router.add_get("/healthz", self._health)
+        app.router.add_get("/metrics", self.self_metrics.endpoint)
         return app
 
     async def _health(self, request: web.Request) -> web.Response:
+        """200 while the service can take spans and commands; 503 (with why) while the audit chain is broken."""
+        body = {"records": self.pipeline.records_seen, "agents": len(self.pipeline.agents),
+                "last_span_age_s": None if self._last_span_wall is None
+                else round(time.time() - self._last_span_wall, 3),
+                "policy_version": self.pipeline.policy.version}
         if self.audit_broken is not None:
-            return web.json_response({"status": "audit_broken", "message": self.audit_broken}, status=503)
-        return web.json_response({"status": "ok", "records": self.pipeline.records_seen})
+            return web.json_response({"status": "audit_broken", "message": self.audit_broken, **body}, status=503)
+        return web.json_response({"status": "ok", **body})
+
+    def _figures(self) -> dict[str, tuple[str, str, Any, tuple[str, ...]]]:
+        in_force = Counter(ladder.current.action.value for ladder in self.pipeline.ladders.values())
+        figures: dict[str, tuple[str, str, Any, tuple[str, ...]]] = {
+            "spanwarden_records": ("counter", "spans processed", self.pipeline.records_seen, ()),
+            "spanwarden_agents": ("gauge", "agents known", len(self.pipeline.agents), ()),
+            "spanwarden_decisions_in_force": ("gauge", "agents by the action in force",
+                                              {(a,): float(n) for a, n in in_force.items()}, ("action",)),
+            "spanwarden_audit_chain_ok": ("gauge", "1 while the audit chain is intact",
+                                          0.0 if self.audit_broken else 1.0, ()),
+            "spanwarden_audit_entries": ("counter", "audit entries in the chain",
+                                         float(getattr(self.audit, "seq", 0)), ()),
+            "spanwarden_last_span_age_seconds": ("gauge", "seconds since spans last arrived",
+                                                 float("nan") if self._last_span_wall is None
+                                                 else time.time() - self._last_span_wall, ()),
+        }
+        if self.reporting is not None:
+            dropped = self.reporting.exporter.dropped
+            by_signal = {(s,): float(dropped[s]) for s in ("metrics", "events", "logs")}
+            figures["spanwarden_datadog_dropped"] = ("counter", "items the Datadog exporter dropped", by_signal,
+                                                     ("signal",))
+        return figures
 
     async def _status(self, request: web.Request) -> web.Response:
         allowed = commands_api.authorize(request, self.tokens, "status", self.pipeline, self.clock())
