@@ -102,3 +102,21 @@ def pipeline(
     _emit(as_json, f"pipeline: {result['spans_per_s']:,.0f} spans/s through one worker "
                    f"(raw consume+decode {result['raw_consume_spans_per_s']:,.0f}/s); p99 span→decision "
                    f"{result['p99_span_to_decision_ms']:.0f} ms at half load", result)
+
+
+@app.command("soak")
+def soak(
+    as_json: bool = typer.Option(False, "--json", help="print only the JSON line"),
+    agents: int = typer.Option(500, min=1, max=100_000),
+    seconds: float = typer.Option(30.0, min=1, max=3600, help="how long to drive it (bounded)"),
+    batch: int = typer.Option(100, min=1, max=10_000, help="spans per OTLP request"),
+    clients: int = typer.Option(4, min=1, max=64, help="concurrent HTTP clients"),
+) -> None:
+    """A real `spanwarden serve` on loopback fed by many agents for a bounded time: throughput, ingest
+    latency, memory at the start (every agent seen) and end, requests not acknowledged."""
+    from spanwarden.bench.soak import run
+
+    result = run(agents, seconds, batch, clients)
+    _emit(as_json, f"soak: {result['spans_per_s']:,.0f} spans/s from {agents} agents for {result['seconds']} s; "
+                   f"p99 ingest {result['p99_ingest_ms']} ms; RSS {result['rss_mb_start']} → "
+                   f"{result['rss_mb_end']} MB; {result['dropped']} dropped", result)
