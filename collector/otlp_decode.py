@@ -83,8 +83,8 @@ def _parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
 def _parse_json(body: bytes) -> ExportTraceServiceRequest:
     try:
         doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedPayload(f"body is not valid JSON: {exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise MalformedPayload(f"body is not valid JSON: {str(exc)[:200]}") from exc
     if not isinstance(doc, dict):
         raise MalformedPayload("OTLP JSON body must be an object with 'resourceSpans'")
     try:
@@ -95,7 +95,7 @@ def _parse_json(body: bytes) -> ExportTraceServiceRequest:
                     for link in span.get("links") or ():
                         _hex_ids_to_base64(link)
         return json_format.ParseDict(doc, ExportTraceServiceRequest(), ignore_unknown_fields=True)
-    except (AttributeError, TypeError, ValueError, json_format.ParseError) as exc:
+    except (AttributeError, TypeError, ValueError, RecursionError, json_format.ParseError) as exc:
         raise MalformedPayload(f"body is not a valid OTLP JSON ExportTraceServiceRequest: {exc}") from exc
 
 

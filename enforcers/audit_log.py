@@ -132,7 +132,7 @@ def verify(path: Path, key: bytes | None = None) -> VerifyResult:
         if entry.prev_hash != prev:
             return _bad(result, entry.seq, where, f"entry {entry.seq} ({where}) does not chain to the "
                         "entry before it (an entry was removed, inserted or reordered)")
-        if not hmac.compare_digest(entry_hash(entry.body(), key), entry.hash):
+        if not hmac.compare_digest(entry_hash(entry.body(), key).encode(), str(entry.hash).encode()):
             return _bad(result, entry.seq, where, f"entry {entry.seq} ({where}) was altered: its hash "
                         "does not match its content" + ("" if key else " (or it was signed with an HMAC key)"))
         prev, expected_seq = entry.hash, expected_seq + 1
@@ -162,7 +162,7 @@ def _check_head(result: VerifyResult, path: Path, key: bytes | None) -> VerifyRe
         seq, digest, mac = int(doc["seq"]), str(doc["hash"]), str(doc["mac"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return _bad(result, None, head.name, f"{head} is unreadable: {exc}")
-    if not hmac.compare_digest(_head_mac(seq, digest, key), mac):
+    if not hmac.compare_digest(_head_mac(seq, digest, key).encode(), str(mac).encode()):
         return _bad(result, None, head.name, f"{head} was altered (its seal does not match)")
     last = result.last_seq
     if seq > last:
