@@ -28,8 +28,9 @@ BOUNDED = settings(max_examples=150, deadline=None,
 NORMALIZER = Normalizer(PriceTable.load())
 KNOWN_KEYS = sorted({*A.SPAN_KEYS, *A.RESOURCE_KEYS})
 
-scalars = st.one_of(st.text(max_size=50), st.integers(5000, 20000).map(lambda n: "é" * n), st.integers(-2**63, 2**63 - 1),
-                    st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.binary(max_size=64))
+scalars = st.one_of(st.text(max_size=50), st.integers(5000, 20000).map(lambda n: "é" * n),
+                    st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+                    st.binary(max_size=64))
 
 
 def _any_value(value: Any, depth: int = 0) -> AnyValue:
@@ -74,7 +75,8 @@ def otlp_requests(draw: Any) -> ExportTraceServiceRequest:
                 span.start_time_unix_nano = draw(st.integers(0, 2**64 - 1))
                 span.end_time_unix_nano = draw(st.integers(0, 2**64 - 1))
                 span.status.code = draw(st.integers(0, 2))
-                span.attributes.extend(KeyValue(key=k, value=_any_value(v)) for k, v in draw(attribute_sets).items())
+                span.attributes.extend(KeyValue(key=k, value=_any_value(v))
+                                       for k, v in draw(attribute_sets).items())
     return request
 
 
@@ -89,7 +91,7 @@ def _records_are_sane(request: ExportTraceServiceRequest) -> None:
 @settings(max_examples=80, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(otlp_requests())
-def test_structured_protobuf_requests_decode_and_normalise_without_crashing(request: ExportTraceServiceRequest) -> None:
+def test_structured_protobuf_requests_decode_and_normalise_without_crashing(request: Any) -> None:
     _records_are_sane(decode_request(request.SerializeToString(), PROTOBUF))
 
 
@@ -119,7 +121,8 @@ def otlp_json_bodies(draw: Any) -> bytes:
             for k in draw(st.lists(st.sampled_from(["traceId", "spanId", "parentSpanId", "name",
                                                     "startTimeUnixNano", "endTimeUnixNano", "attributes",
                                                     "status", "links"]), unique=True))}
-    doc = {"resourceSpans": [{"resource": draw(json_values), "scopeSpans": [{"spans": [span, draw(json_values)]}]}]}
+    scope_spans = [{"spans": [span, draw(json_values)]}]
+    doc = {"resourceSpans": [{"resource": draw(json_values), "scopeSpans": scope_spans}]}
     return json.dumps(draw(st.sampled_from([doc, draw(json_values)]))).encode()
 
 
@@ -190,6 +193,6 @@ def test_a_corrupted_audit_log_is_reported_never_a_crash(tmp_path_factory: Any, 
     result = verify(path, b"k")
     assert result.message
     if _entries(bytes(body)) != _entries(original):
-        assert not result.ok  # every change to an entry is caught (a blank line or a lost final newline is not one)
+        assert not result.ok  # every change to an entry is caught (a blank line or the last newline is not one)
     for _, entry in read_entries(path):
         assert entry is not None
