@@ -17,7 +17,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from spanwarden.collector.otlp_decode import PROTOBUF, OtlpError, decode_request
+from spanwarden.collector.ingest_auth import IngestRefused
+from spanwarden.collector.otlp_decode import PROTOBUF, OtlpError, PayloadTooLarge, decode_request
 
 log = logging.getLogger(__name__)
 TRACES_PATH = "/v1/traces"
@@ -28,15 +29,16 @@ class DeliveryFailed(RuntimeError):
 
 
 def traces_handler(
-    deliver: Callable[[ExportTraceServiceRequest], Awaitable[None]], max_body_bytes: int
+    deliver: Callable[[ExportTraceServiceRequest, str], Awaitable[None]], max_body_bytes: int
 ) -> Callable[[web.Request], object]:
-    """An aiohttp handler that passes each decoded request to `deliver` before answering."""
+    """An aiohttp handler that passes each decoded request, with its Authorization header, to `deliver`
+    before answering; `deliver` raises IngestRefused (401/403) or DeliveryFailed (503)."""
 
     async def handle(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > max_body_bytes:
             return _error(413, f"body of {request.content_length} bytes exceeds the limit of {max_body_bytes}")
         try:
-            body = await request.content.read(max_body_bytes + 1)
+            body = await _read_body(request, max_body_bytes)
             message = decode_request(
                 body, request.headers.get("Content-Type", ""), request.headers.get("Content-Encoding", ""),
                 max_body_bytes,
@@ -45,7 +47,10 @@ def traces_handler(
             log.info("rejected OTLP request from %s: %s", request.remote, exc)
             return _error(exc.status, str(exc))
         try:
-            await deliver(message)
+            await deliver(message, request.headers.get("Authorization", ""))
+        except IngestRefused as exc:
+            log.warning("refused spans from %s: %s", request.remote, exc)
+            return _error(exc.status, str(exc))
         except DeliveryFailed as exc:
             log.warning("could not pass on an OTLP request from %s: %s", request.remote, exc)
             return _error(503, str(exc))
@@ -54,6 +59,18 @@ def traces_handler(
         return web.json_response({})
 
     return handle
+
+
+async def _read_body(request: web.Request, max_body_bytes: int) -> bytes:
+    """The whole body, or PayloadTooLarge past the limit (a chunked body has no Content-Length to check
+    first). `content.read(n)` alone returns what has arrived so far, not n bytes."""
+    chunks, size = [], 0
+    while chunk := await request.content.read(1 << 16):
+        size += len(chunk)
+        if size > max_body_bytes:
+            raise PayloadTooLarge(f"body exceeds the limit of {max_body_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from spanwarden.audit_sink import AuditSink
+from spanwarden.collector.ingest_auth import is_untrusted
 from spanwarden.collector.span_record import UNKNOWN_AGENT, SpanRecord
 from spanwarden.detectors.agent_detectors import AgentDetectors, DetectorSettings
 from spanwarden.detectors.finding import Finding
@@ -105,8 +106,8 @@ class Pipeline:
                 self.on_finding(finding)
                 self.audit.append("finding", ref, f"detector:{finding.detector}", finding.reason,
                                   finding.time_s, finding.evidence, self.policy.version, finding.to_dict())
-                if agent_id == UNKNOWN_AGENT:
-                    continue  # nothing to enforce on: spans with no identity come from anywhere
+                if agent_id == UNKNOWN_AGENT or is_untrusted(agent_id):
+                    continue  # nothing to enforce on: spans with no identity, or no token, come from anywhere
                 context = RuleContext(ref.environment, ref.team, record.model, record.tool_name)
                 decision = ladder.on_finding(finding, context, self.policy)
                 if decision is not None:

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     audit_rotate_bytes: int = Field(64 << 20, gt=4096, description="start a new audit segment past this size")
     redact_patterns: list[str] = Field(default_factory=list,
                                        description="extra regexes whose matches are redacted from the audit log")
+    ingest_auth: Literal["auto", "required", "untrusted", "off"] = Field(
+        "auto", description="bearer tokens on spans: required (401/403), untrusted (spans without a token are "
+        "kept apart and never enforced on), off; auto: required unless the service listens on loopback only")
     admin_token: str | None = Field(None, description="an admin bearer token; generated when unset")
     tokens_file: Path | None = Field(None, description="named tokens with roles; default STATE_DIR/tokens.yaml")
     snapshot_interval_s: float = Field(5.0, gt=0, description="how often baselines are saved to disk")
@@ -64,6 +67,12 @@ class Settings(BaseSettings):
             except re.error as exc:
                 raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
         return patterns
+
+    @property
+    def ingest_mode(self) -> str:
+        if self.ingest_auth != "auto":
+            return self.ingest_auth
+        return "off" if self.host in ("127.0.0.1", "localhost", "::1") else "required"
 
     @property
     def audit_path(self) -> Path:

@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from spanwarden.audit_sink import AuditSink, TeeAuditSink
 from spanwarden.collector import control_channel, receiver
+from spanwarden.collector.ingest_auth import IngestGate, IngestRefused
 from spanwarden.collector.normalize import Normalizer
 from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import SpanRecord
@@ -88,6 +89,8 @@ class EmbeddedService:
         self._restore()
         self.token = admin_token(settings)
         self.tokens = TokenBook.load(settings.tokens_path, self.token)
+        self.ingest = IngestGate(self.tokens, settings.ingest_mode)
+        self._refusals_audited: set[tuple[str, str]] = set()
         self.approvals = ApprovalsApi(self.pipeline, self.tokens, clock, settings.long_poll_s)
         self.leases = LeaseBook()
         self.port: int | None = None
@@ -132,6 +135,17 @@ class EmbeddedService:
 
     def _redactor(self) -> Redactor:
         return Redactor(self.settings.redact_patterns)
+
+    def _audit_refused_ingest(self, exc: IngestRefused) -> None:
+        """A forged report (a token speaking for another agent) is audited, once per token and agent."""
+        key = (exc.principal, exc.agent)
+        if exc.status != 403 or key in self._refusals_audited or len(self._refusals_audited) > 10_000:
+            return
+        self._refusals_audited.add(key)
+        self.pipeline.audit.append("command", self.pipeline.agents.get(exc.agent, AgentRef(exc.agent)),
+                                   exc.principal, f"refused spans: {exc}", self.clock(), (),
+                                   self.pipeline.policy.version, {"command": "ingest", "outcome": "refused",
+                                                                  "status": exc.status})
 
     async def _apply_command(self, *args: Any) -> Decision:
         return self.pipeline.command(*args)
@@ -193,8 +207,13 @@ class EmbeddedService:
                               middlewares=[self.self_metrics.count_requests, self._refuse_while_audit_broken])
         normalizer = Normalizer(self.prices)
 
-        async def deliver(message: ExportTraceServiceRequest) -> None:
-            self.deliver(normalizer.records(message))
+        async def deliver(message: ExportTraceServiceRequest, authorization: str) -> None:
+            try:
+                records = self.ingest.admit(authorization, normalizer.records(message))
+            except IngestRefused as exc:
+                self._audit_refused_ingest(exc)
+                raise
+            self.deliver(records)
 
         app.router.add_post(receiver.TRACES_PATH, receiver.traces_handler(deliver, self.settings.max_body_bytes))
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)

@@ -17,8 +17,12 @@ from collections.abc import Callable
 import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanwarden.collector import control_channel, receiver
+from spanwarden.collector.ingest_auth import IngestGate
+from spanwarden.collector.normalize import Normalizer
+from spanwarden.collector.pricing import PriceTable
 from spanwarden.embedded import commands_api
 from spanwarden.enforcers.approvals import rules_view
 from spanwarden.enforcers.audit_log import AgentRef, AuditLog
@@ -49,6 +53,12 @@ class KafkaGateway:
                               settings.audit_rotate_bytes)
         self.agents: dict[str, AgentRef] = {}  # `commands_api.Audited`: refusals name the agent as given
         self.tokens = TokenBook.load(settings.tokens_path, admin_token(settings))
+        mode = settings.ingest_mode
+        if mode == "untrusted":  # workers cannot tell kept-apart spans from others: refuse them instead
+            log.warning("ingest_auth=untrusted is not offered with --kafka; spans without a token are refused")
+            mode = "required"
+        self.ingest = IngestGate(self.tokens, mode)
+        self.normalizer = Normalizer(PriceTable.load(settings.price_file))
         self.board = control_channel.DecisionBoard()
         self.feed = DecisionsFeed(self.board)
         self.writer = AuditWriter(self.audit, keys_in_log(settings.audit_path))
@@ -81,7 +91,7 @@ class KafkaGateway:
     def build_app(self) -> web.Application:
         assert self.publisher is not None
         app = web.Application(client_max_size=self.settings.max_body_bytes + 1)
-        app.router.add_post(receiver.TRACES_PATH, receiver.traces_handler(self.publisher,
+        app.router.add_post(receiver.TRACES_PATH, receiver.traces_handler(self._deliver,
                                                                           self.settings.max_body_bytes))
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)
         commands_api.add_routes(app, self, self.tokens, self.apply_command, self.clock, selections=False)
@@ -91,6 +101,12 @@ class KafkaGateway:
         for path in NOT_HERE:
             app.router.add_route("*", path, self._not_here)
         return app
+
+    async def _deliver(self, message: ExportTraceServiceRequest, authorization: str) -> None:
+        if self.ingest.mode != "off":
+            self.ingest.admit(authorization, self.normalizer.records(message))  # raises IngestRefused
+        assert self.publisher is not None
+        await self.publisher(message)
 
     async def _approval_rules(self, request: web.Request) -> web.Response:
         rules = self.policy.approvals
