@@ -13,6 +13,7 @@ import hmac
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -196,6 +197,7 @@ class AuditLog:
         self.redactor = redactor or Redactor()
         self.rotate_bytes = rotate_bytes
         self._lock = threading.Lock()
+        self.torn_tail = _set_aside_torn_tail(self.path)
         existing = verify(self.path, key)
         if not existing.ok:
             raise AuditChainBroken(f"refusing to append to {self.path}: {existing.message}")
@@ -253,6 +255,33 @@ class AuditLog:
                 self._file.flush()
                 os.fsync(self._file.fileno())
                 self._file.close()
+
+
+def _set_aside_torn_tail(path: Path) -> Path | None:
+    """A crash in the middle of an append leaves a last line with no newline: an entry that was never
+    acknowledged (`append` returns after the newline is written and synced). Move those bytes to
+    `<log>.torn-N` for forensics and cut the log back to its last whole entry. Removing a whole entry is
+    still caught by the head file."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with open(path, "rb+") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        start = max(0, size - (1 << 20))
+        handle.seek(start)
+        tail = handle.read()
+        if tail.endswith(b"\n"):
+            return None
+        cut = tail.rfind(b"\n")
+        if cut < 0 and start > 0:
+            return None  # a last line over 1 MiB: leave it for verify to report
+        keep = start + cut + 1
+        aside = path.with_name(f"{path.name}.torn-{int(time.time())}")
+        aside.write_bytes(tail[cut + 1:])
+        handle.truncate(keep)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return aside
 
 
 def _fields(entry: AuditEntry) -> dict[str, Any]:

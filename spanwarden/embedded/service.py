@@ -129,9 +129,13 @@ class EmbeddedService:
             self._started()
 
     def _started(self) -> None:
+        torn = getattr(self.audit, "torn_tail", None)
+        if torn is not None:
+            log.warning("the audit log ended in a torn write (a crash mid-append); its bytes are in %s", torn)
         self.pipeline.audit.append("service", AgentRef(), "service", "service started", self.clock(),
-                          policy_version=self.policy.version,
-                          data={"agents_restored": len(self.pipeline.detectors)})
+                                   policy_version=self.policy.version,
+                                   data={"agents_restored": len(self.pipeline.detectors),
+                                         "torn_write_set_aside": torn.name if torn else None})
 
     def _redactor(self) -> Redactor:
         return Redactor(self.settings.redact_patterns)

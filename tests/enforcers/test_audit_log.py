@@ -120,3 +120,36 @@ def test_rotation_keeps_one_chain_across_segments(tmp_path):
     (tmp_path / "audit.jsonl.000002").unlink()  # a whole segment removed
     broken = verify(path)
     assert not broken.ok and "missing" in broken.message and broken.first_bad_location.startswith("audit.jsonl")
+
+
+def test_a_torn_final_write_is_set_aside_and_the_chain_goes_on(tmp_path):
+    from spanwarden.enforcers.audit_log import AgentRef, AuditLog, verify
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, fsync="never")
+    for i in range(3):
+        log.append("finding", AgentRef("a"), "detector:x", f"r{i}", float(i))
+    log.close()
+    with open(path, "ab") as handle:  # a crash mid-append: half an entry, no newline
+        handle.write(b'{"seq": 4, "kind": "decis')
+    reopened = AuditLog(path, fsync="never")
+    assert reopened.torn_tail is not None and reopened.torn_tail.read_bytes() == b'{"seq": 4, "kind": "decis'
+    reopened.append("service", AgentRef(), "service", "started", 9.0)
+    reopened.close()
+    result = verify(path)
+    assert result.ok and result.entries == 4
+
+
+def test_cutting_into_an_acknowledged_entry_is_still_caught(tmp_path):
+    import pytest
+
+    from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditLog
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, fsync="never")
+    for i in range(3):
+        log.append("finding", AgentRef("a"), "detector:x", f"r{i}", float(i))
+    log.close()
+    path.write_bytes(path.read_bytes()[:-20])  # the last entry, acknowledged, loses its end
+    with pytest.raises(AuditChainBroken, match="removed"):
+        AuditLog(path, fsync="never")
