@@ -29,6 +29,10 @@ class AuditError(RuntimeError):
     """The audit log cannot be appended to safely."""
 
 
+class AuditUnwritable(AuditError):
+    """The log cannot be written (disk full, I/O error); nothing half-written was left in it."""
+
+
 class AuditChainBroken(AuditError):
     """The existing log does not verify: appending would paper over tampering or corruption."""
 
@@ -203,7 +207,7 @@ class AuditLog:
             raise AuditChainBroken(f"refusing to append to {self.path}: {existing.message}")
         self.last_hash, self.seq = existing.last_hash, existing.last_seq
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for appends
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open for appends
 
     def append(self, kind: str, agent: AgentRef, actor: str, reason: str, time_s: float,
                evidence: tuple[str, ...] = (), policy_version: str = "",
@@ -220,15 +224,30 @@ class AuditLog:
                 policy_version=policy_version, data=r.value(data or {}), prev_hash=self.last_hash,
             )
             sealed = AuditEntry(**{**_fields(entry), "hash": entry_hash(entry.body(), self.key)})
-            self._file.write(sealed.to_json() + "\n")
-            self._file.flush()
-            if self.fsync == "always":
-                os.fsync(self._file.fileno())
+            self._write_line((sealed.to_json() + "\n").encode())
             self.seq, self.last_hash = sealed.seq, sealed.hash
             if self._file.tell() >= self.rotate_bytes:
                 self._rotate()
-            self._write_head()
+            try:
+                self._write_head()
+            except OSError as exc:  # the entry is durable; a head one entry behind is a tolerated state
+                raise AuditUnwritable(f"wrote entry {sealed.seq} but not {head_path(self.path).name}: "
+                                      f"{exc.strerror or exc}") from exc
             return sealed
+
+    def _write_line(self, line: bytes) -> None:
+        """Write one whole entry or none: a failed write (disk full) is cut back, so the log never holds
+        half an entry the next append would follow."""
+        start = self._file.tell()
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[self._file.write(view) or 0:]
+            if self.fsync == "always":
+                os.fsync(self._file.fileno())
+        except OSError as exc:
+            self._file.truncate(start)
+            raise AuditUnwritable(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from exc
 
     def _rotate(self) -> None:
         """Close this file as the next numbered segment and go on in a fresh one; the chain just continues
@@ -236,23 +255,26 @@ class AuditLog:
         self._file.close()
         numbers = [int(p.name[len(self.path.name) + 1:]) for p in segments(self.path)[:-1]]
         os.replace(self.path, self.path.with_name(f"{self.path.name}.{max(numbers, default=0) + 1:06d}"))
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for appends
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open for appends
 
     def _write_head(self) -> None:
         head = head_path(self.path)
         tmp = head.with_name(head.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump({"seq": self.seq, "hash": self.last_hash,
-                       "mac": _head_mac(self.seq, self.last_hash, self.key)}, handle)
-            if self.fsync == "always":
-                handle.flush()
-                os.fsync(handle.fileno())
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                json.dump({"seq": self.seq, "hash": self.last_hash,
+                           "mac": _head_mac(self.seq, self.last_hash, self.key)}, handle)
+                if self.fsync == "always":
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, head)
 
     def close(self) -> None:
         with self._lock:
             if not self._file.closed:
-                self._file.flush()
                 os.fsync(self._file.fileno())
                 self._file.close()
 

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
         "kept apart and never enforced on), off; auto: required unless the service listens on loopback only")
     admin_token: str | None = Field(None, description="an admin bearer token; generated when unset")
     tokens_file: Path | None = Field(None, description="named tokens with roles; default STATE_DIR/tokens.yaml")
+    min_free_disk_bytes: int = Field(16 << 20, ge=0, description="below this much free space under the state dir, "
+                                     "spans and commands are refused (503) rather than taken in unaudited")
     snapshot_interval_s: float = Field(5.0, gt=0, description="how often baselines are saved to disk")
     long_poll_s: float = Field(25.0, gt=0, le=300, description="longest a control-channel poll is held")
     datadog_export: Literal["auto", "on", "off"] = Field("auto", description="send metrics, events and audit "

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
@@ -29,7 +30,14 @@ from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import commands_api, leases_api, state_store
 from spanwarden.embedded.approvals_api import ApprovalsApi
 from spanwarden.embedded.self_metrics import SelfMetrics
-from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditLog, head_path, segments
+from spanwarden.enforcers.audit_log import (
+    AgentRef,
+    AuditChainBroken,
+    AuditLog,
+    AuditUnwritable,
+    head_path,
+    segments,
+)
 from spanwarden.enforcers.decision import Decision
 from spanwarden.enforcers.leases import LeaseBook
 from spanwarden.enforcers.policy import Policy, PolicyError
@@ -162,10 +170,29 @@ class EmbeddedService:
 
     @web.middleware
     async def _refuse_while_audit_broken(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if self.audit_broken is not None and request.method == "POST" and request.path != ACKNOWLEDGE_PATH:
+        """What changes state (spans, commands) waits while nothing can be audited: a broken chain (until an
+        admin acknowledges it) or a nearly full disk (until there is room; OTLP exporters retry 503s).
+        Decisions in force are still served."""
+        if request.method != "POST":
+            return await handler(request)
+        if self.audit_broken is not None and request.path != ACKNOWLEDGE_PATH:
             return web.json_response({"code": 503, "message": f"{self.audit_broken}; an admin must run "
                                       "`spanwarden audit acknowledge` first"}, status=503)
-        return await handler(request)
+        if (short := self._disk_short()) is not None:
+            return web.json_response({"code": 503, "message": short}, status=503)
+        try:
+            return await handler(request)
+        except AuditUnwritable as exc:
+            log.error("%s; spans and commands wait until it can be written", exc)
+            return web.json_response({"code": 503, "message": f"{exc}; retry later"}, status=503)
+
+    def _disk_short(self) -> str | None:
+        """Why the state dir has too little room to audit what a request would cause, or None."""
+        free = shutil.disk_usage(self.settings.state_dir).free
+        if free >= self.settings.min_free_disk_bytes:
+            return None
+        return (f"only {free:,} bytes free under {self.settings.state_dir} (below SPANWARDEN_MIN_FREE_DISK_BYTES="
+                f"{self.settings.min_free_disk_bytes:,}): nothing is taken in that could not be audited")
 
     async def _acknowledge(self, request: web.Request) -> web.Response:
         allowed = commands_api.authorize(request, self.tokens, "audit_acknowledge", self.pipeline, self.clock())
@@ -239,6 +266,8 @@ class EmbeddedService:
                 "policy_version": self.pipeline.policy.version}
         if self.audit_broken is not None:
             return web.json_response({"status": "audit_broken", "message": self.audit_broken, **body}, status=503)
+        if (short := self._disk_short()) is not None:
+            return web.json_response({"status": "disk_full", "message": short, **body}, status=503)
         return web.json_response({"status": "ok", **body})
 
     def _figures(self) -> dict[str, tuple[str, str, Any, tuple[str, ...]]]:
@@ -311,8 +340,14 @@ class EmbeddedService:
         return out
 
     def snapshot(self) -> None:
+        """Save the baselines; when the disk refuses, keep the previous snapshot and try again next time
+        (decisions are recovered from the audit log whatever the snapshot's age)."""
         if self.pipeline.records_seen != self._snapshotted_at:
-            state_store.save_snapshot(self.settings.snapshot_path, self.pipeline.to_state())
+            try:
+                state_store.save_snapshot(self.settings.snapshot_path, self.pipeline.to_state())
+            except OSError as exc:
+                log.error("could not save the baselines snapshot (%s); the previous one stays", exc)
+                return
             self._snapshotted_at = self.pipeline.records_seen
 
     async def _serve(self, ready: threading.Event | None = None) -> None:
@@ -341,8 +376,11 @@ class EmbeddedService:
             await runner.cleanup()
             self.snapshot()
             if self.audit_broken is None:
-                self.pipeline.audit.append("service", AgentRef(), "service", "service stopped", self.clock(),
-                                  policy_version=self.policy.version)
+                try:
+                    self.pipeline.audit.append("service", AgentRef(), "service", "service stopped", self.clock(),
+                                               policy_version=self.policy.version)
+                except AuditUnwritable as exc:  # a full disk at shutdown: say so, and still close cleanly
+                    log.error("the stop could not be audited: %s", exc)
             self.audit.close()
             self.refitter.close()
             if self.reporting is not None:

@@ -71,7 +71,7 @@ def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) -> 
         service = Service(tmp_path)
         stop = threading.Event()
 
-        def send() -> None:
+        def send(service: Service = service, stop: threading.Event = stop) -> None:
             nonlocal cursor, acknowledged_spans_batches
             while not stop.is_set() and cursor < len(batches):
                 try:
