@@ -38,6 +38,7 @@ from spanwarden.streaming.topic_admin import ensure_topics
 from spanwarden.streaming.topics import COMMANDS
 
 log = logging.getLogger(__name__)
+SHUTDOWN_S = 5.0
 # Guards asking for approvals or leases here get 501 and fail closed (approvals) or spend without a lease.
 NOT_HERE = ("/v1/approvals", "/v1/approvals/{id}", "/v1/approvals/{id}/answer", "/v1/leases", "/v1/policy/reload")
 
@@ -135,7 +136,9 @@ class KafkaGateway:
         bootstrap = settings.kafka_bootstrap
         self._stopping = asyncio.Event()
         await ensure_topics(bootstrap, settings.kafka_partitions, settings.kafka_replication_factor)
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+        # A broker that is away fails a publish within 5 s (a 503 the agent's exporter retries) instead of
+        # holding the agent's export for aiokafka's default 40 s.
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=5000,
                                          max_request_size=settings.max_body_bytes + 1024)
         await self.producer.start()
         self.publisher = SpansPublisher(self.producer)
@@ -158,8 +161,13 @@ class KafkaGateway:
         finally:
             self.board.close()
             await runner.cleanup()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self.producer.stop()
+            # Bounded: with the broker gone, the clients' goodbyes would otherwise wait on it.
+            try:
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), SHUTDOWN_S)
+                await asyncio.wait_for(self.producer.stop(), SHUTDOWN_S)
+            except TimeoutError:
+                log.warning("the Kafka clients did not stop within %g s (broker away?); stopping anyway",
+                            SHUTDOWN_S)
             self.audit.append("service", AgentRef(), "service", "gateway stopped", self.clock(),
                               policy_version=self.policy.version)
             self.audit.close()

@@ -21,6 +21,7 @@ from opentelemetry.trace import Status, StatusCode
 from spanwarden import AgentHalted
 from spanwarden.collector.decision_watcher import DecisionWatcher
 from spanwarden.collector.guard import Guard
+from spanwarden.collector.otlp_encode import to_request
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.enforcers.audit_log import read_entries, verify
 from spanwarden.settings import Settings
@@ -124,3 +125,29 @@ def test_a_runaway_agent_is_halted_through_kafka_and_commands_round_trip(
     assert any(e.kind == "command" and e.actor == "human:admin for omar" and e.agent.id == "agent-b"
                for e in entries)
     assert any(e.kind == "command" and e.actor == "unauthenticated" for e in entries)
+
+
+def test_spans_get_503_while_the_broker_is_away_and_go_through_when_it_is_back(
+        broker: LocalBroker, gateway: tuple[str, KafkaGateway]) -> None:
+    url, service = gateway
+    body = to_request(normal(7, 0.2)).SerializeToString()
+    headers = {"Content-Type": "application/x-protobuf"}
+    assert requests.post(f"{url}/v1/traces", data=body, headers=headers, timeout=30).status_code == 200
+    broker.stop()
+    started = time.monotonic()
+    away = requests.post(f"{url}/v1/traces", data=body, headers=headers, timeout=30)
+    assert away.status_code == 503 and "broker" in away.json()["message"]
+    assert time.monotonic() - started < 15  # failed within the publish timeout, not aiokafka's 40 s
+    assert requests.get(f"{url}/v1/decisions/agent-a", timeout=5).status_code == 200  # still served
+    back = LocalBroker(port=broker.port, log_dir=broker.log_path.parent).start()
+    try:
+        statuses = []
+        for _ in range(10):  # an OTLP exporter retries 503s with backoff
+            statuses.append(requests.post(f"{url}/v1/traces", data=body, headers=headers, timeout=30).status_code)
+            if statuses[-1] == 200:
+                break
+            time.sleep(1)
+        assert statuses[-1] == 200, statuses
+        assert service.publisher is not None and service.publisher.published == 2
+    finally:
+        back.stop()
