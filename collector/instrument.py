@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from spanwarden.collector.decision_watcher import DecisionWatcher
 from spanwarden.collector.guard import Guard, GuardSpanProcessor
 from spanwarden.collector.spend_lease import SpendLease
+from spanwarden.tls import agent_session
 
 # Environment variables read by the agent-side plugin (the service's own are in spanwarden.settings).
 ENV_CONTROL_URL = "SPANWARDEN_CONTROL_URL"  # the service's control channel; default: the OTLP endpoint's host
@@ -55,11 +56,12 @@ def control_url(explicit: str | None = None) -> str:
 def guard_processor(agent_id: str, url: str | None = None, fail_mode: str | None = None,
                     environment: str = "", spend_lease: bool | None = None) -> GuardSpanProcessor:
     """A started guard for `agent_id`, as a span processor to add to any TracerProvider."""
-    watcher = DecisionWatcher(control_url(url), agent_id, environment=environment).start()
+    session = agent_session()
+    watcher = DecisionWatcher(control_url(url), agent_id, environment=environment, session=session).start()
     guard = Guard(agent_id, watcher, fail_mode=fail_mode or os.environ.get(ENV_FAIL_MODE, "open"),
                   out_of_touch_s=float(os.environ.get(ENV_OUT_OF_TOUCH_S, "30")))
     leased = spend_lease if spend_lease is not None else os.environ.get(ENV_SPEND_LEASE) == "1"
-    return GuardSpanProcessor(guard, SpendLease(control_url(url), agent_id) if leased else None)
+    return GuardSpanProcessor(guard, SpendLease(control_url(url), agent_id, session=session) if leased else None)
 
 
 def instrument(agent_id: str | None = None, owner: str | None = None, team: str | None = None,

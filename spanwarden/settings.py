@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     ingest_auth: Literal["auto", "required", "untrusted", "off"] = Field(
         "auto", description="bearer tokens on spans: required (401/403), untrusted (spans without a token are "
         "kept apart and never enforced on), off; auto: required unless the service listens on loopback only")
+    tls_cert_file: Path | None = Field(None, description="serve the receiver and control channel over TLS with "
+                                       "this certificate (PEM, with its chain)")
+    tls_key_file: Path | None = Field(None, description="the certificate's private key (PEM)")
+    tls_client_ca_file: Path | None = Field(None, description="require client certificates signed by this CA")
     admin_token: str | None = Field(None, description="an admin bearer token; generated when unset")
     tokens_file: Path | None = Field(None, description="named tokens with roles; default STATE_DIR/tokens.yaml")
     min_free_disk_bytes: int = Field(16 << 20, ge=0, description="below this much free space under the state dir, "

@@ -46,6 +46,7 @@ from spanwarden.enforcers.roles import TokenBook
 from spanwarden.model_refit import ThreadRefitter
 from spanwarden.pipeline import Pipeline
 from spanwarden.settings import Settings, admin_token
+from spanwarden.tls import server_context
 
 log = logging.getLogger(__name__)
 ACKNOWLEDGE_PATH = "/v1/audit/acknowledge"
@@ -356,7 +357,8 @@ class EmbeddedService:
         # The receiver inflates gzip itself, with a size limit, so aiohttp must hand it the raw body.
         runner = web.AppRunner(self.build_app(), access_log=None, auto_decompress=False, shutdown_timeout=2.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.host, self.settings.port)
+        site = web.TCPSite(runner, self.settings.host, self.settings.port,
+                           ssl_context=server_context(self.settings))
         await site.start()
         self.port = runner.addresses[0][1]
         log.info("spanwarden listening on http://%s:%s", self.settings.host, self.port)

@@ -36,6 +36,7 @@ from spanwarden.streaming.decisions_feed import DecisionsFeed
 from spanwarden.streaming.spans_publisher import SpansPublisher
 from spanwarden.streaming.topic_admin import ensure_topics
 from spanwarden.streaming.topics import COMMANDS
+from spanwarden.tls import server_context
 
 log = logging.getLogger(__name__)
 SHUTDOWN_S = 5.0
@@ -148,7 +149,7 @@ class KafkaGateway:
                                                      self._stopping, wait_ms))]
         runner = web.AppRunner(self.build_app(), access_log=None, auto_decompress=False, shutdown_timeout=2.0)
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=server_context(settings))
         await site.start()
         self.port = runner.addresses[0][1]
         self.audit.append("service", AgentRef(), "service", "gateway started", self.clock(),
