@@ -58,13 +58,16 @@ class Guard:
     def admit(self, tool: str = "", model: str = "") -> float:
         """0 if the call (of `tool`, with `model`, when known) may go now, else the seconds to wait; raises
         AgentHalted. The agent-wide decision applies to every call, a scoped one to the calls it covers."""
-        if self._out_of_touch() or self.watcher is None:
+        if self.watcher is None:
             return 0.0
         now = self.clock()
+        # What the service last said holds first: a halt received before the channel was lost (or cut by
+        # the agent itself) stays a halt in either fail mode; the fail mode decides only what is unknown.
         wait = self._apply(self.watcher.current, now)
         for decision in self.watcher.scoped:
             if decision.covers(tool, model):
                 wait = max(wait, self._apply(decision, now))
+        self._out_of_touch()  # raises when the fail mode is closed
         return wait
 
     def _apply(self, decision: Decision, now: float) -> float:

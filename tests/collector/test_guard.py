@@ -182,3 +182,24 @@ def test_kill_and_resume_of_one_tool_or_model_leave_the_rest_alone(tmp_path):
         watcher.stop()
         provider.shutdown()
         service.stop()
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_a_halt_already_received_holds_when_the_channel_is_cut(tmp_path, mode):
+    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, admin_token="t", audit_fsync="never",
+                                       long_poll_s=1))
+    url = f"http://127.0.0.1:{service.start_in_thread()}"
+    clock = Clock(0.0)
+    watcher = DecisionWatcher(url, "a", wait_s=1, clock=clock).start()
+    try:
+        killed = requests.post(f"{url}/v1/commands", headers={"Authorization": "Bearer t"}, timeout=5,
+                               json={"command": "kill", "agent": "a", "reason": "cut test"}).json()
+        assert watcher.wait_for_version(killed["version"], 10)
+        service.stop()  # the channel is cut (the agent could also cut it itself)
+        guard = Guard("a", watcher, fail_mode=mode, out_of_touch_s=30)
+        for t in (0.0, 31.0, 3600.0):  # whatever the fail mode and however long out of touch
+            clock.t = t
+            with pytest.raises(AgentHalted):
+                guard.admit()
+    finally:
+        watcher.stop()
