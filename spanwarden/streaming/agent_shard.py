@@ -16,9 +16,10 @@ from typing import Any
 
 import orjson
 
+from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.agent_detectors import DetectorSettings
 from spanwarden.detectors.finding import Finding
-from spanwarden.enforcers.audit_log import AuditEntry
+from spanwarden.enforcers.audit_log import AgentRef, AuditEntry
 from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.enforcers.policy import Policy
 from spanwarden.pipeline import Pipeline
@@ -39,6 +40,7 @@ class ShardOutput:
     findings: list[Finding] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     state: bytes = b""
+    applied: list[SpanRecord] = field(default_factory=list)  # the records learned this time (for metrics)
     skipped_records: int = 0  # already applied (a replay)
     poisoned_records: int = 0  # passed over: they broke the pipeline
 
@@ -100,6 +102,7 @@ class AgentShard:
             self.audit.start(f"{agent_id}/{source.partition}/{source.offset}/{source.part}")
             for decision in self.pipeline.process(records):
                 out.decisions.append(self._message(decision, None))
+            out.applied.extend(records)
             positions[key] = list(source.position)
         self._at = None
         return self._finish(out)
@@ -121,6 +124,9 @@ class AgentShard:
         seen.append(command_id)
         out.decisions.append(self._message(decision, command_id))
         return self._finish(out)
+
+    def agent_ref(self, agent_id: str) -> AgentRef:
+        return self.pipeline.agents.get(agent_id, AgentRef(agent_id))
 
     def forget_all(self) -> None:
         """Drop every agent from memory (after a rebalance the table is the truth)."""

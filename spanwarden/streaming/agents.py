@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from spanwarden.dashboards.reporting import DatadogReporting
+from spanwarden.enforcers.decision import Decision
 from spanwarden.streaming.agent_shard import AgentShard, ShardOutput
 from spanwarden.streaming.keyed_audit import encode_entry
 from spanwarden.streaming.record_batch import RecordBatchError, SourceRecords, decode, encode
@@ -24,8 +26,27 @@ TAKE_MAX = 256  # messages per processing round
 TAKE_WITHIN_S = 0.05  # longest a message waits for its round
 
 
-def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, splitter: SpanSplitter) -> None:
+def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, splitter: SpanSplitter,
+             reporting: DatadogReporting | None = None, flush_s: float = 10.0) -> None:
+    """Wire the agents; with `reporting`, what this worker learns and decides also goes to Datadog (each
+    worker reports its own agents; counts add up across workers)."""
     lock = asyncio.Lock()  # records and commands of one agent must not interleave between apply and save
+
+    def report(outputs: list[ShardOutput]) -> None:
+        if reporting is None:
+            return
+        for out in outputs:
+            ref = shard.agent_ref(out.agent_id)
+            reporting.records(out.applied)
+            for finding in out.findings:
+                reporting.finding(finding, ref)
+            for message in out.decisions:
+                reporting.decision(Decision.from_dict(message["decision"]), ref)
+
+    if reporting is not None:
+        @app.timer(interval=flush_s)
+        async def flush_datadog() -> None:
+            reporting.flush()
 
     @app.agent(topics.spans, name="split-spans")
     async def split_spans(stream: Any) -> None:
@@ -52,6 +73,7 @@ def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, sp
             async with lock:
                 outputs = [shard.process(agent_id, sources) for agent_id, sources in by_agent.items()]
                 await _deliver(topics, states, outputs, partitions)
+            report(outputs)
             skipped = sum(o.skipped_records for o in outputs)
             if skipped:
                 log.info("skipped %d records already applied (a replay after a restart or rebalance)", skipped)
@@ -63,8 +85,9 @@ def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, sp
             try:
                 command = orjson.loads(event.value or b"")
                 async with lock:
-                    await _deliver(topics, states, [shard.command(agent_id, command)],
-                                   {agent_id: event.message.partition})
+                    outputs = [shard.command(agent_id, command)]
+                    await _deliver(topics, states, outputs, {agent_id: event.message.partition})
+                report(outputs)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 log.error("skipped command %d@%d for %r: %s", event.message.offset, event.message.partition,
                           agent_id, exc)

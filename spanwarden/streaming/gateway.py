@@ -19,10 +19,13 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from spanwarden.audit_sink import TeeAuditSink
 from spanwarden.collector import control_channel, receiver
 from spanwarden.collector.ingest_auth import IngestGate
 from spanwarden.collector.normalize import Normalizer
 from spanwarden.collector.pricing import PriceTable
+from spanwarden.dashboards import reporting
+from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.embedded import commands_api
 from spanwarden.enforcers.approvals import rules_view
 from spanwarden.enforcers.audit_log import AgentRef, AuditLog
@@ -63,7 +66,12 @@ class KafkaGateway:
         self.normalizer = Normalizer(PriceTable.load(settings.price_file))
         self.board = control_channel.DecisionBoard()
         self.feed = DecisionsFeed(self.board)
-        self.writer = AuditWriter(self.audit, keys_in_log(settings.audit_path))
+        # The gateway writes the audit chain, so it sends the audit logs to Datadog; workers send the rest.
+        self.reporting = (DatadogReporting(lambda model: None, settings.datadog_host, settings.datadog_max_agents,
+                                           settings.datadog_queue_batches)
+                          if reporting.enabled(settings.datadog_export) else None)
+        sink = self.audit if self.reporting is None else TeeAuditSink(self.audit, self.reporting.audit)
+        self.writer = AuditWriter(sink, keys_in_log(settings.audit_path))
         self.producer: AIOKafkaProducer | None = None
         self.publisher: SpansPublisher | None = None
         self.port: int | None = None
@@ -147,6 +155,8 @@ class KafkaGateway:
         tasks = [asyncio.create_task(self.feed.run(bootstrap, self._stopping, wait_ms)),
                  asyncio.create_task(self.writer.run(bootstrap, f"{settings.kafka_app_id}-audit-writer",
                                                      self._stopping, wait_ms))]
+        if self.reporting is not None:
+            tasks.append(asyncio.create_task(self._flush_datadog()))
         runner = web.AppRunner(self.build_app(), access_log=None, auto_decompress=False, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port, ssl_context=server_context(settings))
@@ -172,6 +182,17 @@ class KafkaGateway:
             self.audit.append("service", AgentRef(), "service", "gateway stopped", self.clock(),
                               policy_version=self.policy.version)
             self.audit.close()
+            if self.reporting is not None:
+                self.reporting.close()
+
+    async def _flush_datadog(self) -> None:
+        assert self.reporting is not None
+        assert self._stopping is not None
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.settings.datadog_flush_s)
+            except TimeoutError:
+                self.reporting.flush()
 
     def request_stop(self) -> None:
         if self._stopping is not None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from spanwarden.collector.normalize import Normalizer
 from spanwarden.collector.pricing import PriceTable
+from spanwarden.dashboards.reporting import DatadogReporting, enabled
 from spanwarden.enforcers.policy import Policy
 from spanwarden.settings import Settings
 from spanwarden.streaming import agents, tables, topics
@@ -33,7 +34,10 @@ def build(settings: Settings) -> Worker:
     states = tables.AgentStates(table)
     shard = AgentShard(policy, states, max_in_memory=settings.worker_max_agents_in_memory)
     splitter = SpanSplitter(Normalizer(prices), settings.max_body_bytes)
-    agents.register(app, declared, states, shard, splitter)
+    reporting = (DatadogReporting(prices.canonical_name, settings.datadog_host, settings.datadog_max_agents,
+                                  settings.datadog_queue_batches)
+                 if enabled(settings.datadog_export) else None)
+    agents.register(app, declared, states, shard, splitter, reporting, settings.datadog_flush_s)
     return Worker(app, declared, table, shard, splitter)
 
 

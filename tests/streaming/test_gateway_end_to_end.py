@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -36,8 +37,13 @@ TOKEN = "gateway-admin-token"
 
 @pytest.fixture
 def gateway(broker: LocalBroker, tmp_path: Path) -> Iterator[tuple[str, KafkaGateway]]:
+    yield from running_gateway(broker, tmp_path)
+
+
+def running_gateway(broker: LocalBroker, tmp_path: Path, **overrides: Any) -> Iterator[tuple[str, KafkaGateway]]:
     settings = Settings(port=0, state_dir=tmp_path / "gw", kafka_bootstrap=broker.bootstrap,
-                        kafka_partitions=PARTITIONS, admin_token=TOKEN, audit_fsync="never", long_poll_s=2)
+                        kafka_partitions=PARTITIONS, admin_token=TOKEN, audit_fsync="never", long_poll_s=2,
+                        **overrides)
     service = KafkaGateway(settings)
     ready = threading.Event()
     loop = asyncio.new_event_loop()
