@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     tls_client_ca_file: Path | None = Field(None, description="require client certificates signed by this CA")
     admin_token: str | None = Field(None, description="an admin bearer token; generated when unset")
     tokens_file: Path | None = Field(None, description="named tokens with roles; default STATE_DIR/tokens.yaml")
+    activity_max_bytes: int = Field(16 << 20, ge=4096, description="per-agent span journal kept for incident "
+                                    "reports: past this size a file is rotated (one previous kept)")
     min_free_disk_bytes: int = Field(16 << 20, ge=0, description="below this much free space under the state dir, "
                                      "spans and commands are refused (503) rather than taken in unaudited")
     snapshot_interval_s: float = Field(5.0, gt=0, description="how often baselines are saved to disk")

@@ -41,6 +41,7 @@ class DemoOutcome:
     spans: int
     audit_path: Path
     timeline: list[str] = field(default_factory=list)
+    agents: list[SimAgent] = field(default_factory=list)  # closed; what each did stays readable
 
 
 def run_demo(config: DemoConfig, on_tick: Callable[[float, list[SimAgent], EmbeddedService], None]
@@ -75,7 +76,7 @@ def run_demo(config: DemoConfig, on_tick: Callable[[float, list[SimAgent], Embed
         service.stop()
     wall = time.perf_counter() - started
     summary = summarise(fleet, agents, settings.audit_path)
-    return DemoOutcome(summary, wall, spans, settings.audit_path)
+    return DemoOutcome(summary, wall, spans, settings.audit_path, agents=agents)
 
 
 def _tick(agents: list[SimAgent], t0: float, t1: float) -> int:

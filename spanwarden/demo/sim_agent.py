@@ -60,6 +60,7 @@ class SimAgent:
         self.refused = 0
         self.deferred = 0
         self.new_tables_read = 0
+        self.touched: list[tuple[float, str]] = []  # (span end, table) of every table it read
 
     def step(self, t0: float, t1: float) -> int:
         """Make this agent's calls in simulated seconds [t0, t1); returns the number of spans emitted."""
@@ -163,6 +164,8 @@ class SimAgent:
                 span.set_attribute("error.type", "TimeoutError")
             span.end(end_time=start + llm_ns + tool_ns)
             self.emitted += 1
+            if table:
+                self.touched.append(((start + llm_ns + tool_ns) / 1e9, table))
         root.end(end_time=start + llm_ns + tool_ns)
 
     def flush(self) -> None:

@@ -28,6 +28,7 @@ from spanwarden.dashboards import reporting
 from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import commands_api, leases_api, state_store
+from spanwarden.embedded.activity_journal import ActivityJournal
 from spanwarden.embedded.approvals_api import ApprovalsApi
 from spanwarden.embedded.self_metrics import SelfMetrics
 from spanwarden.enforcers.audit_log import (
@@ -104,6 +105,7 @@ class EmbeddedService:
         self.leases = LeaseBook()
         self.port: int | None = None
         self.self_metrics = SelfMetrics(self._figures)
+        self.journal = ActivityJournal(settings.state_dir / "activity", settings.activity_max_bytes)
         self._last_span_wall: float | None = None
         self._snapshotted_at = -1
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -165,6 +167,10 @@ class EmbeddedService:
 
     def deliver(self, records: list[SpanRecord]) -> None:
         self._last_span_wall = time.time()
+        try:
+            self.journal.append(records)  # first: a refused request leaves the pipeline untouched
+        except OSError as exc:
+            raise AuditUnwritable(f"cannot write the activity journal: {exc}") from exc
         if self.reporting is not None:
             self.reporting.records(records)
         self.pipeline.process(records)
@@ -384,6 +390,7 @@ class EmbeddedService:
                 except AuditUnwritable as exc:  # a full disk at shutdown: say so, and still close cleanly
                     log.error("the stop could not be audited: %s", exc)
             self.audit.close()
+            self.journal.close()
             self.refitter.close()
             if self.reporting is not None:
                 self.reporting.close()  # sends what is left, within a bounded time

@@ -54,3 +54,19 @@ def test_cli_demo_json_contract_and_its_audit_trail_explains_each_incident(tmp_p
 def test_other_fleets(seed, tmp_path):
     outcome = run_demo(DemoConfig(seed=seed, agents=12, duration_s=2 * 3600, state_dir=tmp_path))
     check(outcome.summary, 12)
+
+
+@pytest.mark.slow
+def test_the_incident_report_of_the_exfiltrating_agent_lists_exactly_what_it_read_after_the_onset(tmp_path):
+    from spanwarden.embedded.incident_report import build
+
+    outcome = run_demo(DemoConfig(state_dir=tmp_path))
+    incident = next(i for i in outcome.summary["incidents"] if i["kind"] == "unusual_access")
+    agent = next(a for a in outcome.agents if a.profile.agent_id == incident["agent"])
+    report = build(tmp_path, incident["agent"])
+    read_after = {table for t, table in agent.touched if t >= report["onset_s"]}
+    assert read_after, "the agent read tables after the onset"
+    assert {name.rsplit(":", 1)[-1] for name in report["resources"]} == read_after
+    new = {name.rsplit(":", 1)[-1] for name, seen in report["resources"].items() if seen["new"]}
+    assert new == read_after - {table for t, table in agent.touched if t < report["onset_s"]}
+    assert "crm.customers_pii" in new

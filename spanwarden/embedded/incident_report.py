@@ -1,0 +1,119 @@
+"""The blast-radius report of an incident: from the onset of the agent's first anomaly (or a given time)
+until now, every resource it touched (new ones marked), its tool calls, models, spend and errors, the
+decisions made and the humans who acted, with trace ids to jump to the traces. Built from the spans
+actually received (the activity journal) and the audit log."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from spanwarden.embedded.activity_journal import read_activity
+from spanwarden.enforcers.audit_log import AgentRef, AuditEntry
+from spanwarden.enforcers.audit_query import entries
+
+ANOMALOUS = ("warning", "critical")
+INCIDENT_GAP_S = 1800.0  # anomalies further apart than this are separate incidents
+TRACES_PER_RESOURCE = 5
+
+
+@dataclass
+class Onset:
+    time_s: float
+    reason: str  # the first finding's reason, or "given"
+
+
+def find_onset(trail: list[AuditEntry]) -> Onset | None:
+    """The first warning-or-worse finding of the latest run of them (gaps under INCIDENT_GAP_S)."""
+    anomalies = [e for e in trail if e.kind == "finding" and e.data.get("severity") in ANOMALOUS]
+    if not anomalies:
+        return None
+    first = anomalies[-1]
+    for earlier in reversed(anomalies[:-1]):
+        if first.time_s - earlier.time_s > INCIDENT_GAP_S:
+            break
+        first = earlier
+    return Onset(first.time_s, f"{first.actor}: {first.reason}")
+
+
+def build(state_dir: Path, agent_id: str, since_s: float | None = None) -> dict[str, Any]:
+    trail = list(entries(state_dir / "audit.jsonl", agent=agent_id))
+    onset = Onset(since_s, "given") if since_s is not None else find_onset(trail)
+    if onset is None:
+        raise LookupError(f"no warning or critical finding about {agent_id!r} in the audit log; give --since")
+    activity = state_dir / "activity"
+    before: set[str] = set()
+    history_from: float | None = None
+    resources: dict[str, dict[str, Any]] = {}
+    tools, errors = Counter[str](), Counter[str]()
+    models: dict[str, dict[str, float]] = defaultdict(lambda: {"calls": 0, "usd": 0.0})
+    spans, spend = 0, 0.0
+    for item in read_activity(activity, agent_id):
+        history_from = item["t"] if history_from is None else history_from
+        if item["t"] < onset.time_s:
+            if item["resource"]:
+                before.add(item["resource"])
+            continue
+        spans += 1
+        spend += item["usd"]
+        if item["resource"]:
+            seen = resources.setdefault(item["resource"], {"calls": 0, "rows": 0, "first_s": item["t"],
+                                                           "traces": []})
+            seen["calls"] += 1
+            seen["rows"] += item["rows"]
+            if len(seen["traces"]) < TRACES_PER_RESOURCE and item["trace"] not in seen["traces"]:
+                seen["traces"].append(item["trace"])
+        if item["tool"]:
+            tools[item["tool"]] += 1
+        if item["model"]:
+            models[item["model"]]["calls"] += 1
+            models[item["model"]]["usd"] += item["usd"]
+        if item["error"]:
+            errors[item["error"]] += 1
+    for name, seen in resources.items():
+        seen["new"] = name not in before
+    acted = [e for e in trail if e.time_s >= onset.time_s and e.kind in ("decision", "command", "approval")]
+    ref = trail[-1].agent if trail else AgentRef(agent_id)
+    return {
+        "agent": agent_id, "owner": ref.owner, "team": ref.team, "environment": ref.environment,
+        "onset_s": onset.time_s, "onset": onset.reason, "history_from_s": history_from,
+        "spans": spans, "spend_usd": round(spend, 6),
+        "resources": dict(sorted(resources.items(), key=lambda kv: kv[1]["first_s"])),
+        "tools": dict(tools.most_common()), "models": {m: {"calls": int(v["calls"]), "usd": round(v["usd"], 6)}
+                                                      for m, v in models.items()},
+        "errors": dict(errors.most_common()),
+        "actions": [{"time_s": e.time_s, "kind": e.kind, "actor": e.actor, "reason": e.reason,
+                     "action": e.data.get("action") or e.data.get("command") or e.data.get("status", "")}
+                    for e in acted],
+        "humans": sorted({e.actor for e in acted if e.actor.startswith("human:")}),
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    def when(t: float | None) -> str:
+        return "—" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    lines = [f"# Incident report: {report['agent']}", "",
+             f"- Owner: {report['owner'] or 'unknown'} · team {report['team'] or '—'} · "
+             f"environment {report['environment'] or '—'}",
+             f"- Onset: {when(report['onset_s'])} — {report['onset']}",
+             f"- Since then: {report['spans']} spans, ${report['spend_usd']:.2f} spent, "
+             f"{sum(report['errors'].values())} errors",
+             f"- Activity history kept from {when(report['history_from_s'])} (\"new\" means not touched in it "
+             "before the onset)", "", "## Resources touched", "",
+             "| resource | new | calls | rows | first | traces |", "|---|---|---|---|---|---|"]
+    for name, seen in report["resources"].items():
+        lines.append(f"| `{name}` | {'**new**' if seen['new'] else ''} | {seen['calls']} | {seen['rows']} | "
+                     f"{when(seen['first_s'])} | {', '.join(seen['traces'])} |")
+    lines += ["", "## Tool calls", ""] + [f"- `{t}`: {n}" for t, n in report["tools"].items()]
+    lines += ["", "## Models", ""] + [f"- `{m}`: {v['calls']} calls, ${v['usd']:.2f}"
+                                      for m, v in report["models"].items()]
+    lines += ["", "## Errors", ""] + ([f"- `{t}`: {n}" for t, n in report["errors"].items()] or ["- none"])
+    lines += ["", "## Decisions and who acted", ""]
+    lines += [f"- {when(a['time_s'])} — {a['kind']} `{a['action']}` by {a['actor']}: {a['reason']}"
+              for a in report["actions"]] or ["- none"]
+    lines += ["", f"Humans who acted: {', '.join(report['humans']) or 'none'}", ""]
+    return "\n".join(lines)
