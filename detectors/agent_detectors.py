@@ -46,9 +46,10 @@ class AgentDetectors:
         s = self.settings
         self.cost = CostVelocity(agent_id, s.cost_velocity, cost_prior)
         self.behaviour = Behaviour(agent_id, s.behaviour)
+        self.data_access = DataAccess(agent_id, s.data_access)
         self.detectors: list[Detector] = [
             self.cost,
-            DataAccess(agent_id, s.data_access),
+            self.data_access,
             ErrorBurst(agent_id, s.error_burst),
             RunawayLoop(agent_id, s.runaway_loop),
             self.behaviour,
@@ -80,9 +81,7 @@ class AgentDetectors:
         """Take new budgets and sensitive tags (a policy reload) without losing anything learned."""
         self.settings = settings
         self.cost.config = settings.cost_velocity
-        access = self.detector("data_access")
-        assert isinstance(access, DataAccess)
-        access.configure(settings.data_access)
+        self.data_access.configure(settings.data_access)
 
     def detector(self, name: str) -> Detector:
         for detector in self.detectors:

@@ -27,7 +27,7 @@ class Role(IntEnum):
 
 REQUIRED = {"status": Role.VIEWER, "kill": Role.ONCALL, "throttle": Role.ONCALL, "resume": Role.ONCALL,
             "warn": Role.ONCALL, "approve": Role.ONCALL, "deny": Role.ONCALL, "policy_reload": Role.ADMIN,
-            "audit_acknowledge": Role.ADMIN}
+            "audit_acknowledge": Role.ADMIN, "profile_pin": Role.ADMIN}
 
 
 class TokenFileError(ValueError):

@@ -17,6 +17,7 @@ from spanwarden.detectors.agent_detectors import AgentDetectors, DetectorSetting
 from spanwarden.detectors.finding import Finding
 from spanwarden.detectors.isolation_model import IsolationModel
 from spanwarden.detectors.peer_prior import FLEET, PeerPriors
+from spanwarden.detectors.pinned_profile import PinnedProfile, ProfileDrift
 from spanwarden.detectors.team_budget import TeamBudgetConfig, TeamBudgets
 from spanwarden.detectors.window_totals import WindowTotals
 from spanwarden.enforcers.audit_log import AgentRef
@@ -72,6 +73,8 @@ class Pipeline:
         # Peer priors, team budgets and the behaviour model learn across agents; a Faust worker sees only
         # its partitions' agents, so it runs without them rather than learn from a partial fleet.
         self.fleet_learning = fleet_learning
+        self.pinned: dict[str, PinnedProfile] = {}  # reviewed profiles: drift from them is a finding
+        self._drift = ProfileDrift()
 
     def process(self, records: Iterable[SpanRecord]) -> list[Decision]:
         decisions: list[Decision] = []
@@ -93,6 +96,9 @@ class Pipeline:
             if lapsed is not None:
                 decisions.append(self._record_decision(lapsed, ref))
             found = bank.observe(record)
+            pinned = self.pinned.get(agent_id)
+            if pinned is not None:
+                found.extend(self._drift.observe(record, pinned))
             team_finding = (self.team_budgets.observe(record)
                             if self.team_budgets.active and self.fleet_learning else None)
             if team_finding is not None:

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from spanwarden.cli import audit, bench, datadog, demo, evaluate, incident, oncall, policy, serve, top, worker
+from spanwarden.cli import (
+    audit,
+    bench,
+    datadog,
+    demo,
+    evaluate,
+    incident,
+    oncall,
+    policy,
+    profile,
+    serve,
+    top,
+    worker,
+)
 
 app = typer.Typer(help="spanwarden: learned per-agent baselines and warn/throttle/halt for AI agents.",
                   no_args_is_help=True, add_completion=False)
@@ -12,6 +25,7 @@ app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("top")(top.top)
 app.command("incident")(incident.incident)
+app.command("profile")(profile.profile)
 app.command("demo")(demo.demo)
 app.command("eval")(evaluate.evaluate)
 app.add_typer(bench.app, name="bench")

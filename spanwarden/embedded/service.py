@@ -30,6 +30,7 @@ from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import commands_api, leases_api, state_store
 from spanwarden.embedded.activity_journal import ActivityJournal
 from spanwarden.embedded.approvals_api import ApprovalsApi
+from spanwarden.embedded.profile_api import ProfileApi, load_pinned
 from spanwarden.embedded.self_metrics import SelfMetrics
 from spanwarden.enforcers.audit_log import (
     AgentRef,
@@ -101,6 +102,8 @@ class EmbeddedService:
         self.tokens = TokenBook.load(settings.tokens_path, self.token)
         self.ingest = IngestGate(self.tokens, settings.ingest_mode)
         self._refusals_audited: set[tuple[str, str]] = set()
+        self.pipeline.pinned = load_pinned(settings.state_dir / "profiles")
+        self.profiles = ProfileApi(self.pipeline, self.tokens, settings.state_dir, clock)
         self.approvals = ApprovalsApi(self.pipeline, self.tokens, clock, settings.long_poll_s)
         self.leases = LeaseBook()
         self.port: int | None = None
@@ -257,6 +260,7 @@ class EmbeddedService:
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)
         commands_api.add_routes(app, self.pipeline, self.tokens, self._apply_command, self.clock)
         self.approvals.add_routes(app)
+        self.profiles.add_routes(app)
         leases_api.add_routes(app, self.pipeline, self.leases, self.clock)
         app.router.add_get("/v1/status", self._status)
         app.router.add_post("/v1/policy/reload", self._reload)
