@@ -26,6 +26,8 @@ class DecisionWatcher:
         self.url = f"{self.base}/v1/decisions/{agent_id}"
         self.environment = environment
         self.approval_tools: tuple[str, ...] = ()  # tool patterns that need a human's approval, from the service
+        self.access_hold = "wait"  # how a call to a resource awaiting approval is held: wait | fail_fast
+        self.access_timeout_s = 300.0
         self.agent_id = agent_id
         self.wait_s = wait_s
         self.clock = clock
@@ -79,7 +81,11 @@ class DecisionWatcher:
         response = self._session.get(f"{self.base}/v1/approvals/rules", timeout=10,
                                      params={"agent": self.agent_id, "environment": self.environment})
         response.raise_for_status()
-        self.approval_tools = tuple(str(t) for t in response.json()["tools"])
+        rules = response.json()
+        self.approval_tools = tuple(str(t) for t in rules["tools"])
+        access = rules.get("access") or {}
+        self.access_hold = str(access.get("hold", "wait"))
+        self.access_timeout_s = float(access.get("timeout_s", 300.0))
 
     @property
     def session(self) -> requests.Session:

@@ -23,7 +23,8 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from spanwarden.collector.decision_watcher import DecisionWatcher
-from spanwarden.collector.halted import AgentHalted
+from spanwarden.collector.halted import AccessPending, AgentHalted
+from spanwarden.collector.normalize import resource_of
 from spanwarden.collector.spend_lease import SpendLease
 from spanwarden.enforcers.decision import Action, Decision
 
@@ -55,7 +56,7 @@ class Guard:
     def decision(self) -> Decision | None:
         return self.watcher.current if self.watcher else None
 
-    def admit(self, tool: str = "", model: str = "") -> float:
+    def admit(self, tool: str = "", model: str = "", resource: str = "") -> float:
         """0 if the call (of `tool`, with `model`, when known) may go now, else the seconds to wait; raises
         AgentHalted. The agent-wide decision applies to every call, a scoped one to the calls it covers."""
         if self.watcher is None:
@@ -65,7 +66,7 @@ class Guard:
         # the agent itself) stays a halt in either fail mode; the fail mode decides only what is unknown.
         wait = self._apply(self.watcher.current, now)
         for decision in self.watcher.scoped:
-            if decision.covers(tool, model):
+            if decision.covers(tool, model, resource):
                 wait = max(wait, self._apply(decision, now))
         self._out_of_touch()  # raises when the fail mode is closed
         return wait
@@ -73,7 +74,11 @@ class Guard:
     def _apply(self, decision: Decision, now: float) -> float:
         if not decision.in_force(now) or decision.action is Action.ALLOW:
             return 0.0
-        if decision.action is Action.HALT:
+        if decision.action is Action.REQUIRE_APPROVAL and decision.command.startswith("access_request:"):
+            self.refused += 1
+            raise AccessPending(self.agent_id, decision.scope.partition(":")[2],
+                                decision.command.partition(":")[2], decision.decided_by, decision.version)
+        if decision.action in (Action.HALT, Action.REQUIRE_APPROVAL):
             self.refused += 1
             what = f" ({decision.scope})" if decision.scope else ""
             raise AgentHalted(self.agent_id, f"{decision.reason}{what}", decision.decided_by, decision.version)
@@ -85,10 +90,46 @@ class Guard:
                         decision.reason)
         return 0.0
 
-    def check(self, tool: str = "", model: str = "") -> None:
-        """Block until the call may go (throttle), or raise AgentHalted."""
-        while (wait := self.admit(tool, model)) > 0:
+    def check(self, tool: str = "", model: str = "", resource: str = "") -> None:
+        """Block until the call may go (throttle; an access request under the `wait` hold), or raise
+        AgentHalted (AccessPending for a resource that waits for approval)."""
+        while True:
+            try:
+                wait = self.admit(tool, model, resource)
+            except AccessPending as pending:
+                if self.watcher is None or self.watcher.access_hold != "wait":
+                    raise
+                self.await_access(pending)
+                continue
+            if wait <= 0:
+                return
             self.sleep(wait)
+
+    def await_access(self, pending: AccessPending, poll_s: float = 20.0) -> None:
+        """Hold the call until the request is answered: approved, return (the call goes); denied, not
+        answered within the policy's timeout, or not askable, raise."""
+        watcher = self.watcher
+        assert watcher is not None
+        deadline = self.clock() + watcher.access_timeout_s
+        log.warning("spanwarden: %s waits for approval of access to %s (request %s)", self.agent_id,
+                    pending.resource, pending.request_id)
+        while True:
+            left = deadline - self.clock()
+            if left <= 0:
+                raise pending
+            try:
+                response = watcher.session.get(f"{watcher.base}/v1/access-requests/{pending.request_id}",
+                                               params={"wait": min(poll_s, left)}, timeout=min(poll_s, left) + 10)
+                response.raise_for_status()
+                status = str(response.json()["status"])
+            except (requests.RequestException, ValueError, KeyError) as exc:
+                raise AgentHalted(self.agent_id, f"access request {pending.request_id} could not be followed "
+                                  f"({exc})", "guard:access-unreachable", -1) from exc
+            if status == "approved":
+                return
+            if status != "pending":
+                raise AgentHalted(self.agent_id, f"access to {pending.resource} {status} "
+                                  f"(request {pending.request_id})", pending.decided_by, pending.version)
 
     def tool(self, name: str | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator for a tool function in code without spans: the guard applies before each call (halt,
@@ -185,8 +226,9 @@ class GuardSpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         attributes = span.attributes or {}
         tool = attributes.get("gen_ai.tool.name")
-        if attributes.get("gen_ai.operation.name") in GUARDED_OPERATIONS or tool:
-            self.guard.check(str(tool or ""), str(attributes.get("gen_ai.request.model", "")))
+        resource = resource_of(attributes)
+        if attributes.get("gen_ai.operation.name") in GUARDED_OPERATIONS or tool or resource:
+            self.guard.check(str(tool or ""), str(attributes.get("gen_ai.request.model", "")), resource)
         if tool:
             self.guard.await_approval(str(tool), str(attributes.get("gen_ai.tool.call.arguments", "")))
         if self.lease is not None and not tool:

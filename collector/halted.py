@@ -9,3 +9,14 @@ class AgentHalted(RuntimeError):
     def __init__(self, agent_id: str, reason: str, decided_by: str, version: int) -> None:
         super().__init__(f"agent {agent_id} is halted by {decided_by}: {reason}")
         self.agent_id, self.reason, self.decided_by, self.version = agent_id, reason, decided_by, version
+
+
+class AccessPending(AgentHalted):
+    """The call reaches for a resource that waits for a human's approval (`request_id`): it was not made.
+    Raised at once under the `fail_fast` hold, or when a `wait` hold runs out; the agent may retry the call
+    once `spanwarden approve <request_id>` has been given."""
+
+    def __init__(self, agent_id: str, resource: str, request_id: str, decided_by: str, version: int) -> None:
+        super().__init__(agent_id, f"access to {resource} waits for approval of request {request_id}",
+                         decided_by, version)
+        self.resource, self.request_id = resource, request_id

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -185,6 +185,17 @@ def _agent_id(a: dict[str, Any], identity: dict[str, str], flags: list[str]) -> 
         flags.append("no_agent_identity")
         return UNKNOWN_AGENT
     return agent
+
+
+def resource_of(attributes: Mapping[str, Any]) -> str:
+    """The resource a span's attributes name, as its record will (the guard's view at span start)."""
+    a: dict[str, Any] = {}
+    ranks: dict[str, int] = {}
+    for name, value in attributes.items():
+        alias = A.SPAN_KEYS.get(name)
+        if alias is not None and alias[1] < ranks.get(alias[0], 99):
+            a[alias[0]], ranks[alias[0]] = value, alias[1]
+    return _resource(a, [])
 
 
 def _resource(a: dict[str, Any], flags: list[str]) -> str:

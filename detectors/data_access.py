@@ -53,6 +53,7 @@ class DataAccess:
         self.touches = 0
         self.seen = 0
         self.profile: dict[str, list[float]] = {}  # resource -> [count, first_seen]
+        self.granted: dict[str, float] = {}  # resources approved until a time (approved for good: not here)
         self.recent_novel: list[tuple[float, str]] = []  # a list: usually empty, and a deque is 600 bytes
         self.rows = WindowTotals(self.config.rows)
 
@@ -77,6 +78,9 @@ class DataAccess:
         self.touches += 1
         self.rows.add(t, float(record.rows))
         known = self.profile.get(resource)
+        if known is not None and self.granted.get(resource, float("inf")) < t:
+            del self.profile[resource], self.granted[resource]  # a time-limited approval ran out
+            known = None
         if known is not None:
             known[0] += 1
             return self._volume(record, t) if record.rows else None
@@ -149,15 +153,20 @@ class DataAccess:
             self.profile = dict(keep[: self.config.max_profile * 3 // 4])
         self.profile[resource] = [1.0, t]
 
-    def allow(self, resource: str, t: float) -> None:
-        """Add a resource to the profile (a human approved it)."""
+    def allow(self, resource: str, t: float, until_s: float | None = None) -> None:
+        """Add a resource to the profile (a human approved it), for good or until `until_s`."""
         self.profile.setdefault(resource, [0.0, t])
+        if until_s is None:
+            self.granted.pop(resource, None)
+        else:
+            self.granted[resource] = until_s
 
     def to_state(self) -> dict[str, Any]:
         return {
             "first_time": self.first_time, "last_time": self.last_time, "touches": self.touches, "seen": self.seen,
             "profile": {r: list(v) for r, v in self.profile.items()},
             "recent_novel": [list(x) for x in self.recent_novel], "rows": self.rows.to_state(),
+            "granted": dict(self.granted),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -166,3 +175,4 @@ class DataAccess:
         self.profile = {r: [float(v[0]), float(v[1])] for r, v in state["profile"].items()}
         self.recent_novel = [(float(t), str(r)) for t, r in state["recent_novel"]]
         self.rows.load_state(state["rows"])
+        self.granted = {str(r): float(u) for r, u in state.get("granted", {}).items()}

@@ -47,12 +47,15 @@ class Decision:
     def in_force(self, now_s: float) -> bool:
         return self.expires_s is None or now_s < self.expires_s
 
-    def covers(self, tool: str, model: str) -> bool:
-        """Whether this decision applies to a call of `tool` (or "") with `model` (or "")."""
+    def covers(self, tool: str, model: str, resource: str = "") -> bool:
+        """Whether this decision applies to a call of `tool` (or "") with `model` (or "") touching `resource`
+        (or "")."""
         if not self.scope:
             return True
         kind, _, pattern = self.scope.partition(":")
-        value = tool if kind == "tool" else model if kind == "model" else ""
+        value = {"tool": tool, "model": model, "resource": resource}.get(kind, "")
+        if kind == "resource":
+            return value == pattern  # resource names hold any character: matched exactly
         return bool(value) and fnmatch.fnmatchcase(value, pattern)
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,10 +77,11 @@ def allow(agent_id: str, now_s: float = 0.0) -> Decision:
     return Decision(agent_id, Action.ALLOW, "no decision", "default", now_s, 0)
 
 
-def parse_scope(tool: str | None = None, model: str | None = None) -> str:
-    if tool and model:
-        raise ValueError("a decision is scoped by a tool or by a model, not both")
-    return f"tool:{tool}" if tool else f"model:{model}" if model else ""
+def parse_scope(tool: str | None = None, model: str | None = None, resource: str | None = None) -> str:
+    if sum(bool(x) for x in (tool, model, resource)) > 1:
+        raise ValueError("a decision is scoped by one tool, model or resource, not several")
+    return (f"tool:{tool}" if tool else f"model:{model}" if model else f"resource:{resource}" if resource
+            else "")
 
 
 _FIELDS = frozenset(Decision.__dataclass_fields__)

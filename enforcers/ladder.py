@@ -88,18 +88,26 @@ class AgentLadder:
         after it, the policy may only warn (so a resume is not undone by the very findings it overrode). With
         a `scope`, it applies to those calls only and leaves the agent-wide decision as it is."""
         if scope:
-            self.version += 1
-            decision = Decision(self.agent_id, action, reason, f"human:{actor}", now_s, self.version, expires_s,
-                                throttle_per_s, (), action.value, scope)
-            if action is Action.ALLOW:
-                self.scoped.pop(scope, None)
-            else:
-                self.scoped[scope] = decision
-            return decision
+            return self.scoped_decision(action, scope, reason, f"human:{actor}", now_s, expires_s, throttle_per_s,
+                                        action.value)
         self.recent.clear()
         self.human_until = now_s + override_s
         return self._issue(action, reason, f"human:{actor}", now_s, expires_s, throttle_per_s, (),
                            command=action.value)
+
+    def scoped_decision(self, action: Action, scope: str, reason: str, decided_by: str, now_s: float,
+                        expires_s: float | None = None, throttle_per_s: float | None = None,
+                        command: str = "") -> Decision:
+        """A decision for some of the agent's calls (a tool, a model, a resource), beside the agent-wide one;
+        `allow` lifts the scope."""
+        self.version = max(self.version, self.current.version) + 1
+        decision = Decision(self.agent_id, action, reason, decided_by, now_s, self.version, expires_s,
+                            throttle_per_s, (), command, scope)
+        if action is Action.ALLOW:
+            self.scoped.pop(scope, None)
+        else:
+            self.scoped[scope] = decision
+        return decision
 
     def _issue(self, action: Action, reason: str, decided_by: str, t: float, expires_s: float | None,
                throttle_per_s: float | None, findings: tuple[str, ...], command: str = "") -> Decision:

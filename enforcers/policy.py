@@ -7,7 +7,7 @@ import fnmatch
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -94,6 +94,17 @@ class Approvals(_Strict):
     timeout_s: float = Field(300.0, gt=0)
 
 
+class AccessRequests(_Strict):
+    """When an agent reaches for a resource outside its profile, ask a human for that resource only, instead
+    of acting on the whole agent: the call is held (`wait`, up to `timeout_s`) or refused at once
+    (`fail_fast`, the agent may retry once approved)."""
+
+    environments: tuple[str, ...] = ("prod",)
+    kinds: tuple[str, ...] = ("sensitive_outside_profile", "sensitive_unreviewed", "novel_resources")
+    hold: Literal["wait", "fail_fast"] = "wait"
+    timeout_s: float = Field(300.0, gt=0)
+
+
 class Policy(_Strict):
     version: str
     environments: dict[str, EnvironmentPolicy] = Field(default_factory=dict)
@@ -105,6 +116,7 @@ class Policy(_Strict):
     budgets: Budgets = Budgets()
     sensitive_resources: tuple[str, ...] = ()
     approvals: Approvals = Approvals()
+    access_requests: AccessRequests = AccessRequests()
 
     def rule_for(self, finding: Finding, context: RuleContext) -> Rule | None:
         return next((rule for rule in self.rules if rule.matches(finding, context)), None)

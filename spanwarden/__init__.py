@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["AgentHalted", "instrument", "__version__"]
+__all__ = ["AccessPending", "AgentHalted", "instrument", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -15,6 +15,10 @@ def __getattr__(name: str) -> Any:
         from spanwarden.collector.halted import AgentHalted
 
         return AgentHalted
+    if name == "AccessPending":
+        from spanwarden.collector.halted import AccessPending
+
+        return AccessPending
     if name == "instrument":
         from spanwarden.collector.instrument import instrument
 

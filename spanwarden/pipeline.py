@@ -20,6 +20,7 @@ from spanwarden.detectors.peer_prior import FLEET, PeerPriors
 from spanwarden.detectors.pinned_profile import PinnedProfile, ProfileDrift
 from spanwarden.detectors.team_budget import TeamBudgetConfig, TeamBudgets
 from spanwarden.detectors.window_totals import WindowTotals
+from spanwarden.enforcers.access_requests import AccessBook
 from spanwarden.enforcers.audit_log import AgentRef
 from spanwarden.enforcers.decision import Action, Decision, allow
 from spanwarden.enforcers.ladder import AgentLadder
@@ -53,7 +54,7 @@ class Pipeline:
     def __init__(self, policy: Policy, audit: AuditSink, settings: DetectorSettings | None = None,
                  on_decision: Callable[[Decision], None] | None = None,
                  on_finding: Callable[[Finding], None] | None = None, refitter: Refitter | None = None,
-                 seed: int = 0, fleet_learning: bool = True) -> None:
+                 seed: int = 0, fleet_learning: bool = True, access_requests: bool = True) -> None:
         self.policy = policy
         self.audit = audit
         self.settings = detector_settings_for(policy, settings)
@@ -73,6 +74,8 @@ class Pipeline:
         # Peer priors, team budgets and the behaviour model learn across agents; a Faust worker sees only
         # its partitions' agents, so it runs without them rather than learn from a partial fleet.
         self.fleet_learning = fleet_learning
+        self.access = AccessBook()
+        self.access_requests = access_requests  # off where no one could answer them (Faust workers)
         self.pinned: dict[str, PinnedProfile] = {}  # reviewed profiles: drift from them is a finding
         self._drift = ProfileDrift()
 
@@ -114,11 +117,57 @@ class Pipeline:
                                   finding.time_s, finding.evidence, self.policy.version, finding.to_dict())
                 if agent_id == UNKNOWN_AGENT or is_untrusted(agent_id):
                     continue  # nothing to enforce on: spans with no identity, or no token, come from anywhere
+                if self.access_requests and self._asks_for_access(finding, ref):
+                    decisions.extend(self._request_access(finding, ref, ladder))
+                    continue
                 context = RuleContext(ref.environment, ref.team, record.model, record.tool_name)
                 decision = ladder.on_finding(finding, context, self.policy)
                 if decision is not None:
                     decisions.append(self._record_decision(decision, ref, finding.evidence))
         return decisions
+
+    def _asks_for_access(self, finding: Finding, ref: AgentRef) -> bool:
+        rules = self.policy.access_requests
+        return (finding.detector == "data_access" and finding.kind in rules.kinds and bool(finding.subject)
+                and ref.environment in rules.environments)
+
+    def _request_access(self, finding: Finding, ref: AgentRef, ladder: AgentLadder) -> list[Decision]:
+        """Hold the agent's calls to this one resource until a human answers (a denied one stays blocked)."""
+        scope = f"resource:{finding.subject}"
+        if scope in ladder.scoped:
+            return []  # already waiting for an answer, or denied
+        actor = f"policy:access-requests@{self.policy.version}"
+        request, _ = self.access.open(ref.id, finding.subject, finding.time_s, finding.reason)
+        self.audit.append("approval", ref, actor, f"access to {finding.subject} requested: {finding.reason}",
+                          finding.time_s, finding.evidence, self.policy.version,
+                          {"kind": "access", "request_id": request.id, "resource": finding.subject,
+                           "status": request.status})
+        decision = ladder.scoped_decision(Action.REQUIRE_APPROVAL, scope,
+                                          f"access to {finding.subject} waits for a human (request {request.id})",
+                                          actor, finding.time_s, command=f"access_request:{request.id}")
+        return [self._record_decision(decision, ref, finding.evidence)]
+
+    def answer_access(self, request_id: str, approve: bool, actor: str, reason: str, now_s: float,
+                      for_s: float | None = None) -> Decision:
+        """A human's answer: approved, the resource joins the agent's profile (for `for_s`, or for good) and
+        its calls go; denied, it leaves the profile and stays blocked until a human lifts the scope."""
+        request = self.access.answer(request_id, approve, actor, now_s, reason, for_s)
+        ref = self.agents.get(request.agent_id, AgentRef(id=request.agent_id))
+        bank = self.detectors.get(request.agent_id)
+        if bank is not None:
+            if approve:
+                bank.data_access.allow(request.resource, now_s, request.until_s)
+            else:
+                bank.data_access.profile.pop(request.resource, None)
+        self.audit.append("approval", ref, f"human:{actor}", f"access to {request.resource} {request.status}: "
+                          f"{reason}", now_s, (), self.policy.version,
+                          {"kind": "access", "request_id": request.id, "resource": request.resource,
+                           "status": request.status, "until_s": request.until_s})
+        decision = self._ladder(request.agent_id).scoped_decision(
+            Action.ALLOW if approve else Action.HALT, f"resource:{request.resource}",
+            f"access to {request.resource} {request.status} by {actor}: {reason}", f"human:{actor}", now_s,
+            command=f"access_request:{request.id}")
+        return self._record_decision(decision, ref)
 
     def _collect(self, bank: AgentDetectors, t: float) -> None:
         """Move an agent's normal minute vectors to the fleet reservoir; refit the shared model on schedule."""
@@ -204,6 +253,7 @@ class Pipeline:
             "ladders": {a: ladder.to_state() for a, ladder in self.ladders.items()},
             "agents": {a: [r.owner, r.team, r.environment, r.version] for a, r in self.agents.items()},
             "team_budgets": self.team_budgets.to_state(),
+            "access": self.access.to_state(),
             "behaviour": {"reservoir": self.reservoir.to_state(), "next_fit_s": self.next_fit_s,
                           "model": self.behaviour_model.to_state() if self.behaviour_model else None},
         }
@@ -216,6 +266,7 @@ class Pipeline:
         self.ladders = {a: AgentLadder.from_state(a, s) for a, s in state["ladders"].items()}
         self.agents = {a: AgentRef(a, *v) for a, v in state["agents"].items()}
         self.team_budgets.load_state(state["team_budgets"])
+        self.access.load_state(state.get("access", {}))
         behaviour = state["behaviour"]
         self.reservoir.load_state(behaviour["reservoir"])
         self.next_fit_s = float(behaviour["next_fit_s"])

@@ -64,10 +64,29 @@ STATE = typer.Option(Path(".spanwarden"), envvar="SPANWARDEN_STATE_DIR", help="w
 ACTOR = typer.Option(None, help="who you are (default: your login name)")
 
 
-def _answer(url: str, state_dir: Path, request_id: str, approve: bool, reason: str) -> None:
+def _answer(url: str, state_dir: Path, request_id: str, approve: bool, reason: str, for_s: float | None = None,
+            always: bool = False) -> None:
+    if request_id.startswith("ar-"):  # an access request: a resource, approved for a while or for good
+        if approve and for_s is None and not always:
+            raise typer.BadParameter("approving access needs --for DURATION or --always")
+        answer = post(url, f"/v1/access-requests/{request_id}/answer", state_dir,
+                      {"approve": approve, "reason": reason, "for_s": for_s, "always": always})
+        a = answer["request"]
+        until = f" until {_when(a['until_s'])}" if a.get("until_s") else " for good" if approve else ""
+        typer.echo(f"{a['id']}: {a['status']}{until} ({a['agent_id']} → {a['resource']}) by {a['answered_by']}")
+        return
     r = post(url, f"/v1/approvals/{request_id}/answer", state_dir, {"approve": approve, "reason": reason})
     may = "may" if approve else "may not"
     typer.echo(f"{r['id']}: {r['status']} ({r['agent_id']} {may} call {r['tool']}) by {r['decided_by']}")
+
+
+def _duration(text: str) -> float:
+    """"90s", "30m", "8h", "7d" (or plain seconds) -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except (ValueError, IndexError):
+        raise typer.BadParameter(f"{text!r} is not a duration like 30m, 8h or 7d") from None
 
 
 def _when(epoch_s: float) -> str:
@@ -75,9 +94,9 @@ def _when(epoch_s: float) -> str:
 
 
 def _scope(agent: str | None, team: str | None, env: str | None, tool: str | None = None,
-           model: str | None = None) -> dict[str, str]:
+           model: str | None = None, resource: str | None = None) -> dict[str, str]:
     given = {k: v for k, v in (("agent", agent), ("team", team), ("environment", env), ("tool", tool),
-                               ("model", model)) if v}
+                               ("model", model), ("resource", resource)) if v}
     if not given:
         raise typer.BadParameter("name an AGENT, or --team / --env / --tool / --model")
     return given
@@ -138,11 +157,13 @@ def register(app: typer.Typer) -> None:
     @app.command("resume")
     def resume(agent: str = typer.Argument(None, help="the agent (or use --team / --env)"),
                team: str = typer.Option(None), env: str = typer.Option(None), tool: str = TOOL,
-               model: str = MODEL, reason: str = typer.Option(""), url: str = URL, state_dir: Path = STATE,
+               model: str = MODEL, resource: str = typer.Option(None, help="lift a denied access request: "
+                                                                 "the agent may touch this resource again"),
+               reason: str = typer.Option(""), url: str = URL, state_dir: Path = STATE,
                actor: str = ACTOR) -> None:
-        """Undo a kill or throttle: exactly what is named (agents, or their --tool/--model calls) is allowed
-        again."""
-        _report(_send(url, state_dir, {"command": "resume", **_scope(agent, team, env, tool, model),
+        """Undo a kill or throttle: exactly what is named (agents, or their --tool/--model/--resource calls) is
+        allowed again."""
+        _report(_send(url, state_dir, {"command": "resume", **_scope(agent, team, env, tool, model, resource),
                                        "reason": reason, "actor": actor or getpass.getuser()}))
 
     @app.command("approvals")
@@ -157,15 +178,33 @@ def register(app: typer.Typer) -> None:
             table.add_row(r["id"], r["agent_id"], r["tool"], _when(r["created_s"]), _when(r["expires_s"]))
         Console().print(table)
 
+    @app.command("requests")
+    def access_requests(url: str = URL, state_dir: Path = STATE,
+                        as_json: bool = typer.Option(False, "--json")) -> None:
+        """Pending access requests: agents that reached for a resource outside their profile (viewer)."""
+        pending = get(url, "/v1/access-requests", state_dir)["pending"]
+        if as_json:
+            typer.echo(json.dumps(pending))
+            return
+        table = Table("request", "agent", "resource", "since", "why")
+        for r in pending:
+            table.add_row(r["id"], r["agent_id"], r["resource"], _when(r["opened_s"]), r["reason"])
+        Console().print(table)
+
     @app.command("approve")
-    def approve(request_id: str, reason: str = typer.Option(""), url: str = URL, state_dir: Path = STATE) -> None:
-        """Let the held call go (oncall; audited with your name)."""
-        _answer(url, state_dir, request_id, True, reason)
+    def approve(request_id: str, reason: str = typer.Option(""),
+                for_: str = typer.Option(None, "--for", help="access requests: for how long (30m, 8h, 7d)"),
+                always: bool = typer.Option(False, "--always", help="access requests: for good"),
+                url: str = URL, state_dir: Path = STATE) -> None:
+        """Let the held call go (a tool approval), or grant an access request (ar-N): the resource joins the
+        agent's profile for --for DURATION or --always (oncall; audited with your name)."""
+        _answer(url, state_dir, request_id, True, reason, _duration(for_) if for_ else None, always)
 
     @app.command("deny")
     def deny(request_id: str, reason: str = typer.Option(..., help="why (audited)"), url: str = URL,
              state_dir: Path = STATE) -> None:
-        """Refuse the held call: the agent's guard raises AgentHalted for it (oncall; audited)."""
+        """Refuse the held call: the agent's guard raises AgentHalted for it; for an access request the
+        resource stays blocked for the agent until `resume AGENT --resource R` (oncall; audited)."""
         _answer(url, state_dir, request_id, False, reason)
 
     @app.command("status")

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from spanwarden.collector.pricing import PriceTable
 from spanwarden.demo.fleet import Fleet, build_fleet
 from spanwarden.demo.sim_agent import SimAgent
@@ -50,7 +52,9 @@ def run_demo(config: DemoConfig, on_tick: Callable[[float, list[SimAgent], Embed
     settings = Settings(port=0, state_dir=state_dir, audit_fsync="never",
                         datadog_export="on" if config.datadog_host else "off", datadog_host=config.datadog_host,
                         datadog_flush_s=2.0)
-    service = EmbeddedService(settings, clock=lambda: START)
+    now = {"t": 0.0}
+    service = EmbeddedService(settings, clock=lambda: START + now["t"])  # the service lives in simulated time
+    oncall = OnCall(service, settings)
     port = service.start_in_thread()
     endpoint = f"http://127.0.0.1:{port}"
     fleet = build_fleet(config.seed, config.agents, config.duration_s)
@@ -68,6 +72,8 @@ def run_demo(config: DemoConfig, on_tick: Callable[[float, list[SimAgent], Embed
             tick = config.history_tick_s if t < live_from else config.live_tick_s
             spans += _tick(agents, t, min(t + tick, config.duration_s))
             t += tick
+            now["t"] = t
+            oncall.answer(START + t)
             if on_tick is not None:
                 on_tick(t, agents, service)
     finally:
@@ -76,7 +82,30 @@ def run_demo(config: DemoConfig, on_tick: Callable[[float, list[SimAgent], Embed
         service.stop()
     wall = time.perf_counter() - started
     summary = summarise(fleet, agents, settings.audit_path)
-    return DemoOutcome(summary, wall, spans, settings.audit_path, agents=agents)
+    return DemoOutcome(summary, wall, spans, settings.audit_path, timeline=oncall.said, agents=agents)
+
+
+class OnCall:
+    """The demo's on-call engineer: answers access requests after a while, over the real HTTP API, denying
+    what the agent should not touch (in the demo, every request comes from the exfiltrating agent)."""
+
+    ANSWER_AFTER_S = 30.0
+
+    def __init__(self, service: EmbeddedService, settings: Settings) -> None:
+        self.service = service
+        self.token = service.token
+        self.said: list[str] = []
+
+    def answer(self, now_s: float) -> None:
+        base = f"http://127.0.0.1:{self.service.port}"
+        for request in self.service.call(self.service.pipeline.access.pending):
+            if now_s - request.opened_s < self.ANSWER_AFTER_S:
+                continue
+            requests.post(f"{base}/v1/access-requests/{request.id}/answer", timeout=10,
+                          headers={"Authorization": f"Bearer {self.token}"},
+                          json={"approve": False, "reason": f"{request.agent_id} has no business in "
+                                f"{request.resource}"})
+            self.said.append(f"on-call denied {request.id}: {request.agent_id} → {request.resource}")
 
 
 def _tick(agents: list[SimAgent], t0: float, t1: float) -> int:

@@ -103,13 +103,6 @@ class SimAgent:
 
     def _call(self, t: float, mode: str) -> None:
         self._now = self.epoch + t
-        try:
-            if self.guard.admit() > 0:
-                self.deferred += 1
-                return
-        except AgentHalted:
-            self.refused += 1
-            return
         p, rng = self.profile, self.rng
         model, inp, out = p.model, int(p.input_tokens * rng.lognormvariate(0, 0.5)), int(
             p.output_tokens * rng.lognormvariate(0, 0.4))
@@ -127,6 +120,15 @@ class SimAgent:
         elif mode == "error_storm":
             error = rng.random() < 0.75
             tool = "http_get" if error else tool
+        namespace, _, collection = table.partition(".")
+        resource = f"db:postgresql:{namespace}.{collection}" if table else ""
+        try:  # the guard sees the call as its spans will describe it (a resource waiting for approval is held)
+            if self.guard.admit(tool, model, resource) > 0:
+                self.deferred += 1
+                return
+        except AgentHalted:
+            self.refused += 1
+            return
         cost = self.prices.cost(model, inp, out, 0)[0]
         self.spend += cost
         if mode != "normal":

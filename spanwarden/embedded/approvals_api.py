@@ -54,7 +54,9 @@ class ApprovalsApi:
     async def rules(self, request: web.Request) -> web.Response:
         rules = self.pipeline.policy.approvals
         env = self._environment(request.query.get("agent", ""), request.query.get("environment", ""))
-        return web.json_response(rules_view(rules.tools, rules.environments, rules.timeout_s, env))
+        access = self.pipeline.policy.access_requests
+        return web.json_response({**rules_view(rules.tools, rules.environments, rules.timeout_s, env),
+                                  "access": {"hold": access.hold, "timeout_s": access.timeout_s}})
 
     async def open(self, request: web.Request) -> web.Response:
         try:

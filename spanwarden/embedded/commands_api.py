@@ -72,7 +72,7 @@ def add_routes(app: web.Application, pipeline: Audited, tokens: TokenBook, apply
             body: dict[str, Any] = await request.json()
             name = str(body["command"])
             scope = {k: str(body[k]) for k in ("agent", "team", "environment") if body.get(k)}
-            calls = parse_scope(body.get("tool"), body.get("model"))
+            calls = parse_scope(body.get("tool"), body.get("model"), body.get("resource"))
             if not scope and not calls:
                 raise KeyError("agent, team, environment, tool or model")
             agent = scope.get("agent", "")

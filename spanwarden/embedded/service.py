@@ -28,6 +28,7 @@ from spanwarden.dashboards import reporting
 from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import commands_api, leases_api, state_store
+from spanwarden.embedded.access_api import AccessApi
 from spanwarden.embedded.activity_journal import ActivityJournal
 from spanwarden.embedded.approvals_api import ApprovalsApi
 from spanwarden.embedded.profile_api import ProfileApi, load_pinned
@@ -103,6 +104,7 @@ class EmbeddedService:
         self.ingest = IngestGate(self.tokens, settings.ingest_mode)
         self._refusals_audited: set[tuple[str, str]] = set()
         self.pipeline.pinned = load_pinned(settings.state_dir / "profiles")
+        self.access = AccessApi(self.pipeline, self.tokens, clock, settings.long_poll_s)
         self.profiles = ProfileApi(self.pipeline, self.tokens, settings.state_dir, clock)
         self.approvals = ApprovalsApi(self.pipeline, self.tokens, clock, settings.long_poll_s)
         self.leases = LeaseBook()
@@ -261,6 +263,7 @@ class EmbeddedService:
         commands_api.add_routes(app, self.pipeline, self.tokens, self._apply_command, self.clock)
         self.approvals.add_routes(app)
         self.profiles.add_routes(app)
+        self.access.add_routes(app)
         leases_api.add_routes(app, self.pipeline, self.leases, self.clock)
         app.router.add_get("/v1/status", self._status)
         app.router.add_post("/v1/policy/reload", self._reload)

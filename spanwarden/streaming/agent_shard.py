@@ -52,7 +52,7 @@ class AgentShard:
         self.audit = KeyedAuditBuffer()
         self._findings: list[Finding] = []
         self.pipeline = Pipeline(policy, self.audit, settings, on_finding=self._findings.append,
-                                 fleet_learning=False)
+                                 fleet_learning=False, access_requests=False)
         self.max_in_memory = max_in_memory
         self.positions: dict[str, dict[str, list[int]]] = {}
         self.commands_seen: dict[str, deque[str]] = {}

@@ -53,7 +53,9 @@ def test_the_report_lists_what_was_touched_after_the_onset(tmp_path: Path) -> No
     pii = report["resources"]["db:pg:crm.customers_pii"]
     assert pii["rows"] == 5000 and pii["traces"] == [f"{EXFILTRATED.index('db:pg:crm.customers_pii') + 1:032x}"]
     assert report["owner"] == "ana@example.com" and "human:admin for omar" in report["humans"]
-    assert any(a["kind"] == "decision" and a["action"] == "halt" for a in report["actions"])
+    # in prod, reaching for new sensitive tables asks a human for each (access requests) ...
+    assert any(a["kind"] == "decision" and a["action"] == "require_approval" for a in report["actions"])
+    assert any(a["kind"] == "approval" and a["action"] == "pending" for a in report["actions"])
     text = CliRunner().invoke(app, ["incident", "agent-a", "--state-dir", str(tmp_path)]).output
     assert "| `db:pg:crm.customers_pii` | **new** |" in text
 

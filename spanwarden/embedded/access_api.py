@@ -1,0 +1,92 @@
+"""Access requests over HTTP: on-call people list and answer them; agents' guards wait on them.
+
+- `GET  /v1/access-requests` → pending requests (viewer)
+- `GET  /v1/access-requests/{id}?wait=S` → the request, as soon as it is answered (long-poll; for guards)
+- `POST /v1/access-requests/{id}/answer` `{approve, reason, for_s | always}` → approve (for a while or for
+  good) or deny (oncall; audited with the person)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from spanwarden.embedded.commands_api import authorize
+from spanwarden.enforcers.access_requests import PENDING
+from spanwarden.enforcers.roles import TokenBook
+from spanwarden.pipeline import Pipeline
+
+
+class AccessApi:
+    def __init__(self, pipeline: Pipeline, tokens: TokenBook, clock: Callable[[], float] = time.time,
+                 max_wait_s: float = 25.0) -> None:
+        self.pipeline = pipeline
+        self.tokens = tokens
+        self.clock = clock
+        self.max_wait_s = max_wait_s
+        self._answered: dict[str, asyncio.Event] = {}
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/v1/access-requests", self.pending)
+        app.router.add_get("/v1/access-requests/{id}", self.wait)
+        app.router.add_post("/v1/access-requests/{id}/answer", self.answer)
+
+    async def pending(self, request: web.Request) -> web.Response:
+        allowed = authorize(request, self.tokens, "status", self.pipeline, self.clock())
+        if isinstance(allowed, web.Response):
+            return allowed
+        return web.json_response({"pending": [r.to_dict() for r in self.pipeline.access.pending()]})
+
+    async def wait(self, request: web.Request) -> web.Response:
+        request_id = request.match_info["id"]
+        found = self.pipeline.access.requests.get(request_id)
+        if found is None:
+            return web.json_response({"code": 404, "message": f"no access request {request_id!r}"}, status=404)
+        try:
+            wait_s = min(max(float(request.query.get("wait", "0")), 0.0), self.max_wait_s)
+        except ValueError:
+            wait_s = 0.0
+        if found.status == PENDING and wait_s > 0:
+            event = self._answered.setdefault(request_id, asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), wait_s)
+            except TimeoutError:
+                pass
+        return web.json_response(self.pipeline.access.requests[request_id].to_dict())
+
+    async def answer(self, request: web.Request) -> web.Response:
+        request_id = request.match_info["id"]
+        try:
+            body: dict[str, Any] = await request.json()
+            approve, reason = bool(body["approve"]), str(body.get("reason", "")).strip()
+            for_s = None if body.get("always") or body.get("for_s") is None else float(body["for_s"])
+            if for_s is not None and not for_s > 0:
+                raise ValueError("for_s must be > 0")
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.json_response({"code": 400, "message": f"expected JSON with approve, and for_s or always "
+                                      f"({exc})"}, status=400)
+        found = self.pipeline.access.requests.get(request_id)
+        allowed = authorize(request, self.tokens, "approve" if approve else "deny", self.pipeline, self.clock(),
+                            found.agent_id if found else "")
+        if isinstance(allowed, web.Response):
+            return allowed
+        if approve and not body.get("always") and for_s is None:
+            return web.json_response({"code": 400, "message": "an approval says for how long: for_s, or always"},
+                                     status=400)
+        try:
+            decision = self.pipeline.answer_access(request_id, approve, allowed.name,
+                                                   reason or ("approved" if approve else "denied"), self.clock(),
+                                                   for_s)
+        except KeyError as exc:
+            return web.json_response({"code": 404, "message": str(exc)}, status=404)
+        except ValueError as exc:
+            return web.json_response({"code": 409, "message": str(exc)}, status=409)
+        event = self._answered.pop(request_id, None)
+        if event is not None:
+            event.set()
+        return web.json_response({"request": self.pipeline.access.requests[request_id].to_dict(),
+                                  "decision": decision.to_dict()})
