@@ -119,7 +119,8 @@ class Telemetry:
         if entry.kind == "approval":  # a destructive call waiting for, or answered by, a human
             status = str(entry.data.get("status", ""))
             self._events.append({
-                "title": f"spanwarden: approval {status} for {agent.id} ({entry.data.get('tool', '?')})",
+                "title": f"spanwarden: approval {status} for {agent.id} "
+                         f"({entry.data.get('tool') or entry.data.get('resource') or '?'})",
                 "text": f"{entry.reason}\n\nBy {entry.actor}. Agent owner: {agent.owner or 'unknown'}.",
                 "tags": [*self._agent_tags(agent.id, agent.team, agent.environment), f"approval:{status}",
                          "source:spanwarden"],
