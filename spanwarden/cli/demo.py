@@ -36,6 +36,8 @@ def demo(
         console.print(f"spanwarden demo: {agents} agents, {hours:g} simulated hours ...")
         outcome = run_demo(config)
     print_summary(console, outcome.summary, outcome.wall_s, outcome.spans)
+    for line in outcome.timeline:  # what the demo's on-call engineer answered
+        console.print(line)
     console.print(f"Audit log kept at {outcome.audit_path}")
     if as_json:
         typer.echo(json.dumps(outcome.summary))
