@@ -80,13 +80,15 @@ class Explanation:
 
 
 def explain(path: Path, agent: str, at: float | None = None, lookback_s: float = 900.0) -> Explanation:
-    """The decision in force for `agent` at `at` (default: the end of the log), the findings in the
-    `lookback_s` before it that it names, and the humans' commands up to then."""
+    """The agent-wide decision in force for `agent` at `at` (default: the end of the log), the findings in
+    the `lookback_s` before it that it names, and the humans' commands up to then. Decisions scoped to some
+    calls (a tool, a model, a resource) stand beside it and are in `history`."""
     mine = list(entries(path, agent=agent))
-    moment = at if at is not None else (mine[-1].time_s if mine else 0.0)
+    moment = at if at is not None else max((e.time_s for e in mine), default=0.0)
     upto = [e for e in mine if e.time_s <= moment]
     decisions = [e for e in upto if e.kind == "decision"]
-    decision = decisions[-1] if decisions else None
+    agent_wide = [e for e in decisions if not e.data.get("scope")]
+    decision = agent_wide[-1] if agent_wide else None
     result = Explanation(agent, moment, decision, history=decisions,
                          commands=[e for e in upto if e.kind == "command"])
     if decision is not None:
