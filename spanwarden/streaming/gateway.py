@@ -43,7 +43,7 @@ from spanwarden.tls import server_context
 
 log = logging.getLogger(__name__)
 SHUTDOWN_S = 5.0
-# Guards asking for approvals or leases here get 501 and fail closed (approvals) or spend without a lease.
+# Guards asking for approvals or leases here get 501, and fail closed on both (see the README).
 NOT_HERE = ("/v1/approvals", "/v1/approvals/{id}", "/v1/approvals/{id}/answer", "/v1/leases", "/v1/policy/reload")
 
 
