@@ -226,7 +226,10 @@ class GuardSpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         attributes = span.attributes or {}
         tool = attributes.get("gen_ai.tool.name")
-        resource = resource_of(attributes)
+        watcher = self.guard.watcher
+        # Reading the resource costs a pass over the attributes: only when a decision is scoped to one.
+        resource = (resource_of(attributes) if watcher is not None
+                    and any(d.scope.startswith("resource:") for d in watcher.scoped) else "")
         if attributes.get("gen_ai.operation.name") in GUARDED_OPERATIONS or tool or resource:
             self.guard.check(str(tool or ""), str(attributes.get("gen_ai.request.model", "")), resource)
         if tool:
