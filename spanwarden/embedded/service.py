@@ -7,11 +7,9 @@ import asyncio
 import hashlib
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +25,7 @@ from spanwarden.collector.span_record import SpanRecord
 from spanwarden.dashboards import reporting
 from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.detectors.finding import Finding
-from spanwarden.embedded import commands_api, leases_api, state_store
+from spanwarden.embedded import commands_api, health, leases_api, state_store
 from spanwarden.embedded.access_api import AccessApi
 from spanwarden.embedded.activity_journal import ActivityJournal
 from spanwarden.embedded.approvals_api import ApprovalsApi
@@ -109,9 +107,9 @@ class EmbeddedService:
         self.approvals = ApprovalsApi(self.pipeline, self.tokens, clock, settings.long_poll_s)
         self.leases = LeaseBook()
         self.port: int | None = None
-        self.self_metrics = SelfMetrics(self._figures)
+        self.self_metrics = SelfMetrics(lambda: health.figures(self))
         self.journal = ActivityJournal(settings.state_dir / "activity", settings.activity_max_bytes)
-        self._last_span_wall: float | None = None
+        self.last_span_wall: float | None = None
         self._snapshotted_at = -1
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -171,7 +169,7 @@ class EmbeddedService:
         return self.pipeline.command(*args)
 
     def deliver(self, records: list[SpanRecord]) -> None:
-        self._last_span_wall = time.time()
+        self.last_span_wall = time.time()
         try:
             self.journal.append(records)  # first: a refused request leaves the pipeline untouched
         except OSError as exc:
@@ -190,21 +188,13 @@ class EmbeddedService:
         if self.audit_broken is not None and request.path != ACKNOWLEDGE_PATH:
             return web.json_response({"code": 503, "message": f"{self.audit_broken}; an admin must run "
                                       "`spanwarden audit acknowledge` first"}, status=503)
-        if (short := self._disk_short()) is not None:
+        if (short := health.disk_short(self.settings)) is not None:
             return web.json_response({"code": 503, "message": short}, status=503)
         try:
             return await handler(request)
         except AuditUnwritable as exc:
             log.error("%s; spans and commands wait until it can be written", exc)
             return web.json_response({"code": 503, "message": f"{exc}; retry later"}, status=503)
-
-    def _disk_short(self) -> str | None:
-        """Why the state dir has too little room to audit what a request would cause, or None."""
-        free = shutil.disk_usage(self.settings.state_dir).free
-        if free >= self.settings.min_free_disk_bytes:
-            return None
-        return (f"only {free:,} bytes free under {self.settings.state_dir} (below SPANWARDEN_MIN_FREE_DISK_BYTES="
-                f"{self.settings.min_free_disk_bytes:,}): nothing is taken in that could not be audited")
 
     async def _acknowledge(self, request: web.Request) -> web.Response:
         allowed = commands_api.authorize(request, self.tokens, "audit_acknowledge", self.pipeline, self.clock())
@@ -273,38 +263,7 @@ class EmbeddedService:
         return app
 
     async def _health(self, request: web.Request) -> web.Response:
-        """200 while the service can take spans and commands; 503 (with why) while the audit chain is broken."""
-        body = {"records": self.pipeline.records_seen, "agents": len(self.pipeline.agents),
-                "last_span_age_s": None if self._last_span_wall is None
-                else round(time.time() - self._last_span_wall, 3),
-                "policy_version": self.pipeline.policy.version}
-        if self.audit_broken is not None:
-            return web.json_response({"status": "audit_broken", "message": self.audit_broken, **body}, status=503)
-        if (short := self._disk_short()) is not None:
-            return web.json_response({"status": "disk_full", "message": short, **body}, status=503)
-        return web.json_response({"status": "ok", **body})
-
-    def _figures(self) -> dict[str, tuple[str, str, Any, tuple[str, ...]]]:
-        in_force = Counter(ladder.current.action.value for ladder in self.pipeline.ladders.values())
-        figures: dict[str, tuple[str, str, Any, tuple[str, ...]]] = {
-            "spanwarden_records": ("counter", "spans processed", self.pipeline.records_seen, ()),
-            "spanwarden_agents": ("gauge", "agents known", len(self.pipeline.agents), ()),
-            "spanwarden_decisions_in_force": ("gauge", "agents by the action in force",
-                                              {(a,): float(n) for a, n in in_force.items()}, ("action",)),
-            "spanwarden_audit_chain_ok": ("gauge", "1 while the audit chain is intact",
-                                          0.0 if self.audit_broken else 1.0, ()),
-            "spanwarden_audit_entries": ("counter", "audit entries in the chain",
-                                         float(getattr(self.audit, "seq", 0)), ()),
-            "spanwarden_last_span_age_seconds": ("gauge", "seconds since spans last arrived",
-                                                 float("nan") if self._last_span_wall is None
-                                                 else time.time() - self._last_span_wall, ()),
-        }
-        if self.reporting is not None:
-            dropped = self.reporting.exporter.dropped
-            by_signal = {(s,): float(dropped[s]) for s in ("metrics", "events", "logs")}
-            figures["spanwarden_datadog_dropped"] = ("counter", "items the Datadog exporter dropped", by_signal,
-                                                     ("signal",))
-        return figures
+        return health.health(self)
 
     async def _status(self, request: web.Request) -> web.Response:
         allowed = commands_api.authorize(request, self.tokens, "status", self.pipeline, self.clock())
