@@ -16,15 +16,14 @@ from typing import Any
 
 from aiohttp import web
 
-from spanwarden.embedded.commands_api import authorize
+from spanwarden.embedded.commands_api import Audited, authorize
 from spanwarden.enforcers.approvals import PENDING, ApprovalBook, ApprovalRequest, needs_approval, rules_view
 from spanwarden.enforcers.audit_log import AgentRef
 from spanwarden.enforcers.roles import TokenBook
-from spanwarden.pipeline import Pipeline
 
 
 class ApprovalsApi:
-    def __init__(self, pipeline: Pipeline, tokens: TokenBook, clock: Callable[[], float] = time.time,
+    def __init__(self, pipeline: Audited, tokens: TokenBook, clock: Callable[[], float] = time.time,
                  max_wait_s: float = 25.0) -> None:
         self.pipeline = pipeline
         self.tokens = tokens

@@ -2,8 +2,8 @@
 
 It takes OTLP spans in and publishes them to the spans topic, serves the control channel from the
 decisions topic, turns on-call commands into messages for the worker that owns the agent (answering with
-the decision once that worker has made it), and is the audit chain's single writer. Approvals, spend
-leases and policy reload need state the workers hold and are not offered here yet (501)."""
+the decision once that worker has made it), and is the audit chain's single writer. Tool approvals
+are held here; spend leases and policy reload need state the workers hold and are not offered here (501)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from spanwarden.collector.pricing import PriceTable
 from spanwarden.dashboards import reporting
 from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.embedded import commands_api
-from spanwarden.enforcers.approvals import rules_view
+from spanwarden.embedded.approvals_api import ApprovalsApi
 from spanwarden.enforcers.audit_log import AgentRef, AuditLog
 from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.enforcers.policy import Policy
@@ -43,8 +43,8 @@ from spanwarden.tls import server_context
 
 log = logging.getLogger(__name__)
 SHUTDOWN_S = 5.0
-# Guards asking for approvals or leases here get 501, and fail closed on both (see the README).
-NOT_HERE = ("/v1/approvals", "/v1/approvals/{id}", "/v1/approvals/{id}/answer", "/v1/leases", "/v1/policy/reload")
+# Guards asking for leases here get 501, and fail closed (see the README); policy reload is a worker restart.
+NOT_HERE = ("/v1/leases", "/v1/policy/reload")
 
 
 class KafkaGateway:
@@ -65,6 +65,8 @@ class KafkaGateway:
         self.ingest = IngestGate(self.tokens, mode)
         self.normalizer = Normalizer(PriceTable.load(settings.price_file))
         self.board = control_channel.DecisionBoard()
+        # Tool approvals need only the policy and the audit log, both here: the gateway holds them.
+        self.approvals = ApprovalsApi(self, self.tokens, clock, settings.long_poll_s)
         self.feed = DecisionsFeed(self.board)
         # The gateway writes the audit chain, so it sends the audit logs to Datadog; workers send the rest.
         self.reporting = (DatadogReporting(lambda model: None, settings.datadog_host, settings.datadog_max_agents,
@@ -105,7 +107,7 @@ class KafkaGateway:
                                                                           self.settings.max_body_bytes))
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)
         commands_api.add_routes(app, self, self.tokens, self.apply_command, self.clock, selections=False)
-        app.router.add_get("/v1/approvals/rules", self._approval_rules)
+        self.approvals.add_routes(app)
         app.router.add_get("/v1/status", self._status)
         app.router.add_get("/healthz", self._health)
         for path in NOT_HERE:
@@ -117,11 +119,6 @@ class KafkaGateway:
             self.ingest.admit(authorization, self.normalizer.records(message))  # raises IngestRefused
         assert self.publisher is not None
         await self.publisher(message)
-
-    async def _approval_rules(self, request: web.Request) -> web.Response:
-        rules = self.policy.approvals
-        return web.json_response(rules_view(rules.tools, rules.environments, rules.timeout_s,
-                                            request.query.get("environment") or None))
 
     async def _not_here(self, request: web.Request) -> web.Response:
         return web.json_response({"code": 501, "message": f"{request.path} is not available with "

@@ -115,6 +115,12 @@ def test_a_runaway_agent_is_halted_through_kafka_and_commands_round_trip(
                                                                           "reason": "no token"})
         assert refused.status_code == 401
         assert requests.post(f"{url}/v1/leases", json={"agent": "agent-a"}, timeout=5).status_code == 501
+        opened = requests.post(f"{url}/v1/approvals", timeout=5, json={
+            "agent": "agent-a", "tool": "delete_rows", "arguments_digest": "d1", "environment": "prod"}).json()
+        assert opened["required"] and opened["status"] == "pending"
+        answered = requests.post(f"{url}/v1/approvals/{opened['id']}/answer", headers=auth, timeout=5,
+                                 json={"approve": True, "reason": "cleanup ticket 42"})
+        assert answered.json()["status"] == "approved"
     finally:
         watcher.stop()
         worker.stop()
@@ -131,6 +137,8 @@ def test_a_runaway_agent_is_halted_through_kafka_and_commands_round_trip(
     assert any(e.kind == "command" and e.actor == "human:admin for omar" and e.agent.id == "agent-b"
                for e in entries)
     assert any(e.kind == "command" and e.actor == "unauthenticated" for e in entries)
+    assert [(e.actor, e.data["status"]) for e in entries if e.kind == "approval"] == [
+        ("agent:agent-a", "pending"), ("human:admin", "approved")]
 
 
 def test_spans_get_503_while_the_broker_is_away_and_go_through_when_it_is_back(
