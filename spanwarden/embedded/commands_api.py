@@ -63,9 +63,8 @@ def authorize(request: web.Request, tokens: TokenBook, action: str, pipeline: Au
 
 
 def add_routes(app: web.Application, pipeline: Audited, tokens: TokenBook, apply: ApplyCommand,
-               clock: Callable[[], float] = time.time, selections: bool = True) -> None:
-    """`apply` makes the decision (in-process, or through the Kafka runtime's workers); `selections`
-    says whether team/environment selections can be expanded (only where every agent is known)."""
+               clock: Callable[[], float] = time.time) -> None:
+    """`apply` makes the decision (in-process, or through the Kafka runtime's workers)."""
 
     async def command(request: web.Request) -> web.Response:
         try:
@@ -84,9 +83,6 @@ def add_routes(app: web.Application, pipeline: Audited, tokens: TokenBook, apply
         except (ValueError, KeyError, TypeError) as exc:
             return web.json_response({"code": 400, "message": f"expected JSON with command and agent, numeric "
                                       f"rate_per_s/expires_s ({exc})"}, status=400)
-        if not selections and "agent" not in scope:
-            return web.json_response({"code": 400, "message": "this runtime takes commands for one named agent; "
-                                      "team and environment selections need the embedded service"}, status=400)
         if name not in COMMANDS:
             return web.json_response({"code": 400, "message": f"unknown command {name!r}; one of "
                                       f"{sorted(COMMANDS)}"}, status=400)

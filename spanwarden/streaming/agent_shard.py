@@ -43,6 +43,7 @@ class ShardOutput:
     applied: list[SpanRecord] = field(default_factory=list)  # the records learned this time (for metrics)
     skipped_records: int = 0  # already applied (a replay)
     poisoned_records: int = 0  # passed over: they broke the pipeline
+    identity: list[str] | None = None  # [owner, team, environment, version] when new or changed
 
 
 class AgentShard:
@@ -83,6 +84,7 @@ class AgentShard:
     def _process(self, agent_id: str, sources: list[SourceRecords], poisoned: set[int]) -> ShardOutput:
         self._ensure(agent_id)
         out = ShardOutput(agent_id)
+        known = self.pipeline.agents.get(agent_id)
         positions = self.positions[agent_id]
         self._at = None
         for index, source in enumerate(sources):
@@ -105,6 +107,9 @@ class AgentShard:
             out.applied.extend(records)
             positions[key] = list(source.position)
         self._at = None
+        ref = self.pipeline.agents.get(agent_id)
+        if ref is not None and ref != known:  # for the fleet directory (team and environment commands)
+            out.identity = [ref.owner, ref.team, ref.environment, ref.version]
         return self._finish(out)
 
     def command(self, agent_id: str, command: dict[str, Any]) -> ShardOutput:

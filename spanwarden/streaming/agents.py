@@ -114,6 +114,8 @@ async def _deliver(topics: Topics, states: StateStore, outputs: list[ShardOutput
             pending.append(await topics.findings.send(key=key, value=orjson.dumps(finding.to_dict())))
         for message in out.decisions:
             pending.append(await topics.decisions.send(key=key, value=orjson.dumps(message)))
+        if out.identity is not None:
+            pending.append(await topics.agents.send(key=key, value=orjson.dumps(out.identity)))
     if pending:
         await asyncio.gather(*pending)
     for out in outputs:

@@ -8,10 +8,10 @@ import logging
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from spanwarden.collector.control_channel import DecisionBoard
 from spanwarden.enforcers.decision import Decision
+from spanwarden.streaming.topic_follower import follow
 from spanwarden.streaming.topics import DECISIONS
 
 log = logging.getLogger(__name__)
@@ -51,15 +51,4 @@ class DecisionsFeed:
         self._waiters.pop(command_id, None)
 
     async def run(self, bootstrap: str, stopping: asyncio.Event, fetch_max_wait_ms: int = 100) -> None:
-        consumer = AIOKafkaConsumer(DECISIONS, bootstrap_servers=bootstrap, group_id=None,
-                                    auto_offset_reset="earliest", enable_auto_commit=False,
-                                    metadata_max_age_ms=5000, fetch_max_wait_ms=fetch_max_wait_ms)
-        await consumer.start()
-        try:
-            while not stopping.is_set():
-                batches = await consumer.getmany(timeout_ms=200)
-                for messages in batches.values():
-                    for message in messages:
-                        self.apply(message.value or b"")
-        finally:
-            await consumer.stop()
+        await follow(bootstrap, DECISIONS, lambda key, value: self.apply(value), stopping, fetch_max_wait_ms)

@@ -38,7 +38,8 @@ from spanwarden.streaming.audit_writer import AuditWriter, keys_in_log
 from spanwarden.streaming.decisions_feed import DecisionsFeed
 from spanwarden.streaming.spans_publisher import SpansPublisher
 from spanwarden.streaming.topic_admin import ensure_topics
-from spanwarden.streaming.topics import COMMANDS
+from spanwarden.streaming.topic_follower import follow
+from spanwarden.streaming.topics import AGENTS, COMMANDS
 from spanwarden.tls import server_context
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,9 @@ class KafkaGateway:
         key = settings.audit_hmac_key.encode() if settings.audit_hmac_key else None
         self.audit = AuditLog(settings.audit_path, key, settings.audit_fsync, Redactor(settings.redact_patterns),
                               settings.audit_rotate_bytes)
-        self.agents: dict[str, AgentRef] = {}  # `commands_api.Audited`: refusals name the agent as given
+        # The fleet directory, from the workers' compacted agents topic: team and environment commands expand
+        # to the agents in it (as with `serve`, to the agents known when the command is given).
+        self.agents: dict[str, AgentRef] = {}
         self.tokens = TokenBook.load(settings.tokens_path, admin_token(settings))
         mode = settings.ingest_mode
         if mode == "untrusted":  # workers cannot tell kept-apart spans from others: refuse them instead
@@ -106,7 +109,7 @@ class KafkaGateway:
         app.router.add_post(receiver.TRACES_PATH, receiver.traces_handler(self._deliver,
                                                                           self.settings.max_body_bytes))
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)
-        commands_api.add_routes(app, self, self.tokens, self.apply_command, self.clock, selections=False)
+        commands_api.add_routes(app, self, self.tokens, self.apply_command, self.clock)
         self.approvals.add_routes(app)
         app.router.add_get("/v1/status", self._status)
         app.router.add_get("/healthz", self._health)
@@ -119,6 +122,15 @@ class KafkaGateway:
             self.ingest.admit(authorization, self.normalizer.records(message))  # raises IngestRefused
         assert self.publisher is not None
         await self.publisher(message)
+
+    def _learn_agent(self, key: bytes, value: bytes) -> None:
+        try:
+            owner, team, environment, version = (str(v) for v in orjson.loads(value))
+        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            log.error("skipped an agents-topic message for %r: %s", key, exc)
+            return
+        agent_id = key.decode(errors="replace")
+        self.agents[agent_id] = AgentRef(agent_id, owner, team, environment, version)
 
     async def _not_here(self, request: web.Request) -> web.Response:
         return web.json_response({"code": 501, "message": f"{request.path} is not available with "
@@ -150,6 +162,7 @@ class KafkaGateway:
         self.publisher = SpansPublisher(self.producer)
         wait_ms = settings.kafka_fetch_max_wait_ms
         tasks = [asyncio.create_task(self.feed.run(bootstrap, self._stopping, wait_ms)),
+                 asyncio.create_task(follow(bootstrap, AGENTS, self._learn_agent, self._stopping, wait_ms)),
                  asyncio.create_task(self.writer.run(bootstrap, f"{settings.kafka_app_id}-audit-writer",
                                                      self._stopping, wait_ms))]
         if self.reporting is not None:

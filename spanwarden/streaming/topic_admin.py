@@ -8,7 +8,7 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from spanwarden.streaming.topics import AUDIT, COMMANDS, DECISIONS, FINDINGS, RECORDS, SPANS
+from spanwarden.streaming.topics import ALL, COMPACTED
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +20,8 @@ async def ensure_topics(bootstrap: str, partitions: int, replication_factor: int
     try:
         existing = set(await admin.list_topics())
         wanted = [NewTopic(name, partitions, replication_factor,
-                           topic_configs={"cleanup.policy": "compact"} if name == DECISIONS else None)
-                  for name in (SPANS, RECORDS, COMMANDS, FINDINGS, DECISIONS, AUDIT) if name not in existing]
+                           topic_configs={"cleanup.policy": "compact"} if name in COMPACTED else None)
+                  for name in ALL if name not in existing]
         created = []
         for topic in wanted:  # one at a time: another process may be creating the same ones
             try:

@@ -12,6 +12,9 @@ COMMANDS = "spanwarden.commands"  # on-call commands keyed by agent id
 FINDINGS = "spanwarden.findings"  # every finding, keyed by agent id
 DECISIONS = "spanwarden.decisions"  # compacted: each agent's newest decision and current view
 AUDIT = "spanwarden.audit"  # audit entries with idempotence keys, written to the chained log by the gateway
+AGENTS = "spanwarden.agents"  # compacted: each agent's identity (owner, team, environment), the fleet directory
+COMPACTED = (DECISIONS, AGENTS)
+ALL = (SPANS, RECORDS, COMMANDS, FINDINGS, DECISIONS, AUDIT, AGENTS)
 AGENT_STATE_TABLE = "agent-state"  # Faust table (changelog `<app id>-agent-state-changelog`)
 SPANS_ENCODING = "otlp_proto"  # the Collector Kafka exporter's `encoding` for what SPANS carries
 
@@ -24,6 +27,7 @@ class Topics:
     findings: Any
     decisions: Any
     audit: Any
+    agents: Any
 
 
 def declare(app: Any, partitions: int) -> Topics:
@@ -35,4 +39,5 @@ def declare(app: Any, partitions: int) -> Topics:
                          key_serializer="raw", value_serializer="raw", **kwargs)
 
     return Topics(spans=topic(SPANS), records=topic(RECORDS), commands=topic(COMMANDS),
-                  findings=topic(FINDINGS), decisions=topic(DECISIONS, compacting=True), audit=topic(AUDIT))
+                  findings=topic(FINDINGS), decisions=topic(DECISIONS, compacting=True), audit=topic(AUDIT),
+                  agents=topic(AGENTS, compacting=True))

@@ -109,8 +109,10 @@ def test_a_runaway_agent_is_halted_through_kafka_and_commands_round_trip(
         guard.check()  # allowed again
 
         team = requests.post(f"{url}/v1/commands", headers=auth, timeout=15,
-                             json={"command": "kill", "team": "search", "reason": "x"})
-        assert team.status_code == 400 and "one named agent" in team.json()["message"]
+                             json={"command": "throttle", "team": "search", "reason": "team review",
+                                   "rate_per_s": 1})
+        assert team.status_code == 200, team.text  # the workers' agents directory names the team's agents
+        assert [(d["agent_id"], d["action"]) for d in team.json()["decisions"]] == [("agent-a", "throttle")]
         refused = requests.post(f"{url}/v1/commands", timeout=15, json={"command": "kill", "agent": "agent-a",
                                                                           "reason": "no token"})
         assert refused.status_code == 401
