@@ -122,14 +122,16 @@ def test_rotation_keeps_one_chain_across_segments(tmp_path):
     assert not broken.ok and "missing" in broken.message and broken.first_bad_location.startswith("audit.jsonl")
 
 
-def test_a_torn_final_write_is_set_aside_and_the_chain_goes_on(tmp_path):
-    from spanwarden.enforcers.audit_log import AgentRef, AuditLog, verify
-
-    path = tmp_path / "audit.jsonl"
+def _three_entries(path):
     log = AuditLog(path, fsync="never")
     for i in range(3):
         log.append("finding", AgentRef("a"), "detector:x", f"r{i}", float(i))
     log.close()
+
+
+def test_a_torn_final_write_is_set_aside_and_the_chain_goes_on(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    _three_entries(path)
     with open(path, "ab") as handle:  # a crash mid-append: half an entry, no newline
         handle.write(b'{"seq": 4, "kind": "decis')
     reopened = AuditLog(path, fsync="never")
@@ -141,15 +143,8 @@ def test_a_torn_final_write_is_set_aside_and_the_chain_goes_on(tmp_path):
 
 
 def test_cutting_into_an_acknowledged_entry_is_still_caught(tmp_path):
-    import pytest
-
-    from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditLog
-
     path = tmp_path / "audit.jsonl"
-    log = AuditLog(path, fsync="never")
-    for i in range(3):
-        log.append("finding", AgentRef("a"), "detector:x", f"r{i}", float(i))
-    log.close()
+    _three_entries(path)
     path.write_bytes(path.read_bytes()[:-20])  # the last entry, acknowledged, loses its end
     with pytest.raises(AuditChainBroken, match="removed"):
         AuditLog(path, fsync="never")
