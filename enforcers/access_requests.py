@@ -4,7 +4,7 @@ blocked for the agent until lifted). Pure and serialisable: kept in the pipeline
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,14 +32,13 @@ class AccessRequest:
 class AccessBook:
     def __init__(self) -> None:
         self.requests: dict[str, AccessRequest] = {}
-        self._ids = itertools.count(1)
 
     def open(self, agent_id: str, resource: str, now_s: float, reason: str) -> tuple[AccessRequest, bool]:
         """The pending request for this agent and resource, opened if there is none; (request, new?)."""
         for request in self.requests.values():
             if (request.agent_id, request.resource, request.status) == (agent_id, resource, PENDING):
                 return request, False
-        request = AccessRequest(f"ar-{next(self._ids)}", agent_id, resource, now_s, reason)
+        request = AccessRequest(request_id(agent_id, resource, now_s), agent_id, resource, now_s, reason)
         self.requests[request.id] = request
         if len(self.requests) > MAX_KEPT:
             oldest = next(k for k, r in self.requests.items() if r.status != PENDING)
@@ -66,5 +65,16 @@ class AccessBook:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.requests = {d["id"]: AccessRequest(**d) for d in state.get("requests", [])}
-        highest = max((int(k.split("-", 1)[1]) for k in self.requests), default=0)
-        self._ids = itertools.count(highest + 1)
+
+    def of_agent(self, agent_id: str) -> list[AccessRequest]:
+        return [r for r in self.requests.values() if r.agent_id == agent_id]
+
+    def forget_agent(self, agent_id: str) -> None:
+        for request in self.of_agent(agent_id):
+            del self.requests[request.id]
+
+
+def request_id(agent_id: str, resource: str, opened_s: float) -> str:
+    """Named by what it asks for and when: the same on every replay, and unique across workers."""
+    digest = hashlib.blake2b(f"{agent_id}\x00{resource}\x00{opened_s!r}".encode(), digest_size=5).hexdigest()
+    return f"ar-{digest}"

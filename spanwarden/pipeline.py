@@ -20,7 +20,7 @@ from spanwarden.detectors.peer_prior import FLEET, PeerPriors
 from spanwarden.detectors.pinned_profile import PinnedProfile, ProfileDrift
 from spanwarden.detectors.team_budget import TeamBudgetConfig, TeamBudgets
 from spanwarden.detectors.window_totals import WindowTotals
-from spanwarden.enforcers.access_requests import AccessBook
+from spanwarden.enforcers.access_requests import AccessBook, AccessRequest
 from spanwarden.enforcers.audit_log import AgentRef
 from spanwarden.enforcers.decision import Action, Decision, allow
 from spanwarden.enforcers.ladder import AgentLadder
@@ -279,7 +279,8 @@ class Pipeline:
         bank, ladder = self.detectors.get(agent_id), self.ladders.get(agent_id)
         return {"version": STATE_VERSION, "detectors": bank.to_state() if bank else None,
                 "ladder": ladder.to_state() if ladder else None,
-                "agent": [ref.owner, ref.team, ref.environment, ref.version]}
+                "agent": [ref.owner, ref.team, ref.environment, ref.version],
+                "access": [r.to_dict() for r in self.access.of_agent(agent_id)]}
 
     def load_agent(self, agent_id: str, state: dict[str, Any]) -> None:
         if state.get("version") != STATE_VERSION:
@@ -289,11 +290,14 @@ class Pipeline:
         if state["ladder"] is not None:
             self.ladders[agent_id] = AgentLadder.from_state(agent_id, state["ladder"])
         self.agents[agent_id] = AgentRef(agent_id, *state["agent"])
+        self.access.forget_agent(agent_id)
+        self.access.requests.update({d["id"]: AccessRequest(**d) for d in state.get("access", [])})
 
     def forget_agent(self, agent_id: str) -> None:
         """Drop an agent from memory (its partition moved to another worker)."""
         for table in (self.detectors, self.ladders, self.agents):
             table.pop(agent_id, None)
+        self.access.forget_agent(agent_id)
 
     def restore_decision(self, decision: Decision) -> None:
         """Reinstate a decision newer than the snapshot (recovered from the audit log after a crash)."""

@@ -10,25 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from spanwarden.embedded.commands_api import authorize
-from spanwarden.enforcers.access_requests import PENDING
+from spanwarden.embedded.commands_api import Audited, CommandNotApplied, authorize
+from spanwarden.enforcers.access_requests import PENDING, AccessBook
+from spanwarden.enforcers.decision import Decision
 from spanwarden.enforcers.roles import TokenBook
-from spanwarden.pipeline import Pipeline
+
+# (request id, approve, actor, reason, now_s, for_s) -> the decision the answer made
+Answer = Callable[[str, bool, str, str, float, float | None], Awaitable[Decision]]
 
 
 class AccessApi:
-    def __init__(self, pipeline: Pipeline, tokens: TokenBook, clock: Callable[[], float] = time.time,
-                 max_wait_s: float = 25.0) -> None:
-        self.pipeline = pipeline
+    """`book` holds the requests (the pipeline's own, or in the Kafka gateway a view rebuilt from the audit
+    trail); `answer` applies an answer (in-process, or through the agent's worker)."""
+
+    def __init__(self, audited: Audited, tokens: TokenBook, book: AccessBook, answer: Answer,
+                 clock: Callable[[], float] = time.time, max_wait_s: float = 25.0) -> None:
+        self.pipeline = audited
         self.tokens = tokens
+        self.book = book
+        self.apply = answer
         self.clock = clock
         self.max_wait_s = max_wait_s
         self._answered: dict[str, asyncio.Event] = {}
+
+    def notify(self, request_id: str) -> None:
+        """Wake the guards waiting on this request (its status changed)."""
+        event = self._answered.pop(request_id, None)
+        if event is not None:
+            event.set()
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/v1/access-requests", self.pending)
@@ -39,11 +53,11 @@ class AccessApi:
         allowed = authorize(request, self.tokens, "status", self.pipeline, self.clock())
         if isinstance(allowed, web.Response):
             return allowed
-        return web.json_response({"pending": [r.to_dict() for r in self.pipeline.access.pending()]})
+        return web.json_response({"pending": [r.to_dict() for r in self.book.pending()]})
 
     async def wait(self, request: web.Request) -> web.Response:
         request_id = request.match_info["id"]
-        found = self.pipeline.access.requests.get(request_id)
+        found = self.book.requests.get(request_id)
         if found is None:
             return web.json_response({"code": 404, "message": f"no access request {request_id!r}"}, status=404)
         try:
@@ -56,7 +70,7 @@ class AccessApi:
                 await asyncio.wait_for(event.wait(), wait_s)
             except TimeoutError:
                 pass
-        return web.json_response(self.pipeline.access.requests[request_id].to_dict())
+        return web.json_response(self.book.requests[request_id].to_dict())
 
     async def answer(self, request: web.Request) -> web.Response:
         request_id = request.match_info["id"]
@@ -69,7 +83,7 @@ class AccessApi:
         except (ValueError, KeyError, TypeError) as exc:
             return web.json_response({"code": 400, "message": f"expected JSON with approve, and for_s or always "
                                       f"({exc})"}, status=400)
-        found = self.pipeline.access.requests.get(request_id)
+        found = self.book.requests.get(request_id)
         allowed = authorize(request, self.tokens, "approve" if approve else "deny", self.pipeline, self.clock(),
                             found.agent_id if found else "")
         if isinstance(allowed, web.Response):
@@ -77,16 +91,21 @@ class AccessApi:
         if approve and not body.get("always") and for_s is None:
             return web.json_response({"code": 400, "message": "an approval says for how long: for_s, or always"},
                                      status=400)
+        if found is None:
+            return web.json_response({"code": 404, "message": f"no access request {request_id!r}"}, status=404)
+        if found.status != PENDING:
+            return web.json_response({"code": 409, "message": f"access request {request_id} was already "
+                                      f"{found.status} by {found.answered_by}"}, status=409)
         try:
-            decision = self.pipeline.answer_access(request_id, approve, allowed.name,
-                                                   reason or ("approved" if approve else "denied"), self.clock(),
-                                                   for_s)
+            decision = await self.apply(request_id, approve, allowed.name,
+                                        reason or ("approved" if approve else "denied"), self.clock(), for_s)
         except KeyError as exc:
             return web.json_response({"code": 404, "message": str(exc)}, status=404)
         except ValueError as exc:
             return web.json_response({"code": 409, "message": str(exc)}, status=409)
-        event = self._answered.pop(request_id, None)
-        if event is not None:
-            event.set()
-        return web.json_response({"request": self.pipeline.access.requests[request_id].to_dict(),
-                                  "decision": decision.to_dict()})
+        except CommandNotApplied as exc:
+            return web.json_response({"code": 504, "message": str(exc)}, status=504)
+        self.notify(request_id)
+        answered = {**found.to_dict(), "status": "approved" if approve else "denied", "answered_by": allowed.actor,
+                    "until_s": decision.issued_s + for_s if approve and for_s is not None else None}
+        return web.json_response({"request": answered, "decision": decision.to_dict()})

@@ -102,7 +102,8 @@ class EmbeddedService:
         self.ingest = IngestGate(self.tokens, settings.ingest_mode)
         self._refusals_audited: set[tuple[str, str]] = set()
         self.pipeline.pinned = load_pinned(settings.state_dir / "profiles")
-        self.access = AccessApi(self.pipeline, self.tokens, clock, settings.long_poll_s)
+        self.access = AccessApi(self.pipeline, self.tokens, self.pipeline.access, self._answer_access, clock,
+                                settings.long_poll_s)
         self.profiles = ProfileApi(self.pipeline, self.tokens, settings.state_dir, clock)
         self.approvals = ApprovalsApi(self.pipeline, self.tokens, clock, settings.long_poll_s)
         self.leases = LeaseBook()
@@ -164,6 +165,9 @@ class EmbeddedService:
                                    exc.principal, f"refused spans: {exc}", self.clock(), (),
                                    self.pipeline.policy.version, {"command": "ingest", "outcome": "refused",
                                                                   "status": exc.status})
+
+    async def _answer_access(self, *args: Any) -> Decision:
+        return self.pipeline.answer_access(*args)
 
     async def _apply_command(self, *args: Any) -> Decision:
         return self.pipeline.command(*args)

@@ -53,7 +53,7 @@ class AgentShard:
         self.audit = KeyedAuditBuffer()
         self._findings: list[Finding] = []
         self.pipeline = Pipeline(policy, self.audit, settings, on_finding=self._findings.append,
-                                 fleet_learning=False, access_requests=False)
+                                 fleet_learning=False)
         self.max_in_memory = max_in_memory
         self.positions: dict[str, dict[str, list[int]]] = {}
         self.commands_seen: dict[str, deque[str]] = {}
@@ -121,11 +121,16 @@ class AgentShard:
         if command_id in seen:
             return self._finish(out)
         self.audit.start(f"{agent_id}/command/{command_id}")
-        decision = self.pipeline.command(
-            agent_id, Action(command["action"]), str(command["reason"]), str(command["actor"]),
-            float(command["now_s"]), _optional_float(command.get("expires_s")),
-            _optional_float(command.get("throttle_per_s")), command.get("selected_by"),
-            str(command.get("calls", "")))
+        if command.get("type") == "access_answer":  # a human's answer to one of this agent's access requests
+            decision = self.pipeline.answer_access(
+                str(command["request_id"]), bool(command["approve"]), str(command["actor"]),
+                str(command["reason"]), float(command["now_s"]), _optional_float(command.get("for_s")))
+        else:
+            decision = self.pipeline.command(
+                agent_id, Action(command["action"]), str(command["reason"]), str(command["actor"]),
+                float(command["now_s"]), _optional_float(command.get("expires_s")),
+                _optional_float(command.get("throttle_per_s")), command.get("selected_by"),
+                str(command.get("calls", "")))
         seen.append(command_id)
         out.decisions.append(self._message(decision, command_id))
         return self._finish(out)

@@ -13,13 +13,14 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from spanwarden.audit_sink import TeeAuditSink
+from spanwarden.audit_sink import AuditSink, TeeAuditSink
 from spanwarden.collector import control_channel, receiver
 from spanwarden.collector.ingest_auth import IngestGate
 from spanwarden.collector.normalize import Normalizer
@@ -27,8 +28,10 @@ from spanwarden.collector.pricing import PriceTable
 from spanwarden.dashboards import reporting
 from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.embedded import commands_api
+from spanwarden.embedded.access_api import AccessApi
 from spanwarden.embedded.approvals_api import ApprovalsApi
-from spanwarden.enforcers.audit_log import AgentRef, AuditLog
+from spanwarden.enforcers.access_requests import AccessBook, AccessRequest
+from spanwarden.enforcers.audit_log import AgentRef, AuditEntry, AuditLog, read_entries
 from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.enforcers.policy import Policy
 from spanwarden.enforcers.redact import Redactor
@@ -75,25 +78,61 @@ class KafkaGateway:
         self.reporting = (DatadogReporting(lambda model: None, settings.datadog_host, settings.datadog_max_agents,
                                            settings.datadog_queue_batches)
                           if reporting.enabled(settings.datadog_export) else None)
-        sink = self.audit if self.reporting is None else TeeAuditSink(self.audit, self.reporting.audit)
+        sink: AuditSink = TeeAuditSink(self.audit, self._note_access)
+        if self.reporting is not None:
+            sink = TeeAuditSink(sink, self.reporting.audit)
         self.writer = AuditWriter(sink, keys_in_log(settings.audit_path))
+        # Access requests are opened and answered by the agents' workers; the gateway keeps a view of them
+        # from the audit trail it writes (rebuilt from the log at start) and sends answers as commands.
+        self.access_book = AccessBook()
+        self.access = AccessApi(self, self.tokens, self.access_book, self._answer_access, clock,
+                                settings.long_poll_s)
+        for _, entry in read_entries(settings.audit_path):
+            if isinstance(entry, AuditEntry):
+                self._note_access(entry)
         self.producer: AIOKafkaProducer | None = None
         self.publisher: SpansPublisher | None = None
         self.port: int | None = None
         self._stopping: asyncio.Event | None = None
 
+    def _note_access(self, entry: AuditEntry) -> None:
+        data = entry.data
+        if entry.kind != "approval" or data.get("kind") != "access":
+            return
+        request_id = str(data["request_id"])
+        found = self.access_book.requests.get(request_id)
+        if data.get("status") == "pending":
+            if found is None:
+                self.access_book.requests[request_id] = AccessRequest(
+                    request_id, entry.agent.id, str(data["resource"]), entry.time_s, entry.reason)
+            return
+        if found is not None:
+            found.status, found.answered_by, found.answered_s = str(data["status"]), entry.actor, entry.time_s
+            found.until_s = data.get("until_s")
+            self.access.notify(request_id)
+
+    async def _answer_access(self, request_id: str, approve: bool, actor: str, reason: str, now_s: float,
+                             for_s: float | None) -> Decision:
+        found = self.access_book.requests[request_id]
+        return await self._through_worker(found.agent_id, {
+            "type": "access_answer", "request_id": request_id, "approve": approve, "actor": actor,
+            "reason": reason, "now_s": now_s, "for_s": for_s})
+
     async def apply_command(self, agent_id: str, action: Action, reason: str, actor: str, now_s: float,
                             expires_s: float | None, throttle_per_s: float | None, selected_by: dict[str, str],
                             calls: str) -> Decision:
         """Send the command to the agent's worker and wait for the decision it makes."""
+        return await self._through_worker(agent_id, {
+            "action": action.value, "reason": reason, "actor": actor, "now_s": now_s, "expires_s": expires_s,
+            "throttle_per_s": throttle_per_s, "selected_by": selected_by, "calls": calls})
+
+    async def _through_worker(self, agent_id: str, body: dict[str, Any]) -> Decision:
         assert self.producer is not None
         command_id = uuid.uuid4().hex
         waiting = self.feed.expect(command_id)
-        message = {"id": command_id, "agent": agent_id, "action": action.value, "reason": reason, "actor": actor,
-                   "now_s": now_s, "expires_s": expires_s, "throttle_per_s": throttle_per_s,
-                   "selected_by": selected_by, "calls": calls}
         try:
-            await self.producer.send_and_wait(COMMANDS, orjson.dumps(message), key=agent_id.encode())
+            message = orjson.dumps({"id": command_id, "agent": agent_id, **body})
+            await self.producer.send_and_wait(COMMANDS, message, key=agent_id.encode())
             return await asyncio.wait_for(waiting, self.settings.kafka_command_timeout_s)
         except TimeoutError:
             raise commands_api.CommandNotApplied(
@@ -111,6 +150,7 @@ class KafkaGateway:
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)
         commands_api.add_routes(app, self, self.tokens, self.apply_command, self.clock)
         self.approvals.add_routes(app)
+        self.access.add_routes(app)
         app.router.add_get("/v1/status", self._status)
         app.router.add_get("/healthz", self._health)
         for path in NOT_HERE:

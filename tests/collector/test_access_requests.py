@@ -43,6 +43,11 @@ def _cli(url: str, *args: str) -> Any:
     return result.output
 
 
+def _only_request(url: str) -> str:
+    [pending] = json.loads(_cli(url, "requests", "--json"))
+    return str(pending["id"])
+
+
 def _held_call(tracer: Any, resource: str, outcome: list[Any]) -> threading.Thread:
     def call() -> None:
         try:
@@ -77,7 +82,8 @@ def test_approve_lets_the_held_call_go_and_the_next_touch_needs_nothing(running:
     service, url, tracer, processor = running
     _touch(service, PII, T0 + 1.6 * 3600)
     pending = json.loads(_cli(url, "requests", "--json"))
-    assert [(r["id"], r["agent_id"], r["resource"]) for r in pending] == [("ar-1", "billing-bot", PII)]
+    assert [(r["agent_id"], r["resource"]) for r in pending] == [("billing-bot", PII)]
+    request_id = pending[0]["id"]
     assert processor.guard.watcher.wait_for_version(service.pipeline.decision("billing-bot").version + 1, 10)
 
     outcome: list[Any] = []
@@ -88,7 +94,7 @@ def test_approve_lets_the_held_call_go_and_the_next_touch_needs_nothing(running:
             "gen_ai.tool.name": "sql_query", "spanwarden.resource": "db:pg:crm.tickets"}):
         pass  # another resource: goes on while the first call waits
 
-    assert "approved for good" in _cli(url, "approve", "ar-1", "--always", "--reason", "support needs it")
+    assert "approved for good" in _cli(url, "approve", request_id, "--always", "--reason", "support needs it")
     held.join(10)
     assert outcome == ["made"]
     with tracer.start_as_current_span("execute_tool sql_query", attributes={
@@ -110,7 +116,7 @@ def test_deny_refuses_until_lifted(running: Any) -> None:
     assert processor.guard.watcher.wait_for_version(version + 1, 10)
     held = _held_call(tracer, SALARIES, outcome)
     time.sleep(0.3)
-    _cli(url, "deny", "ar-1", "--reason", "billing has no business in salaries")
+    _cli(url, "deny", _only_request(url), "--reason", "billing has no business in salaries")
     held.join(10)
     assert len(outcome) == 1 and isinstance(outcome[0], AgentHalted) and "denied" in str(outcome[0])
     assert processor.guard.watcher.wait_for_version(version + 2, 10)
@@ -131,4 +137,4 @@ def test_fail_fast_raises_access_pending_with_the_request_id(running: Any) -> No
     watcher.access_hold = "fail_fast"
     with pytest.raises(AccessPending) as pending:
         processor.guard.check("sql_query", "", PII)
-    assert (pending.value.request_id, pending.value.resource) == ("ar-1", PII)
+    assert (pending.value.request_id, pending.value.resource) == (_only_request(url), PII)

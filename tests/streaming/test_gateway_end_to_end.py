@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
-from spanwarden import AgentHalted
+from spanwarden import AccessPending, AgentHalted
 from spanwarden.collector.decision_watcher import DecisionWatcher
 from spanwarden.collector.guard import Guard
 from spanwarden.collector.otlp_encode import to_request
@@ -167,3 +167,43 @@ def test_spans_get_503_while_the_broker_is_away_and_go_through_when_it_is_back(
         assert service.publisher is not None and service.publisher.published == 2
     finally:
         back.stop()
+
+
+def test_access_requests_through_the_kafka_runtime(broker: LocalBroker, gateway: tuple[str, KafkaGateway],
+                                                   tmp_path: Path) -> None:
+    """The agent's worker opens the request; the gateway lists it from the audit trail and sends the answer to
+    that worker, which lifts the hold (and the guard sees it)."""
+    url, _ = gateway
+    worker = WorkerProcess(broker.bootstrap, tmp_path / "worker.log", PARTITIONS).start()
+    watcher = DecisionWatcher(url, "agent-a", wait_s=2).start()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    pii = "db:pg:crm.customers_pii"
+    try:
+        history = [r._replace(environment="prod") for r in normal(9, 1.5)]
+        touch = history[-1]._replace(span_id="f" * 16, tool_name="sql_query", resource=pii,
+                                     end_ns=history[-1].end_ns + 10**9, start_ns=history[-1].end_ns)
+        _export(url, "agent-a", [*history, touch])
+        deadline = time.monotonic() + 30
+        pending: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not pending:
+            pending = requests.get(f"{url}/v1/access-requests", headers=auth, timeout=5).json()["pending"]
+            time.sleep(0.2)
+        assert [(r["agent_id"], r["resource"]) for r in pending] == [("agent-a", pii)]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(d.covers("sql_query", "", pii) for d in watcher.scoped):
+            time.sleep(0.1)
+        guard = Guard("agent-a", watcher)
+        watcher.access_hold = "fail_fast"  # refuse at once here rather than hold the test's thread
+        with pytest.raises(AccessPending):
+            guard.check("sql_query", "", pii)
+        guard.check("sql_query", "", "db:pg:crm.tickets")  # other calls go on
+        answered = requests.post(f"{url}/v1/access-requests/{pending[0]['id']}/answer", headers=auth, timeout=15,
+                                 json={"approve": True, "always": True, "reason": "support case 7"})
+        assert answered.status_code == 200, answered.text
+        decision = answered.json()["decision"]
+        assert (decision["action"], decision["scope"]) == ("allow", f"resource:{pii}")
+        assert watcher.wait_for_version(decision["version"], 10)
+        guard.check("sql_query", "", pii)
+    finally:
+        watcher.stop()
+        worker.stop()
