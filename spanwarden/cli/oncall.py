@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,19 @@ def _answer(url: str, state_dir: Path, request_id: str, approve: bool, reason: s
     r = post(url, f"/v1/approvals/{request_id}/answer", state_dir, {"approve": approve, "reason": reason})
     may = "may" if approve else "may not"
     typer.echo(f"{r['id']}: {r['status']} ({r['agent_id']} {may} call {r['tool']}) by {r['decided_by']}")
+
+
+def _pending(url: str, path: str, state_dir: Path, as_json: bool, columns: tuple[str, ...],
+             row: Callable[[dict[str, Any]], tuple[str, ...]]) -> None:
+    """List what waits for a human at `path`: JSON, or a table of `columns`."""
+    pending = get(url, path, state_dir)["pending"]
+    if as_json:
+        typer.echo(json.dumps(pending))
+        return
+    table = Table(*columns)
+    for r in pending:
+        table.add_row(*row(r))
+    Console().print(table)
 
 
 def _duration(text: str) -> float:
@@ -169,27 +183,16 @@ def register(app: typer.Typer) -> None:
     @app.command("approvals")
     def approvals(url: str = URL, state_dir: Path = STATE, as_json: bool = typer.Option(False, "--json")) -> None:
         """Pending approval requests: agents waiting to call a destructive tool (viewer)."""
-        pending = get(url, "/v1/approvals", state_dir)["pending"]
-        if as_json:
-            typer.echo(json.dumps(pending))
-            return
-        table = Table("request", "agent", "tool", "waiting since", "expires")
-        for r in pending:
-            table.add_row(r["id"], r["agent_id"], r["tool"], _when(r["created_s"]), _when(r["expires_s"]))
-        Console().print(table)
+        columns = ("request", "agent", "tool", "waiting since", "expires")
+        _pending(url, "/v1/approvals", state_dir, as_json, columns,
+                 lambda r: (r["id"], r["agent_id"], r["tool"], _when(r["created_s"]), _when(r["expires_s"])))
 
     @app.command("requests")
     def access_requests(url: str = URL, state_dir: Path = STATE,
                         as_json: bool = typer.Option(False, "--json")) -> None:
         """Pending access requests: agents that reached for a resource outside their profile (viewer)."""
-        pending = get(url, "/v1/access-requests", state_dir)["pending"]
-        if as_json:
-            typer.echo(json.dumps(pending))
-            return
-        table = Table("request", "agent", "resource", "since", "why")
-        for r in pending:
-            table.add_row(r["id"], r["agent_id"], r["resource"], _when(r["opened_s"]), r["reason"])
-        Console().print(table)
+        _pending(url, "/v1/access-requests", state_dir, as_json, ("request", "agent", "resource", "since", "why"),
+                 lambda r: (r["id"], r["agent_id"], r["resource"], _when(r["opened_s"]), r["reason"]))
 
     @app.command("approve")
     def approve(request_id: str, reason: str = typer.Option(""),
