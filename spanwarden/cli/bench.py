@@ -31,20 +31,6 @@ def ingest(
     _emit(as_json, f"ingest: {result['spans_per_s']:,.0f} spans/s in batches of {batch} (one core)", result)
 
 
-@app.command("baseline")
-def baseline(
-    as_json: bool = typer.Option(False, "--json", help="print only the JSON line"),
-    seed: int = typer.Option(0, help="corpus seed"),
-) -> None:
-    """BaselineScorer on a synthetic labelled corpus (8 kinds of series and anomaly): NAB standard-profile
-    score (0 = detect nothing, 100 = perfect) at the best threshold, and throughput."""
-    from spanwarden.bench.baseline import run
-
-    result = run(seed)
-    _emit(as_json, f"baseline: NAB-style score {result['nab_score']} on {result['series']} synthetic series at "
-                   f"threshold {result['threshold']}; {result['points_per_s']:,.0f} points/s", result)
-
-
 @app.command("detectors")
 def detectors(
     as_json: bool = typer.Option(False, "--json", help="print only the JSON line"),
