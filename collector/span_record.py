@@ -42,6 +42,9 @@ class SpanRecord(NamedTuple):
     fingerprint: str
     conversation_id: str
     flags: tuple[str, ...]
+    # When the service received the span (seconds since the epoch, the service's clock); 0.0 when unknown (a
+    # simulator, a replay): then the event time is taken as it is.
+    received_s: float = 0.0
 
     @property
     def time_s(self) -> float:
@@ -80,5 +83,5 @@ _DEFAULTS: dict[str, object] = {
     "environment": "", "agent_version": "", "operation": "", "provider": "", "model": "",
     "input_tokens": 0, "output_tokens": 0, "cached_tokens": 0, "cost_usd": 0.0, "cost_source": "none",
     "tool_name": "", "resource": "", "rows": 0, "bytes": 0, "fingerprint": "", "conversation_id": "",
-    "flags": (),
+    "flags": (), "received_s": 0.0,
 }
