@@ -56,6 +56,16 @@ class DecisionWatcher:
             return 0.0
         return max(0.0, self.clock() - self.failing_since)
 
+    @property
+    def heard(self) -> bool:
+        """Whether the service has answered (its decisions and approval rules are known)."""
+        return self.ever_connected or self.failing_since is None
+
+    def wait_heard(self, timeout_s: float) -> bool:
+        """Block until the service has answered once (or `timeout_s` runs out); True if it has."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.heard, max(0.0, timeout_s))
+
     def wait_for_version(self, version: int, timeout_s: float) -> bool:
         """Block until decisions up to at least `version` (agent-wide or scoped) have arrived."""
         with self._changed:
@@ -67,14 +77,17 @@ class DecisionWatcher:
         response.raise_for_status()
         view = response.json()
         version = int(view.get("board_version", view["version"]))
-        self.failing_since = None
         first, newer = not self.ever_connected, version > self.version
         if newer:  # before anything else: a kill must not wait on another request
             self._apply(Decision.from_dict(view), [Decision.from_dict(d) for d in view.get("scoped", ())],
                         version)
         if first or newer:
             self._refresh_approval_rules()
-        self.ever_connected = True
+        # Heard only now: a guard holding a first tool call must know which tools need approval.
+        with self._changed:
+            self.failing_since = None
+            self.ever_connected = True
+            self._changed.notify_all()
         return self.current
 
     def _refresh_approval_rules(self) -> None:

@@ -2,9 +2,12 @@
 
 `halt` raises `AgentHalted` (the one exception spanwarden ever raises in an agent), `throttle` waits on a
 token bucket at the decided rate, `warn` only logs. A call to a tool the policy marks destructive waits
-for a human's approval, and raises `AgentHalted` if it is denied or expires. When the control channel has
-been out of touch for longer than `out_of_touch_s`, the guard follows its fail mode: "open" allows,
-"closed" refuses — and says which it is doing.
+for a human's approval, and raises `AgentHalted` if it is denied or expires.
+
+Before the service has answered once, a call is held until it does, up to `first_contact_s` from the
+guard's start (so a restarted halted agent's first call is refused, and a destructive tool waits for its
+approval); past that, and when the control channel has been out of touch for longer than `out_of_touch_s`,
+the guard follows its fail mode: "open" allows, "closed" refuses — and says which it is doing.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ class Guard:
 
     def __init__(self, agent_id: str, watcher: DecisionWatcher | None = None, fail_mode: str = "open",
                  out_of_touch_s: float = 30.0, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, first_contact_s: float = 1.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         if fail_mode not in ("open", "closed"):
             raise ValueError(f"fail_mode must be 'open' or 'closed', not {fail_mode!r}")
         self.agent_id = agent_id
@@ -46,10 +50,13 @@ class Guard:
         self.out_of_touch_s = out_of_touch_s
         self.clock = clock
         self.sleep = sleep
+        self.monotonic = monotonic
+        self.first_contact_by = monotonic() + first_contact_s  # calls are held until then for a first answer
         self._lock = threading.Lock()
         self._buckets: dict[str, list[float]] = {}  # scope -> [decision version, tokens, as of]
         self._warned_version = -1
         self._failing = False
+        self._unheard_logged = False
         self.refused = 0
         self.throttled = 0
 
@@ -61,6 +68,8 @@ class Guard:
         AgentHalted. The agent-wide decision applies to every call, a scoped one to the calls it covers."""
         if self.watcher is None:
             return 0.0
+        if not self.watcher.heard:
+            self._await_first_contact()
         now = self.clock()
         # What the service last said holds first: a halt received before the channel was lost (or cut by
         # the agent itself) stays a halt in either fail mode; the fail mode decides only what is unknown.
@@ -192,6 +201,23 @@ class Guard:
             bucket[1:] = [tokens, now]
             self.throttled += 1
             return (1.0 - tokens) / rate
+
+    def _await_first_contact(self) -> None:
+        """Hold the call until the service has answered once, up to the guard's first-contact deadline; past
+        it, the fail mode decides (closed: refuse; open: the call goes, said once)."""
+        watcher = self.watcher
+        assert watcher is not None
+        if watcher.wait_heard(self.first_contact_by - self.monotonic()):
+            return
+        if self.fail_mode == "closed":
+            self.refused += 1
+            raise AgentHalted(self.agent_id, "no answer from the control channel yet and the fail mode is closed",
+                              "guard:fail-closed", -1)
+        if not self._unheard_logged:
+            self._unheard_logged = True
+            log.error("spanwarden: no answer from the control channel %s yet; agent %s fails open (its calls, "
+                      "tools that need approval included, go unguarded until it answers)", watcher.base,
+                      self.agent_id)
 
     def _out_of_touch(self) -> bool:
         """True when the fail mode is open and the channel is lost; raises when it is closed."""

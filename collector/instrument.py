@@ -16,6 +16,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from spanwarden.collector import agent_credentials
 from spanwarden.collector.decision_watcher import DecisionWatcher
 from spanwarden.collector.guard import Guard, GuardSpanProcessor
 from spanwarden.collector.spend_lease import SpendLease
@@ -29,6 +30,9 @@ ENV_AGENT_ID = "SPANWARDEN_AGENT_ID"
 ENV_OWNER = "SPANWARDEN_OWNER"
 ENV_TEAM = "SPANWARDEN_TEAM"
 ENV_SPEND_LEASE = "SPANWARDEN_SPEND_LEASE"  # "1": reserve each LLM call's estimated cost from a lease
+# How long instrument() waits for the agent's decisions, and calls before the first answer are held (s).
+ENV_READY_TIMEOUT_S = "SPANWARDEN_READY_TIMEOUT_S"
+DEFAULT_READY_TIMEOUT_S = 1.0
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 
 
@@ -53,21 +57,41 @@ def control_url(explicit: str | None = None) -> str:
     return DEFAULT_ENDPOINT
 
 
+def ready_timeout(explicit: float | None = None) -> float:
+    """Argument, SPANWARDEN_READY_TIMEOUT_S, else 1 s; a bad value fails naming the variable."""
+    if explicit is not None:
+        return max(0.0, float(explicit))
+    raw = os.environ.get(ENV_READY_TIMEOUT_S)
+    try:
+        return DEFAULT_READY_TIMEOUT_S if raw is None else max(0.0, float(raw))
+    except ValueError:
+        raise ValueError(f"{ENV_READY_TIMEOUT_S} must be a number of seconds, not {raw!r}") from None
+
+
 def guard_processor(agent_id: str, url: str | None = None, fail_mode: str | None = None,
-                    environment: str = "", spend_lease: bool | None = None) -> GuardSpanProcessor:
-    """A started guard for `agent_id`, as a span processor to add to any TracerProvider."""
+                    environment: str = "", spend_lease: bool | None = None,
+                    ready_timeout_s: float | None = None) -> GuardSpanProcessor:
+    """A started guard for `agent_id`, as a span processor to add to any TracerProvider. Calls made before
+    the service first answers are held up to `ready_timeout_s` from now."""
     session = agent_session()
+    token = agent_credentials.authorization()
+    if token:  # leases and approval requests are bound to the agents this token speaks for
+        session.headers["Authorization"] = token
     watcher = DecisionWatcher(control_url(url), agent_id, environment=environment, session=session).start()
     guard = Guard(agent_id, watcher, fail_mode=fail_mode or os.environ.get(ENV_FAIL_MODE, "open"),
-                  out_of_touch_s=float(os.environ.get(ENV_OUT_OF_TOUCH_S, "30")))
+                  out_of_touch_s=float(os.environ.get(ENV_OUT_OF_TOUCH_S, "30")),
+                  first_contact_s=ready_timeout(ready_timeout_s))
     leased = spend_lease if spend_lease is not None else os.environ.get(ENV_SPEND_LEASE) == "1"
     return GuardSpanProcessor(guard, SpendLease(control_url(url), agent_id, session=session) if leased else None)
 
 
 def instrument(agent_id: str | None = None, owner: str | None = None, team: str | None = None,
                environment: str | None = None, endpoint: str | None = None, fail_mode: str | None = None,
-               spend_lease: bool | None = None, set_global: bool = True) -> Instrumented:
-    """Set up tracing for an agent with spanwarden's guard; returns the provider and the guard."""
+               spend_lease: bool | None = None, set_global: bool = True,
+               ready_timeout_s: float | None = None) -> Instrumented:
+    """Set up tracing for an agent with spanwarden's guard; returns the provider and the guard, once the
+    guard has the agent's decisions (or `ready_timeout_s`, default SPANWARDEN_READY_TIMEOUT_S or 1 s, has
+    passed: then its first calls go by the fail mode)."""
     attributes = {
         "service.name": agent_id or os.environ.get(ENV_AGENT_ID) or os.environ.get("OTEL_SERVICE_NAME"),
         "spanwarden.owner": owner or os.environ.get(ENV_OWNER),
@@ -78,10 +102,14 @@ def instrument(agent_id: str | None = None, owner: str | None = None, team: str 
     agent = str(resource.attributes.get("service.name") or "unknown")
     provider = TracerProvider(resource=resource)
     processor = guard_processor(agent, endpoint, fail_mode,
-                                str(resource.attributes.get("deployment.environment.name", "")), spend_lease)
+                                str(resource.attributes.get("deployment.environment.name", "")), spend_lease,
+                                ready_timeout_s)
     provider.add_span_processor(processor)
     exporter = OTLPSpanExporter(endpoint=f"{control_url(endpoint)}/v1/traces") if endpoint else OTLPSpanExporter()
     provider.add_span_processor(BatchSpanProcessor(exporter))
     if set_global:
         trace.set_tracer_provider(provider)
+    watcher = processor.guard.watcher
+    if watcher is not None:
+        watcher.wait_heard(processor.guard.first_contact_by - processor.guard.monotonic())
     return Instrumented(provider, processor.guard)

@@ -28,7 +28,7 @@ class Clock:
 def watcher_with(decision: Decision | None, clock=None) -> DecisionWatcher:
     """A real watcher that is never started, holding a given decision as if it had polled it."""
     watcher = DecisionWatcher("http://127.0.0.1:9", "a", clock=clock or Clock())
-    watcher.failing_since = None
+    watcher.failing_since, watcher.ever_connected = None, True
     if decision is not None:
         watcher.current = decision
     return watcher
@@ -71,19 +71,54 @@ def _closed_port() -> int:
 
 
 @pytest.mark.parametrize("mode", ["open", "closed"])
-def test_fail_mode_when_the_control_channel_is_unreachable(mode):
+def test_fail_mode_when_the_control_channel_is_lost(mode):
     clock = Clock(0.0)
     watcher = DecisionWatcher(f"http://127.0.0.1:{_closed_port()}", "a", clock=clock)
+    watcher.ever_connected = True  # it had answered once, then was lost
     with pytest.raises(requests.ConnectionError):
         watcher.poll_once()
+    watcher.failing_since = 0.0
     guard = Guard("a", watcher, fail_mode=mode, out_of_touch_s=30)
-    assert guard.admit() == 0  # not out of touch for long yet: the (default allow) decision applies
+    assert guard.admit() == 0  # not out of touch for long yet: the decision last received applies
     clock.t = 31.0
     if mode == "open":
         assert guard.admit() == 0
     else:
         with pytest.raises(AgentHalted, match="fail mode is closed"):
             guard.admit()
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_before_any_answer_a_call_waits_then_the_fail_mode_decides(mode):
+    watcher = DecisionWatcher(f"http://127.0.0.1:{_closed_port()}", "a").start()  # never answers
+    mono = Clock(0.0)
+    guard = Guard("a", watcher, fail_mode=mode, first_contact_s=0.3, monotonic=mono)
+    mono.t = 0.2  # 0.1 s of the hold left: the call waits that long for a first answer
+    try:
+        if mode == "open":
+            assert guard.admit() == 0
+        else:
+            with pytest.raises(AgentHalted, match="no answer from the control channel yet"):
+                guard.admit()
+    finally:
+        watcher.stop()
+
+
+def test_a_call_made_before_the_first_answer_waits_for_it(tmp_path):
+    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, admin_token="t", audit_fsync="never"))
+    url = f"http://127.0.0.1:{service.start_in_thread()}"
+    requests.post(f"{url}/v1/commands", headers={"Authorization": "Bearer t"}, timeout=5,
+                  json={"command": "kill", "agent": "a", "reason": "before the agent started"}).raise_for_status()
+    watcher = DecisionWatcher(url, "a", wait_s=1)
+    guard = Guard("a", watcher, first_contact_s=10)
+    watcher.start()  # the call below is made before the first poll can have answered
+    try:
+        with pytest.raises(AgentHalted, match="before the agent started"):
+            guard.check("refund_payment")
+        assert watcher.heard and "refund_*" in watcher.approval_tools
+    finally:
+        watcher.stop()
+        service.stop()
 
 
 def test_span_processor_refuses_llm_spans_of_a_halted_agent(tmp_path):
