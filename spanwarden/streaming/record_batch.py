@@ -11,6 +11,7 @@ from spanwarden.collector.span_record import SpanRecord
 
 FORMAT_VERSION = 1
 _FIELDS = len(SpanRecord._fields)
+_FLAGS = SpanRecord._fields.index("flags")
 
 
 class RecordBatchError(ValueError):
@@ -53,7 +54,7 @@ def decode(payload: bytes) -> list[SourceRecords]:
 def _record(row: list[object]) -> SpanRecord:
     if len(row) != _FIELDS:
         raise RecordBatchError(f"a record has {len(row)} fields, expected {_FIELDS}")
-    row[-1] = tuple(row[-1])  # type: ignore[arg-type]  # flags
+    row[_FLAGS] = tuple(row[_FLAGS])  # type: ignore[arg-type]  # flags
     return _new_tuple(SpanRecord, row)  # type: ignore[no-any-return]  # SpanRecord(*row) without the call cost
 
 
