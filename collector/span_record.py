@@ -45,6 +45,12 @@ class SpanRecord(NamedTuple):
     # When the service received the span (seconds since the epoch, the service's clock); 0.0 when unknown (a
     # simulator, a replay): then the event time is taken as it is.
     received_s: float = 0.0
+    # What the trace stage and `audit explain` read (collector/agent_identity.py, collector/trace_stage.py).
+    cache_write_tokens: int = 0
+    span_kind: str = ""  # llm, embedding, tool, agent, chain, ... (collector/span_kind.py)
+    response_id: str = ""  # gen_ai.response.id: the same call reported by two instrumentations
+    agent_name: str = ""  # the stable name of the agent span this span is (or is under)
+    agent_source: str = ""  # where agent_id came from: explicit, resource, service, agent_span, inherited, ...
 
     @property
     def time_s(self) -> float:
@@ -83,5 +89,6 @@ _DEFAULTS: dict[str, object] = {
     "environment": "", "agent_version": "", "operation": "", "provider": "", "model": "",
     "input_tokens": 0, "output_tokens": 0, "cached_tokens": 0, "cost_usd": 0.0, "cost_source": "none",
     "tool_name": "", "resource": "", "rows": 0, "bytes": 0, "fingerprint": "", "conversation_id": "",
-    "flags": (), "received_s": 0.0,
+    "flags": (), "received_s": 0.0, "cache_write_tokens": 0, "span_kind": "", "response_id": "",
+    "agent_name": "", "agent_source": "",
 }
