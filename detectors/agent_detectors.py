@@ -14,6 +14,7 @@ from typing import Any
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.base import Detector
 from spanwarden.detectors.behaviour import Behaviour, BehaviourConfig
+from spanwarden.detectors.call_volume import CallVolume, CallVolumeConfig
 from spanwarden.detectors.cost_velocity import CostVelocity, CostVelocityConfig
 from spanwarden.detectors.data_access import DataAccess, DataAccessConfig
 from spanwarden.detectors.error_burst import ErrorBurst, ErrorBurstConfig
@@ -32,6 +33,7 @@ class DetectorSettings:
     data_access: DataAccessConfig = field(default_factory=DataAccessConfig)
     error_burst: ErrorBurstConfig = field(default_factory=ErrorBurstConfig)
     runaway_loop: RunawayLoopConfig = field(default_factory=RunawayLoopConfig)
+    call_volume: CallVolumeConfig = field(default_factory=CallVolumeConfig)
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     repeat_s: float = 60.0
 
@@ -52,6 +54,7 @@ class AgentDetectors:
             self.data_access,
             ErrorBurst(agent_id, s.error_burst),
             RunawayLoop(agent_id, s.runaway_loop),
+            CallVolume(agent_id, s.call_volume),
             self.behaviour,
         ]
         self.last_emitted: dict[str, tuple[float, int]] = {}  # gate key -> (time, severity)

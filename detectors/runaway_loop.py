@@ -1,10 +1,13 @@
-"""Runaway loops: the same call, or a short cycle of calls (A, B, A, B ...), repeated many times in a short
-window without progress. A call is identified by its fingerprint (tool + arguments hash, or the agent's own
-`spanwarden.fingerprint`).
+"""Runaway loops: the *same* call, or a short cycle of the same calls (A, B, A, B ...), repeated many times in a
+short window. A call is the same call only when its identity is known: the tool with a hash of its arguments,
+the model with a hash of its prompt, or the agent's own `spanwarden.fingerprint`. A tool called without
+recorded arguments (the default of every instrumentation) has no identity: calling it often is volume, judged
+by `call_volume` against the agent's own call rate, never a loop.
 
-What counts as "many" is learned per agent: the usual number of repeats of its busiest call per window is
-kept in a decaying histogram, and a loop must exceed both a fixed floor and a multiple of that, so an agent
-whose normal work repeats a call (a poller, a tool without recorded arguments) is judged on its own terms.
+What counts as "many" is learned per agent: the usual number of repeats of its most repeated identical call
+per window is kept in a decaying histogram, and a loop must exceed both a fixed floor and a multiple of that,
+so an agent whose normal work repeats one identical call (a poller) is judged on its own terms, while an agent
+that calls a tool often with varying arguments is still caught the moment one call repeats 20 times.
 """
 
 from __future__ import annotations
@@ -19,21 +22,32 @@ from spanwarden.detectors.finding import Finding, Severity
 from spanwarden.detectors.quantile_sketch import DecayingLogHistogram
 
 
+def call_identity(record: SpanRecord) -> str:
+    """The identity of the call, or "" when two calls cannot be told apart from different ones (an LLM call
+    known by its model alone, a tool without recorded arguments)."""
+    fingerprint = record.fingerprint
+    if not fingerprint or fingerprint.startswith("llm:"):
+        return ""
+    if record.tool_name and fingerprint == f"tool:{record.tool_name}":
+        return ""
+    return fingerprint
+
+
 @dataclass(frozen=True)
 class RunawayLoopConfig:
     window_s: float = 120.0
-    max_window_calls: int = 512  # memory bound: only the newest calls in the window are kept
+    max_window_calls: int = 512  # memory bound: only the newest identified calls in the window are kept
     warn_repeats: int = 20
     critical_repeats: int = 60
-    learned_multiple: float = 3.0  # ... and this many times the usual busiest-call repeats per window
-    min_share: float = 0.5  # the looping calls must dominate the window, or it is just a busy agent
-    member_share: float = 0.2  # a call takes part in a cycle if it makes this share of the window
+    learned_multiple: float = 3.0  # ... and this many times the usual most-repeated identical call per window
+    member_share: float = 0.5  # a call joins a cycle if it repeats at least half as often as the top call
+    member_min: int = 5
     warmup_s: float = 600.0
     half_life_s: float = 3 * 86_400.0
 
 
 class RunawayLoop:
-    """Per-agent detector of one call, or a short cycle of calls, dominating a burst of calls."""
+    """Per-agent detector of one identical call, or a short cycle of identical calls, repeated in a burst."""
 
     name: ClassVar[str] = "runaway_loop"
 
@@ -45,21 +59,22 @@ class RunawayLoop:
         self.calls: list[tuple[float, str]] = []  # oldest first; short, so a list is smaller than a deque
         self.counts: Counter[str] = Counter()
         self.window_index: int | None = None
-        self.window_peak = 0  # most repeats of one call seen in the current window
+        self.window_peak = 0  # most repeats of one identical call seen in the current window
         self.window_anomalous = False
         self.usual = DecayingLogHistogram(1.0, 1e5, half_life=self.config.half_life_s / self.config.window_s)
 
     def observe(self, record: SpanRecord) -> Finding | None:
-        if not record.fingerprint or record.fingerprint.startswith("llm:"):
-            return None  # an LLM call is identified by its model alone: repeats of it are just work
         t = clean_time(record.time_s, self.last_time)
         if self.first_time is None:
-            self.first_time = t
+            self.first_time = t  # warm-up counts from the agent's first span, identified or not
         self.last_time = t
-        cfg = self.config
+        identity = call_identity(record)
         self._roll_window(t)
-        self.calls.append((t, record.fingerprint))
-        self.counts[record.fingerprint] += 1
+        if not identity:
+            return None
+        cfg = self.config
+        self.calls.append((t, identity))
+        self.counts[identity] += 1
         drop = 0
         while drop < len(self.calls) and (self.calls[drop][0] < t - cfg.window_s
                                           or len(self.calls) - drop > cfg.max_window_calls):
@@ -70,15 +85,16 @@ class RunawayLoop:
             drop += 1
         if drop:
             del self.calls[:drop]
-        repeats = self.counts[record.fingerprint]
+        repeats = self.counts[identity]
         self.window_peak = max(self.window_peak, repeats)
         threshold = max(cfg.warn_repeats, cfg.learned_multiple * self.usual.quantile(0.99))
-        if repeats * 3 < threshold or t - self.first_time < cfg.warmup_s:
+        if repeats * 4 < threshold or t - self.first_time < cfg.warmup_s:
             return None
-        members = [(f, c) for f, c in self.counts.most_common(4) if c >= cfg.member_share * len(self.calls)]
+        top = self.counts.most_common(4)
+        floor = max(cfg.member_min, cfg.member_share * top[0][1])
+        members = [(f, c) for f, c in top if c >= floor]
         looping = sum(c for _, c in members)
-        if record.fingerprint not in dict(members) or looping < threshold or looping < cfg.min_share * len(
-                self.calls):
+        if identity not in dict(members) or looping < threshold:
             return None
         self.window_anomalous = True
         critical = looping >= max(cfg.critical_repeats, threshold * cfg.critical_repeats / cfg.warn_repeats)
@@ -88,13 +104,13 @@ class RunawayLoop:
             kind="repeated_call" if len(members) == 1 else "call_cycle", score=round(looping / threshold, 3),
             severity=Severity.CRITICAL if critical else Severity.WARNING, observed=float(looping),
             expected=round(threshold, 2), unit="repeats_per_window",
-            reason=(f"made {'the same call' if len(members) == 1 else 'a cycle of calls'} {cycle} {looping} "
-                    f"times within {cfg.window_s:.0f}s ({looping / len(self.calls):.0%} of its calls)"),
+            reason=(f"made {'the same call' if len(members) == 1 else 'a cycle of the same calls'} {cycle} "
+                    f"{looping} times within {cfg.window_s:.0f}s"),
             time_s=record.time_s, evidence=evidence_of(record), subject=cycle,
         )
 
     def _roll_window(self, t: float) -> None:
-        """Learn the busiest-call repeats of each finished window (not of anomalous ones)."""
+        """Learn the most-repeated identical call of each finished window (not of anomalous ones)."""
         index = int(t // self.config.window_s)
         if self.window_index is None:
             self.window_index = index

@@ -11,6 +11,7 @@ import pytest
 from spanwarden.collector.span_record import make_record
 from spanwarden.detectors.base import POLICY_BACKSTOPS, Detector
 from spanwarden.detectors.behaviour import Behaviour
+from spanwarden.detectors.call_volume import CallVolume, CallVolumeConfig
 from spanwarden.detectors.cost_velocity import CostVelocity
 from spanwarden.detectors.data_access import DataAccess
 from spanwarden.detectors.error_burst import ErrorBurst
@@ -27,11 +28,14 @@ INJECTIONS = {
     DataAccess: lambda: traffic.new_tables(ONSET, 6),
     ErrorBurst: lambda: traffic.error_storm(ONSET, 120),
     RunawayLoop: lambda: traffic.runaway(ONSET, 60),
+    CallVolume: lambda: traffic.runaway(ONSET, 60),
     Behaviour: lambda: traffic.runaway(ONSET, 120),
 }
 DETECTORS = list(INJECTIONS)
 # Behaviour findings are advisory (info); the others alert at warning.
 ALERT = {Behaviour: Severity.INFO}
+# Call volume waits a day to see its agent's daily peak; these streams are hours long.
+CONFIGS = {CallVolume: CallVolumeConfig(warmup_s=3600.0)}
 
 
 def run(detector: Detector, records):
@@ -60,7 +64,7 @@ _MODEL: list[IsolationModel] = []
 
 
 def make(kind, agent="agent-a"):
-    detector = kind(agent)
+    detector = kind(agent, CONFIGS[kind]) if kind in CONFIGS else kind(agent)
     if kind is Behaviour:
         if not _MODEL:
             _MODEL.append(_behaviour_model())

@@ -34,11 +34,11 @@ def test_a_cycle_of_two_calls_is_a_loop():
 
 
 def test_an_agent_that_normally_repeats_a_call_is_judged_on_its_own_terms():
-    """A poller calling the same tool every 3 s is its normal; the same rate would be a loop for others."""
+    """A poller making the same call every 3 s is its normal; the same rate would be a loop for others."""
     poller = RunawayLoop("agent-a")
-    steady = calls(T0, 3 * 3600 // 3, 3.0, tool_name="poll", fingerprint="tool:poll")
+    steady = calls(T0, 3 * 3600 // 3, 3.0, tool_name="poll", fingerprint="tool:poll:feed")
     assert [f for f in run(poller, steady) if f.severity >= Severity.WARNING] == []
-    faster = calls(T0 + 3 * 3600, 200, 0.25, tool_name="poll", fingerprint="tool:poll")
+    faster = calls(T0 + 3 * 3600, 200, 0.25, tool_name="poll", fingerprint="tool:poll:feed")
     assert run(poller, faster)  # five times its usual pace is still a loop
 
 
