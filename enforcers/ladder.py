@@ -1,5 +1,6 @@
 """The per-agent action ladder: findings move an agent up (allow → warn → throttle → halt) as the policy
-says, persistence escalates one rung, and decisions lapse back to allow when their expiry passes with no
+says, persistence escalates one rung (never past the rule's `escalate_to`, at most throttle: only a rule whose
+own action is halt, or a human, halts), and decisions lapse back to allow when their expiry passes with no
 new supporting finding. A halt lapses only by a human's resume.
 """
 
@@ -26,13 +27,15 @@ class AgentLadder:
         self.scoped: dict[str, Decision] = {}  # a human's decisions for some of the agent's calls, by scope
         self.version = 0  # the newest version issued for this agent, agent-wide or scoped
 
-    def on_finding(self, finding: Finding, context: RuleContext, policy: Policy) -> Decision | None:
-        """The new decision this finding leads to, or None when the current one stands."""
+    def on_finding(self, finding: Finding, context: RuleContext, policy: Policy,
+                   now_s: float | None = None) -> Decision | None:
+        """The new decision this finding leads to, or None when the current one stands. `now_s` is the
+        service's time (decisions are issued and expire on it); without it, the finding's own time."""
         environment = context.environment
         rule = policy.rule_for(finding, context)
         if rule is None or rule.action is Action.ALLOW:
             return None
-        t = finding.time_s
+        t = finding.time_s if now_s is None else now_s
         self.recent.append(t)
         while self.recent and (self.recent[0] < t - policy.escalation.within_s or len(self.recent) > 64):
             self.recent.popleft()
@@ -40,7 +43,7 @@ class AgentLadder:
         action, escalated = rule.action, False
         if len(self.recent) >= policy.escalation.findings and current.action in LADDER:
             base = max(current.action.rank, action.rank)
-            higher = [a for a in LADDER if a.rank > base]
+            higher = [a for a in LADDER if base < a.rank <= rule.escalate_to.rank]
             if higher:
                 action, escalated = higher[0], True
         ceiling = policy.ceiling(environment)

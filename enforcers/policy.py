@@ -49,6 +49,9 @@ class Rule(_Strict):
     min_severity: Severity = Severity.WARNING
     action: Action
     cooldown_s: float = Field(0.0, ge=0)  # once it has decided for an agent, no same-rung refresh before this
+    # Persistence escalates a rule's findings one rung, at most to this: repeated warnings can slow an agent
+    # down, never halt it (a halt takes a critical finding, a ceiling reached, or a human).
+    escalate_to: Action = Action.THROTTLE
     # Scopes, each a list of fnmatch patterns; empty matches everything.
     environments: tuple[str, ...] = ()
     agents: tuple[str, ...] = ()
@@ -60,6 +63,14 @@ class Rule(_Strict):
     @classmethod
     def _severity(cls, value: Any) -> Any:
         return Severity.parse(value) if isinstance(value, str) else value
+
+    @field_validator("escalate_to")
+    @classmethod
+    def _no_manufactured_halt(cls, value: Action) -> Action:
+        if value not in (Action.ALLOW, Action.WARN, Action.THROTTLE):
+            raise ValueError(f"escalation goes at most to throttle, not {value.value}: a halt takes a rule whose "
+                             "own action is halt (a critical finding), a budget ceiling reached, or a human")
+        return value
 
     def matches(self, finding: Finding, context: RuleContext) -> bool:
         return (

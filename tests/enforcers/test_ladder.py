@@ -8,7 +8,7 @@ import pytest
 from spanwarden.detectors.finding import Finding, Severity
 from spanwarden.enforcers.decision import Action
 from spanwarden.enforcers.ladder import AgentLadder
-from spanwarden.enforcers.policy import Policy, RuleContext
+from spanwarden.enforcers.policy import Policy, PolicyError, Rule, RuleContext
 
 PROD = RuleContext("prod")
 POLICY = Policy.from_yaml("""
@@ -38,11 +38,29 @@ def test_warning_warns_and_critical_halts():
     assert ladder.on_finding(finding(20), PROD, POLICY) is None  # never down by a weaker finding
 
 
-def test_persistent_findings_escalate_one_rung_at_a_time():
+def test_persistent_findings_escalate_one_rung_and_never_to_a_halt():
     ladder = AgentLadder("a")
-    actions = [d.action for t in (0, 10, 20, 30, 40) if (d := ladder.on_finding(finding(t), PROD, POLICY))]
-    assert actions == [Action.WARN, Action.THROTTLE, Action.HALT]
-    assert ladder.current.throttle_per_s is None and "escalated" in ladder.current.reason
+    actions = [d.action for t in range(0, 300, 10) if (d := ladder.on_finding(finding(t), PROD, POLICY))]
+    assert actions == [Action.WARN, Action.THROTTLE]
+    assert ladder.current.throttle_per_s == 0.25 and "escalated" in ladder.current.reason
+    assert ladder.on_finding(finding(310, Severity.CRITICAL), PROD, POLICY).action is Action.HALT
+
+
+def test_a_rule_can_keep_escalation_lower_and_cannot_raise_it_to_halt():
+    policy = POLICY.model_copy(update={"rules": (Rule(id="w", detector="*", action=Action.WARN,
+                                                      escalate_to=Action.WARN),)})
+    ladder = AgentLadder("a")
+    assert {d.action for t in range(0, 300, 10) if (d := ladder.on_finding(finding(t), PROD, policy))} == {
+        Action.WARN}
+    with pytest.raises(PolicyError, match="escalation goes at most to throttle"):
+        Policy.from_yaml("version: x\nrules: [{id: r, action: warn, escalate_to: halt}]")
+
+
+def test_decisions_are_issued_and_expire_on_the_service_time_given():
+    ladder = AgentLadder("a")
+    warned = ladder.on_finding(finding(0), PROD, POLICY, now_s=50.0)
+    assert warned.issued_s == 50.0 and warned.expires_s == 650.0
+    assert ladder.tick(640.0) is None and ladder.tick(650.0).action is Action.ALLOW
 
 
 def test_findings_spread_out_do_not_escalate():
