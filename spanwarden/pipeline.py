@@ -1,5 +1,6 @@
-"""The pipeline both runtimes share: records → per-agent detectors → findings → per-agent ladder →
-decisions, with every finding and decision written to the audit sink. No network, no clock of its own:
+"""The pipeline both runtimes share: records → event time held to the service clock and put in order →
+per-agent detectors → findings → per-agent ladder → decisions, with every finding and decision written to
+the audit sink. No network, no clock of its own (time comes with the records' receive times and `advance`):
 the embedded service and the Faust worker only move data in and out of it."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from spanwarden.enforcers.audit_log import AgentRef
 from spanwarden.enforcers.decision import Action, Decision, allow
 from spanwarden.enforcers.ladder import AgentLadder
 from spanwarden.enforcers.policy import Policy, RuleContext
+from spanwarden.event_time import Arrivals, TimeBounds
 from spanwarden.model_refit import Refitter, Reservoir, SyncRefitter
 
 STATE_VERSION = 1
@@ -54,7 +56,8 @@ class Pipeline:
     def __init__(self, policy: Policy, audit: AuditSink, settings: DetectorSettings | None = None,
                  on_decision: Callable[[Decision], None] | None = None,
                  on_finding: Callable[[Finding], None] | None = None, refitter: Refitter | None = None,
-                 seed: int = 0, fleet_learning: bool = True, access_requests: bool = True) -> None:
+                 seed: int = 0, fleet_learning: bool = True, access_requests: bool = True,
+                 time_bounds: TimeBounds | None = None) -> None:
         self.policy = policy
         self.audit = audit
         self.settings = detector_settings_for(policy, settings)
@@ -78,52 +81,83 @@ class Pipeline:
         self.access_requests = access_requests  # off where no one could answer them (Faust workers)
         self.pinned: dict[str, PinnedProfile] = {}  # reviewed profiles: drift from them is a finding
         self._drift = ProfileDrift()
+        # One process seeing the fleet shares one service clock; a partitioned worker keeps each agent's own,
+        # so that its decisions depend on its records alone (and a replay decides the same).
+        self.arrivals = Arrivals(time_bounds or TimeBounds(), shared=fleet_learning)
 
     def process(self, records: Iterable[SpanRecord]) -> list[Decision]:
-        decisions: list[Decision] = []
+        """Take records in as they arrive; judge those now due (see `spanwarden.event_time`)."""
         fitted = self.refitter.ready()
         if fitted is not None:
             self._use_model(fitted)
+        arrived: set[str] = set()
         for record in records:
             self.records_seen += 1
-            agent_id = record.agent_id
-            ref = self._agent_ref(record)
-            bank = self.detectors.get(agent_id)
-            if bank is None:
-                prior = (self.priors.cost_prior(record.team, record.time_s, self._warmed_cost_histories)
-                         if self.fleet_learning else None)
-                bank = self.detectors[agent_id] = AgentDetectors(agent_id, self.settings, prior)
-                bank.behaviour.model = self.behaviour_model
-            ladder = self._ladder(agent_id)
-            lapsed = ladder.tick(record.time_s)
+            self._agent_ref(record)
+            self.arrivals.admit(record)
+            arrived.add(record.agent_id)
+        return self._judge_due(None if self.arrivals.shared else arrived)
+
+    def advance(self, now_s: float) -> list[Decision]:
+        """The service clock reached `now_s`: judge the records now due, and lapse decisions that expired, even
+        of agents that send nothing (a shared clock only: a partitioned worker moves on its agents' records)."""
+        if not self.arrivals.shared:
+            return []
+        self.arrivals.advance(now_s)
+        decisions = self._judge_due(None)
+        for agent_id, ladder in self.ladders.items():
+            lapsed = ladder.tick(now_s) if ladder.current.expires_s is not None else None
             if lapsed is not None:
-                decisions.append(self._record_decision(lapsed, ref))
-            found = bank.observe(record)
-            pinned = self.pinned.get(agent_id)
-            if pinned is not None:
-                found.extend(self._drift.observe(record, pinned))
-            team_finding = (self.team_budgets.observe(record)
-                            if self.team_budgets.active and self.fleet_learning else None)
-            if team_finding is not None:
-                found.append(team_finding)
-            if bank.behaviour.normal_vectors:
-                if self.fleet_learning:
-                    self._collect(bank, record.time_s)
-                else:
-                    bank.behaviour.normal_vectors.clear()
-            for finding in found:
-                self.on_finding(finding)
-                self.audit.append("finding", ref, f"detector:{finding.detector}", finding.reason,
-                                  finding.time_s, finding.evidence, self.policy.version, finding.to_dict())
-                if agent_id == UNKNOWN_AGENT or is_untrusted(agent_id):
-                    continue  # nothing to enforce on: spans with no identity, or no token, come from anywhere
-                if self.access_requests and self._asks_for_access(finding, ref):
-                    decisions.extend(self._request_access(finding, ref, ladder))
-                    continue
-                context = RuleContext(ref.environment, ref.team, record.model, record.tool_name)
-                decision = ladder.on_finding(finding, context, self.policy)
-                if decision is not None:
-                    decisions.append(self._record_decision(decision, ref, finding.evidence))
+                decisions.append(self._record_decision(lapsed, self.agents.get(agent_id, AgentRef(agent_id))))
+        return decisions
+
+    def _judge_due(self, agents: set[str] | None) -> list[Decision]:
+        decisions: list[Decision] = []
+        for now_s, record in self.arrivals.release(agents):
+            decisions.extend(self._judge(record, now_s))
+        return decisions
+
+    def _judge(self, record: SpanRecord, now_s: float) -> list[Decision]:
+        """Detect on one record in event-time order, decide at `now_s` (its decision time)."""
+        decisions: list[Decision] = []
+        agent_id = record.agent_id
+        ref = self.agents.get(agent_id) or self._agent_ref(record)
+        bank = self.detectors.get(agent_id)
+        if bank is None:
+            prior = (self.priors.cost_prior(record.team, record.time_s, self._warmed_cost_histories)
+                     if self.fleet_learning else None)
+            bank = self.detectors[agent_id] = AgentDetectors(agent_id, self.settings, prior)
+            bank.behaviour.model = self.behaviour_model
+        ladder = self._ladder(agent_id)
+        lapsed = ladder.tick(now_s)
+        if lapsed is not None:
+            decisions.append(self._record_decision(lapsed, ref))
+        found = bank.observe(record)
+        pinned = self.pinned.get(agent_id)
+        if pinned is not None:
+            found.extend(self._drift.observe(record, pinned))
+        team_finding = (self.team_budgets.observe(record)
+                        if self.team_budgets.active and self.fleet_learning else None)
+        if team_finding is not None:
+            found.append(team_finding)
+        if bank.behaviour.normal_vectors:
+            if self.fleet_learning:
+                self._collect(bank, record.time_s)
+            else:
+                bank.behaviour.normal_vectors.clear()
+        for finding in found:
+            self.on_finding(finding)
+            self.audit.append("finding", ref, f"detector:{finding.detector}", finding.reason,
+                              finding.time_s, finding.evidence, self.policy.version, finding.to_dict())
+            if agent_id == UNKNOWN_AGENT or is_untrusted(agent_id):
+                continue  # nothing to enforce on: spans with no identity, or no token, come from anywhere
+            if self.access_requests and self._asks_for_access(finding, ref):
+                decisions.extend(self._request_access(finding, ref, ladder, now_s))
+                continue
+            context = RuleContext(ref.environment, ref.team, record.model, record.tool_name)
+            decision = ladder.on_finding(finding, context, self.policy, now_s)
+            if decision is not None:
+                decisions.append(self._record_decision(decision, ref, finding.evidence))
         return decisions
 
     def _asks_for_access(self, finding: Finding, ref: AgentRef) -> bool:
@@ -131,20 +165,21 @@ class Pipeline:
         return (finding.detector == "data_access" and finding.kind in rules.kinds and bool(finding.subject)
                 and ref.environment in rules.environments)
 
-    def _request_access(self, finding: Finding, ref: AgentRef, ladder: AgentLadder) -> list[Decision]:
+    def _request_access(self, finding: Finding, ref: AgentRef, ladder: AgentLadder,
+                        now_s: float) -> list[Decision]:
         """Hold the agent's calls to this one resource until a human answers (a denied one stays blocked)."""
         scope = f"resource:{finding.subject}"
         if scope in ladder.scoped:
             return []  # already waiting for an answer, or denied
         actor = f"policy:access-requests@{self.policy.version}"
-        request, _ = self.access.open(ref.id, finding.subject, finding.time_s, finding.reason)
+        request, _ = self.access.open(ref.id, finding.subject, now_s, finding.reason)
         self.audit.append("approval", ref, actor, f"access to {finding.subject} requested: {finding.reason}",
                           finding.time_s, finding.evidence, self.policy.version,
                           {"kind": "access", "request_id": request.id, "resource": finding.subject,
                            "status": request.status})
         decision = ladder.scoped_decision(Action.REQUIRE_APPROVAL, scope,
                                           f"access to {finding.subject} waits for a human (request {request.id})",
-                                          actor, finding.time_s, command=f"access_request:{request.id}")
+                                          actor, now_s, command=f"access_request:{request.id}")
         return [self._record_decision(decision, ref, finding.evidence)]
 
     def answer_access(self, request_id: str, approve: bool, actor: str, reason: str, now_s: float,
@@ -254,6 +289,7 @@ class Pipeline:
             "agents": {a: [r.owner, r.team, r.environment, r.version] for a, r in self.agents.items()},
             "team_budgets": self.team_budgets.to_state(),
             "access": self.access.to_state(),
+            "arrivals": self.arrivals.to_state(),
             "behaviour": {"reservoir": self.reservoir.to_state(), "next_fit_s": self.next_fit_s,
                           "model": self.behaviour_model.to_state() if self.behaviour_model else None},
         }
@@ -267,6 +303,7 @@ class Pipeline:
         self.agents = {a: AgentRef(a, *v) for a, v in state["agents"].items()}
         self.team_budgets.load_state(state["team_budgets"])
         self.access.load_state(state.get("access", {}))
+        self.arrivals.load_state(state.get("arrivals", {}))
         behaviour = state["behaviour"]
         self.reservoir.load_state(behaviour["reservoir"])
         self.next_fit_s = float(behaviour["next_fit_s"])
@@ -280,7 +317,8 @@ class Pipeline:
         return {"version": STATE_VERSION, "detectors": bank.to_state() if bank else None,
                 "ladder": ladder.to_state() if ladder else None,
                 "agent": [ref.owner, ref.team, ref.environment, ref.version],
-                "access": [r.to_dict() for r in self.access.of_agent(agent_id)]}
+                "access": [r.to_dict() for r in self.access.of_agent(agent_id)],
+                "arrivals": self.arrivals.agent_state(agent_id)}
 
     def load_agent(self, agent_id: str, state: dict[str, Any]) -> None:
         if state.get("version") != STATE_VERSION:
@@ -292,12 +330,15 @@ class Pipeline:
         self.agents[agent_id] = AgentRef(agent_id, *state["agent"])
         self.access.forget_agent(agent_id)
         self.access.requests.update({d["id"]: AccessRequest(**d) for d in state.get("access", [])})
+        arrivals = state.get("arrivals") or {}
+        self.arrivals.load_agent(agent_id, arrivals.get("pending", []), arrivals.get("now"))
 
     def forget_agent(self, agent_id: str) -> None:
         """Drop an agent from memory (its partition moved to another worker)."""
         for table in (self.detectors, self.ladders, self.agents):
             table.pop(agent_id, None)
         self.access.forget_agent(agent_id)
+        self.arrivals.forget_agent(agent_id)
 
     def restore_decision(self, decision: Decision) -> None:
         """Reinstate a decision newer than the snapshot (recovered from the audit log after a crash)."""

@@ -1,0 +1,161 @@
+"""Event time held to the service's clock, and records put back in event-time order before anyone judges them.
+
+A record's event time (its span's end) comes from the agent, so it is clamped to [received − max lateness,
+received + max skew] (the clamped record is flagged `clamped_time` and counted). Each agent's records then wait
+in a small buffer until the service clock has passed their event time by the lateness bound, and leave it in
+event-time order: records that arrive out of order within the bound, or interleaved from several replicas of
+the agent, are judged exactly as if they had arrived in order. A record is judged at its *decision time*,
+event time + max lateness — never later than the service clock at release, so no span can move a decision,
+a lapse or a grant ahead of the service's own time, and deterministic, so a replay decides the same.
+
+With a max lateness of 0 (the default for in-process callers) records are judged as they come; a record
+without a receive time (a simulator, a test, a replay) counts as received at its own event time.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Any
+
+from spanwarden.collector.span_record import SpanRecord
+
+CLAMPED = "clamped_time"
+_Entry = tuple[int, str, str, int, SpanRecord]  # event time (ns), trace, span, arrival number: a total order
+_FLAGS = SpanRecord._fields.index("flags")
+
+
+@dataclass(frozen=True)
+class TimeBounds:
+    max_lateness_s: float = 0.0
+    max_skew_s: float = 5.0
+
+
+def clamp(record: SpanRecord, bounds: TimeBounds) -> SpanRecord:
+    """The record with its event time held within the bounds around its receive time (flagged if moved)."""
+    received = record.received_s
+    if not received:
+        return record
+    t = record.time_s
+    low, high = received - bounds.max_lateness_s, received + bounds.max_skew_s
+    if low <= t <= high:
+        return record
+    shift = int(((low if t < low else high) - t) * 1e9)
+    return record._replace(start_ns=record.start_ns + shift, end_ns=record.end_ns + shift,
+                           flags=(*record.flags, CLAMPED))
+
+
+class Arrivals:
+    """Per-agent reorder buffers. With a `shared` clock (one process sees the whole fleet) every record that
+    arrives moves every agent's clock; otherwise each agent's clock is its own latest receive time, so an
+    agent's decisions depend on its own records alone (a partitioned runtime, replaying)."""
+
+    def __init__(self, bounds: TimeBounds, shared: bool = True) -> None:
+        self.bounds = bounds
+        self.shared = shared
+        self.service_now = float("-inf")
+        self.agent_now: dict[str, float] = {}
+        self.pending: dict[str, list[_Entry]] = {}
+        self.due: list[tuple[int, str]] = []  # (head event time, agent) per agent with pending records
+        self.arrived = 0
+        self.clamped = 0
+
+    def admit(self, record: SpanRecord) -> None:
+        record = clamp(record, self.bounds)
+        if record.flags and record.flags[-1] == CLAMPED:
+            self.clamped += 1
+        received = record.received_s or record.time_s
+        agent = record.agent_id
+        self.agent_now[agent] = max(self.agent_now.get(agent, float("-inf")), received)
+        if self.shared:
+            self.service_now = max(self.service_now, received)
+        self.arrived += 1
+        heap = self.pending.setdefault(agent, [])
+        entry = (record.end_ns, record.trace_id, record.span_id, self.arrived, record)
+        if self.shared and (not heap or entry < heap[0]):
+            heapq.heappush(self.due, (record.end_ns, agent))
+        heapq.heappush(heap, entry)
+
+    def advance(self, now_s: float) -> None:
+        """The service's clock has reached `now_s` (with no record to say so)."""
+        if self.shared:
+            self.service_now = max(self.service_now, now_s)
+
+    def clock(self, agent: str) -> float:
+        own = self.agent_now.get(agent, float("-inf"))
+        return max(own, self.service_now) if self.shared else own
+
+    def release(self, agents: set[str] | None = None) -> list[tuple[float, SpanRecord]]:
+        """Records now due, each with its decision time, in event-time order per agent (from `agents` only,
+        or every agent whose head is due)."""
+        out: list[tuple[float, SpanRecord]] = []
+        lateness_ns = int(self.bounds.max_lateness_s * 1e9)
+        if agents is None:  # the whole fleet, merged in event-time order (fleet-wide learning sees it so)
+            while self.due and self.due[0][0] + lateness_ns <= self.clock(self.due[0][1]) * 1e9:
+                _, agent = heapq.heappop(self.due)
+                out.extend(self._release_agent(agent, lateness_ns, 1))
+        else:
+            for agent in sorted(agents):
+                out.extend(self._release_agent(agent, lateness_ns))
+        return out
+
+    def _release_agent(self, agent: str, lateness_ns: int, most: int = -1) -> list[tuple[float, SpanRecord]]:
+        heap = self.pending.get(agent)
+        out: list[tuple[float, SpanRecord]] = []
+        if not heap:
+            return out
+        limit = self.clock(agent) * 1e9
+        while heap and heap[0][0] + lateness_ns <= limit and len(out) != most:
+            record = heapq.heappop(heap)[4]
+            out.append(((record.end_ns + lateness_ns) / 1e9, record))
+        if not heap:
+            del self.pending[agent]
+        elif self.shared:
+            heapq.heappush(self.due, (heap[0][0], agent))
+        return out
+
+    def to_state(self) -> dict[str, Any]:
+        return {"service_now": None if self.service_now == float("-inf") else self.service_now,
+                "agent_now": dict(self.agent_now), "arrived": self.arrived, "clamped": self.clamped,
+                "pending": {a: [[e[3], _row(e[4])] for e in heap] for a, heap in self.pending.items()}}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        now = state.get("service_now")
+        self.service_now = float("-inf") if now is None else float(now)
+        self.agent_now = {a: float(t) for a, t in state.get("agent_now", {}).items()}
+        self.arrived, self.clamped = int(state.get("arrived", 0)), int(state.get("clamped", 0))
+        self.pending, self.due = {}, []
+        for agent, entries in state.get("pending", {}).items():
+            self.load_agent(agent, entries)
+
+    def agent_state(self, agent: str) -> dict[str, Any]:
+        return {"now": self.agent_now.get(agent),
+                "pending": [[e[3], _row(e[4])] for e in self.pending.get(agent, [])]}
+
+    def load_agent(self, agent: str, entries: list[list[Any]], now: float | None = None) -> None:
+        if now is not None:
+            self.agent_now[agent] = float(now)
+        heap = [_entry(int(n), row) for n, row in entries]
+        if heap:
+            self.pending[agent] = heap  # saved as a heap, restored as the same heap
+            if self.shared:
+                heapq.heappush(self.due, (heap[0][0], agent))
+        else:
+            self.pending.pop(agent, None)
+
+    def forget_agent(self, agent: str) -> None:
+        self.pending.pop(agent, None)
+        self.agent_now.pop(agent, None)
+
+
+def _row(record: SpanRecord) -> list[Any]:
+    row = list(record)
+    row[_FLAGS] = list(record.flags)
+    return row
+
+
+def _entry(n: int, row: list[Any]) -> _Entry:
+    row = list(row)
+    row[_FLAGS] = tuple(row[_FLAGS])
+    record = SpanRecord(*row)
+    return (record.end_ns, record.trace_id, record.span_id, n, record)
