@@ -12,13 +12,13 @@ import hashlib
 import math
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from spanwarden.collector import agent_identity, span_kind, span_resource
 from spanwarden.collector import attributes as A
 from spanwarden.collector.pricing import PriceTable
-from spanwarden.collector.span_record import UNKNOWN_AGENT, SpanRecord
+from spanwarden.collector.span_record import LLM_OPERATIONS, UNKNOWN_AGENT, SpanRecord
 
 MAX_TEXT = 256  # longest identity/name string kept in a record; longer ones are cut and flagged
 MAX_TOKENS = 100_000_000  # more tokens than any model takes in one call: a telemetry bug, not spend
@@ -31,16 +31,19 @@ def _key(names: str | tuple[str, ...]) -> str:
 
 # Canonical attribute names: `_pick` files every alias under these.
 K_AGENT_ID, K_AGENT_NAME, K_OWNER, K_TEAM = _key(A.AGENT_ID), _key(A.AGENT_NAME), _key(A.OWNER), _key(A.TEAM)
-K_OPERATION, K_PROVIDER, K_ERROR = _key(A.OPERATION), _key(A.PROVIDER), _key(A.ERROR_TYPE)
-K_RESPONSE_MODEL, K_REQUEST_MODEL = _key(A.RESPONSE_MODEL), _key(A.REQUEST_MODEL)
-K_IN, K_OUT, K_CACHED = _key(A.INPUT_TOKENS), _key(A.OUTPUT_TOKENS), _key(A.CACHED_TOKENS)
+K_EXPLICIT, K_INHERITED, K_MULTI = A.EXPLICIT_AGENT, A.INHERITED_AGENT, A.MULTI_AGENT
+K_SPAN_AGENT_NAME = _key(A.SPAN_AGENT_NAME)
+K_OPERATION, K_KIND, K_PROVIDER, K_ERROR = _key(A.OPERATION), _key(A.SPAN_KIND), _key(A.PROVIDER), _key(
+    A.ERROR_TYPE)
+K_MODEL, K_RESPONSE_ID = _key(A.MODEL), A.RESPONSE_ID
+K_IN, K_OUT, K_TOTAL = _key(A.INPUT_TOKENS), _key(A.OUTPUT_TOKENS), _key(A.TOTAL_TOKENS)
+K_CACHED, K_WRITE, K_REASONING = _key(A.CACHED_TOKENS), _key(A.CACHE_WRITE_TOKENS), _key(A.REASONING_TOKENS)
 K_PROMPT = _key(A.INPUT_MESSAGES)
-K_COST, K_TOOL, K_ARGS, K_CONV = _key(A.REPORTED_COST), _key(A.TOOL_NAME), _key(A.TOOL_ARGUMENTS), _key(
+K_OWN_COST, K_COST = A.REPORTED_COST[0], A.REPORTED_COST[1]
+K_TOOL, K_ARGS, K_CONV = _key(A.TOOL_NAME), _key(A.TOOL_ARGUMENTS), _key(
     A.CONVERSATION_ID)
-K_FINGERPRINT, K_RESOURCE, K_ROWS, K_BYTES = _key(A.FINGERPRINT), _key(A.RESOURCE), _key(A.ROWS), _key(A.BYTES)
-K_DB_SYSTEM, K_DB_COLLECTION, K_DB_NAMESPACE = _key(A.DB_SYSTEM), _key(A.DB_COLLECTION), _key(A.DB_NAMESPACE)
-K_DESTINATION, K_FILE, K_SERVER, K_URL = (_key(A.MESSAGING_DESTINATION), _key(A.FILE_PATH),
-                                          _key(A.SERVER_ADDRESS), _key(A.URL_FULL))
+K_ENTITY, K_ENTITY_INPUT, K_MCP = A.ENTITY_NAME, _key(A.ENTITY_INPUT), A.MCP_METHOD
+K_FINGERPRINT, K_ROWS, K_BYTES = _key(A.FINGERPRINT), _key(A.ROWS), _key(A.BYTES)
 
 
 class Normalizer:
@@ -67,37 +70,78 @@ class Normalizer:
             flags.append("negative_duration")
         status_error = span.status.code == _STATUS_ERROR
         error_type = a.get(K_ERROR, "")
-        model = a.get(K_RESPONSE_MODEL) or a.get(K_REQUEST_MODEL, "")
-        input_tokens, output_tokens, cached_tokens = a.get(K_IN, 0), a.get(K_OUT, 0), a.get(K_CACHED, 0)
-        cost, cost_source = self._cost(a.get(K_COST), model, input_tokens, output_tokens, cached_tokens, flags)
-        tool_name = a.get(K_TOOL, "")
+        kind = span_kind.kind_of(_text(a.get(K_OPERATION)), a.get(K_KIND))
+        operation = span_kind.operation_of(a.get(K_OPERATION), kind)
+        model = a.get(K_MODEL, "")
+        usage = usage_of(a, flags)
+        llm_call = kind in (span_kind.LLM, span_kind.EMBEDDING) or operation in LLM_OPERATIONS or bool(model)
+        own = a.get(K_OWN_COST)
+        cost, cost_source = self._cost(a.get(K_COST) if own is None else own, own is not None, model, usage, flags)
+        if llm_call and cost_source == "none" and kind not in span_kind.AGGREGATE_KINDS:
+            flags.append(NO_USAGE)
         name = span.name
         if len(name) > MAX_TEXT:
             name = name[:MAX_TEXT]
             flags.append("truncated_name")
+        tool_name = span_kind.tool_of(a, kind, name, K_TOOL, K_ENTITY, K_MCP)
+        if tool_name and not operation:
+            operation = "execute_tool"
+        agent, source, agent_name, run_id = _agent(a, identity, kind, operation, name, span.parent_span_id)
+        if agent == UNKNOWN_AGENT and not agent_name and source != "inherit":
+            flags.append("no_agent_identity")
         return SpanRecord(
             span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex(), name, start_ns, end_ns,
             status_error or bool(error_type), error_type or ("error" if status_error else ""),
-            _agent_id(a, identity, flags), a.get(K_OWNER) or identity["owner"], a.get(K_TEAM) or identity["team"],
-            identity["environment"], identity["version"], a.get(K_OPERATION, ""), a.get(K_PROVIDER, ""), model,
-            input_tokens, output_tokens, cached_tokens, cost, cost_source, tool_name, _resource(a, flags),
-            a.get(K_ROWS, 0), a.get(K_BYTES, 0), _fingerprint(a, tool_name, model), a.get(K_CONV, ""),
-            tuple(flags),
+            agent, a.get(K_OWNER) or identity["owner"], a.get(K_TEAM) or identity["team"],
+            identity["environment"], identity["version"], operation, _text(a.get(K_PROVIDER)).lower(), model,
+            usage[0], usage[1], usage[2], cost, cost_source, tool_name,
+            span_resource.resource(a, flags, llm_call and not tool_name),
+            a.get(K_ROWS, 0), a.get(K_BYTES, 0), _fingerprint(a, tool_name, model, kind), a.get(K_CONV) or run_id,
+            tuple(flags), cache_write_tokens=usage[3], span_kind=kind, response_id=_text(a.get(K_RESPONSE_ID)),
+            agent_name=agent_name, agent_source=source,
         )
 
-    def _cost(self, reported: Any, model: str, inp: int, out: int, cached: int,
+    def _cost(self, reported: Any, own: bool, model: str, usage: tuple[int, int, int, int],
               flags: list[str]) -> tuple[float, str]:
+        """spanwarden's own cost attribute is believed; another instrumentation's reported cost wins over the
+        table when the model is unpriced or the two agree within REPORTED_COST_FACTOR."""
+        inp, out, cached, written = usage
+        table: tuple[float, bool] | None = None
+        if model and (inp or out):
+            table = self.prices.cost(model, inp, out, cached, written)
         if reported is not None:
-            if isinstance(reported, int | float) and math.isfinite(reported) and reported >= 0:
+            if not (isinstance(reported, int | float) and math.isfinite(reported) and reported >= 0):
+                flags.append("bad_reported_cost")
+            elif own or table is None or not table[1]:
                 return float(reported), "reported"
-            flags.append("bad_reported_cost")
-        if not model or not (inp or out):
+            elif PriceTable.plausible(float(reported), table[0]):
+                return float(reported), "reported"
+            else:
+                flags.append("implausible_reported_cost")
+        if table is None:
             return 0.0, "none"
-        cost, priced = self.prices.cost(model, inp, out, cached)
-        if priced:
-            return cost, "price_table"
+        if table[1]:
+            return table[0], "price_table"
         flags.append("unpriced_model")
-        return cost, "default_price"
+        return table[0], "default_price"
+
+
+NO_USAGE = "llm_without_usage"  # looks like an LLM call (a model, an LLM kind) but reports no tokens or cost
+
+
+def usage_of(a: dict[str, Any], flags: list[str]) -> tuple[int, int, int, int]:
+    """(input, output, cache read, cache write) tokens. Totals fill in only what the split leaves out;
+    reasoning tokens count as output only where the output count does not already hold them."""
+    inp, out, total = a.get(K_IN, 0), a.get(K_OUT, 0), a.get(K_TOTAL, 0)
+    if total and not (inp or out):
+        inp = total
+        flags.append("usage_from_total")
+    elif total and inp and not out and total > inp:
+        out = total - inp
+    reasoning = a.get(K_REASONING, 0)
+    if reasoning and (reasoning > out or (total and total == inp + out + reasoning)):
+        out += reasoning
+    return inp, out, a.get(K_CACHED, 0), a.get(K_WRITE, 0)
 
 
 _SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
@@ -169,9 +213,15 @@ def _resource_identity(kvs: Any) -> dict[str, str]:
     service = _text(attrs.get(A.SERVICE_NAME))
     if service.startswith("unknown_service"):  # the SDK's placeholder is not an identity
         service = ""
-    agent = _text(attrs.get(K_AGENT_ID) or attrs.get(K_AGENT_NAME)) or service
+    explicit = agent_identity.stable(_text(attrs.get(K_EXPLICIT)))
+    declared = agent_identity.stable(_text(attrs.get(K_AGENT_ID))) or agent_identity.stable(
+        _text(attrs.get(K_AGENT_NAME)))
+    agent, source = ((explicit, "explicit") if explicit else (declared, "resource") if declared
+                     else (service, "service") if service else (UNKNOWN_AGENT, "unknown"))
     return {
         "agent": agent,
+        "source": source,
+        "multi_agent": "1" if _text(attrs.get(K_MULTI)).lower() in ("true", "1", "yes") else "",
         "owner": _text(attrs.get(K_OWNER)),
         "team": _text(attrs.get(K_TEAM)),
         "environment": _text(attrs.get(_key(A.ENVIRONMENT))),
@@ -179,71 +229,39 @@ def _resource_identity(kvs: Any) -> dict[str, str]:
     }
 
 
-def _agent_id(a: dict[str, Any], identity: dict[str, str], flags: list[str]) -> str:
-    agent = _text(a.get(K_AGENT_ID) or a.get(K_AGENT_NAME)) or identity["agent"]
-    if not agent:
-        flags.append("no_agent_identity")
-        return UNKNOWN_AGENT
-    return agent
+def _agent(a: dict[str, Any], identity: dict[str, str], kind: str, operation: str, span_name: str,
+           parent: bytes) -> tuple[str, str, str, str]:
+    """(agent id, its source, the stable agent name this span is or is under, a per-run id), by the rule
+    in collector/agent_identity.py. Source "agent_span"/"inherit" asks the trace stage to finish it."""
+    own_id, own_name = _text(a.get(K_AGENT_ID)), _text(a.get(K_SPAN_AGENT_NAME))
+    run_id = next((v for v in (own_id, own_name) if v and agent_identity.is_per_run_id(v)), "")
+    explicit = agent_identity.stable(_text(a.get(K_EXPLICIT)))
+    if explicit:
+        return explicit, "explicit", "", run_id
+    name = (agent_identity.agent_span_name(span_name, operation, kind, own_name or own_id)
+            or agent_identity.stable(_text(a.get(K_INHERITED))) or agent_identity.stable(own_name)
+            or agent_identity.stable(own_id))
+    base, source = identity["agent"], identity["source"]
+    if source in ("explicit", "resource") or (source == "service" and not identity["multi_agent"]):
+        return base, source, name, run_id
+    if name:
+        return base, "agent_span", name, run_id
+    return base, ("inherit" if parent else source), "", run_id
 
 
 def resource_of(attributes: Mapping[str, Any]) -> str:
     """The resource a span's attributes name, as its record will (the guard's view at span start)."""
-    a: dict[str, Any] = {}
-    ranks: dict[str, int] = {}
-    for name, value in attributes.items():
-        alias = A.SPAN_KEYS.get(name)
-        if alias is not None and alias[1] < ranks.get(alias[0], 99):
-            a[alias[0]], ranks[alias[0]] = value, alias[1]
-    return _resource(a, [])
+    return span_resource.resource_of(attributes)
 
 
-def _resource(a: dict[str, Any], flags: list[str]) -> str:
-    """One stable name for what the span touched: `db:<system>:<namespace>.<table>`, `http:<host>`, ..."""
-    explicit = a.get(K_RESOURCE)
-    if explicit:
-        return _cut(_text(explicit), flags)
-    collection = a.get(K_DB_COLLECTION)
-    namespace = a.get(K_DB_NAMESPACE)
-    if collection:
-        name = f"{namespace}.{collection}" if namespace else _text(collection)
-        return _cut(f"db:{a.get(K_DB_SYSTEM) or 'db'}:{name}", flags)
-    destination = a.get(K_DESTINATION)
-    if destination:
-        return _cut(f"queue:{destination}", flags)
-    path = a.get(K_FILE)
-    if path:
-        return _cut(f"file:{path}", flags)
-    host = a.get(K_SERVER)
-    if not host:
-        url = a.get(K_URL)
-        if isinstance(url, str) and url:
-            try:
-                host = urlsplit(url).hostname
-            except ValueError:
-                flags.append("bad_url")
-    if host:
-        return _cut(f"http:{host}", flags)
-    if namespace:
-        return _cut(f"db:{a.get(K_DB_SYSTEM) or 'db'}:{namespace}", flags)
-    return ""
-
-
-def _cut(text: str, flags: list[str]) -> str:
-    if len(text) > MAX_TEXT:
-        flags.append("truncated:resource")
-        return text[:MAX_TEXT]
-    return text
-
-
-def _fingerprint(a: dict[str, Any], tool_name: str, model: str) -> str:
+def _fingerprint(a: dict[str, Any], tool_name: str, model: str, kind: str) -> str:
     """What makes two calls "the same call" for loop detection: tool + arguments, model + prompt, or the
     agent's own key."""
     explicit = a.get(K_FINGERPRINT)
     if explicit:
         return _text(explicit)[:64]
     if tool_name:
-        arguments = a.get(K_ARGS)
+        arguments = a.get(K_ARGS) or (a.get(K_ENTITY_INPUT) if kind == span_kind.TOOL else None)
         if arguments:
             digest = hashlib.blake2b(_text(arguments).encode(), digest_size=8).hexdigest()
             return f"tool:{tool_name}:{digest}"
