@@ -9,6 +9,7 @@ from spanwarden.cli import (
     bench,
     datadog,
     demo,
+    errors,
     evaluate,
     incident,
     oncall,
@@ -19,8 +20,9 @@ from spanwarden.cli import (
     worker,
 )
 
-app = typer.Typer(help="spanwarden: learned per-agent baselines and warn/throttle/halt for AI agents.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(help="spanwarden: learned per-agent baselines and warn/throttle/halt for AI agents. "
+                  "Add --debug to any command for a traceback on failure.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("top")(top.top)
@@ -35,5 +37,8 @@ app.add_typer(datadog.app, name="datadog")
 oncall.register(app)
 
 
+
+
 def main() -> None:
-    app()
+    """The `spanwarden` command: every failure a user can cause is one line (`--debug`: the traceback)."""
+    raise SystemExit(errors.run(app))

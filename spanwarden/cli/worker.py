@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
+from spanwarden.cli.errors import CliError
 from spanwarden.cli.serve import load_settings
-from spanwarden.collector.pricing import PriceTableError
-from spanwarden.enforcers.policy import PolicyError
 
 
 def worker(
@@ -19,19 +18,18 @@ def worker(
                                    "[SPANWARDEN_KAFKA_PARTITIONS, default 8]"),
     app_id: str = typer.Option(None, help="Faust app id: workers with the same id share the work "
                                "[SPANWARDEN_KAFKA_APP_ID]"),
+    state_dir: Path = typer.Option(None, help="this worker's own state directory (one worker each) "
+                                   "[SPANWARDEN_STATE_DIR, default .spanwarden]"),
     policy_file: Path = typer.Option(None, "--policy", help="policy YAML [SPANWARDEN_POLICY_FILE]"),
     loglevel: str = typer.Option("info", help="Faust log level"),
 ) -> None:
     """Run the detectors and enforcers as a Faust worker on Kafka: spans in, decisions and audit out."""
     from spanwarden.streaming import worker as runtime
+    from spanwarden.streaming.broker_check import check_now
 
     settings = load_settings(kafka_bootstrap=bootstrap, worker_web_port=web_port, kafka_partitions=partitions,
-                             kafka_app_id=app_id, policy_file=policy_file)
+                             kafka_app_id=app_id, state_dir=state_dir, policy_file=policy_file)
     if not settings.kafka_bootstrap:
-        typer.echo("spanwarden: worker needs --bootstrap or SPANWARDEN_KAFKA_BOOTSTRAP", err=True)
-        raise typer.Exit(2)
-    try:
-        runtime.run(settings, loglevel)
-    except (PolicyError, PriceTableError) as exc:
-        typer.echo(f"spanwarden: cannot start: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise CliError("worker needs Kafka: give --bootstrap HOST:PORT or SPANWARDEN_KAFKA_BOOTSTRAP")
+    check_now(settings.kafka_bootstrap)
+    runtime.run(settings, loglevel)

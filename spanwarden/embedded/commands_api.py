@@ -7,6 +7,7 @@ known agents when none is selected), beside their agent-wide decisions."""
 
 from __future__ import annotations
 
+import difflib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -62,9 +63,20 @@ def authorize(request: web.Request, tokens: TokenBook, action: str, pipeline: Au
     return web.json_response({"code": status, "message": f"{action} refused: {why}"}, status=status)
 
 
+def unknown_agent(agent: str, known_agents: list[str]) -> web.Response:
+    """404 for a command naming an agent the service has never heard of (a typo must not look like a kill)."""
+    like = difflib.get_close_matches(agent, known_agents, n=3)
+    hint = f"; did you mean {', '.join(like)}?" if like else ""
+    return web.json_response({"code": 404, "unknown_agent": agent, "message": (
+        f"agent {agent!r} has never reported to this service, nothing was done{hint} (to decide for an agent "
+        "that has not reported yet, add --new)")}, status=404)
+
+
 def add_routes(app: web.Application, pipeline: Audited, tokens: TokenBook, apply: ApplyCommand,
-               clock: Callable[[], float] = time.time) -> None:
-    """`apply` makes the decision (in-process, or through the Kafka runtime's workers)."""
+               clock: Callable[[], float] = time.time, known: Callable[[str], bool] | None = None) -> None:
+    """`apply` makes the decision (in-process, or through the Kafka runtime's workers); `known` says whether
+    the service has heard of an agent (default: it is among `pipeline.agents`)."""
+    is_known = known or (lambda agent: agent in pipeline.agents)
 
     async def command(request: web.Request) -> web.Response:
         try:
@@ -90,6 +102,8 @@ def add_routes(app: web.Application, pipeline: Audited, tokens: TokenBook, apply
         principal = authorize(request, tokens, name, pipeline, now, agent)
         if isinstance(principal, web.Response):
             return principal
+        if agent and not body.get("new") and not is_known(agent):
+            return unknown_agent(agent, list(pipeline.agents))
         if name == "kill" and not reason.strip():
             return web.json_response({"code": 400, "message": "kill needs a reason"}, status=400)
         action = COMMANDS[name]

@@ -103,7 +103,7 @@ class WorkerProcess:
         env = {**os.environ, "SPANWARDEN_KAFKA_BOOTSTRAP": self.bootstrap,
                "SPANWARDEN_KAFKA_PARTITIONS": str(self.partitions), "SPANWARDEN_KAFKA_APP_ID": self.app_id,
                "SPANWARDEN_WORKER_WEB_PORT": str(self.web_port),
-               "SPANWARDEN_STATE_DIR": str(self.log_path.parent / "worker-state"), **self.extra_env}
+               "SPANWARDEN_STATE_DIR": str(self.log_path.parent / f"{self.log_path.stem}-state"), **self.extra_env}
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "spanwarden.cli", "worker"], env=env,

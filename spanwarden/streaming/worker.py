@@ -9,6 +9,9 @@ from spanwarden.collector.normalize import Normalizer
 from spanwarden.collector.pricing import PriceTable
 from spanwarden.dashboards.reporting import DatadogReporting, enabled
 from spanwarden.enforcers.policy import Policy
+from spanwarden.event_time import TimeBounds
+from spanwarden.server.listen import bind
+from spanwarden.server.state_lock import StateDirLock
 from spanwarden.settings import Settings
 from spanwarden.streaming import agents, tables, topics
 from spanwarden.streaming.agent_shard import AgentShard
@@ -32,7 +35,8 @@ def build(settings: Settings) -> Worker:
     declared = topics.declare(app, settings.kafka_partitions)
     table = tables.declare(app, settings.kafka_partitions)
     states = tables.AgentStates(table)
-    shard = AgentShard(policy, states, max_in_memory=settings.worker_max_agents_in_memory)
+    shard = AgentShard(policy, states, max_in_memory=settings.worker_max_agents_in_memory,
+                       time_bounds=TimeBounds(settings.max_lateness_s, settings.max_skew_s))
     splitter = SpanSplitter(Normalizer(prices), settings.max_body_bytes)
     reporting = (DatadogReporting(prices.canonical_name, settings.datadog_host, settings.datadog_max_agents,
                                   settings.datadog_queue_batches)
@@ -50,5 +54,11 @@ def run(settings: Settings, loglevel: str = "info") -> None:
     # Each span makes dozens of short-lived objects (protobuf views, records, JSON rows); with the default
     # gen-0 threshold (700) the cycle collector runs every few spans. Measured: about 11% of a worker's time.
     gc.set_threshold(100_000, 50, 100)
+    lock = StateDirLock(settings.state_dir).acquire("worker")  # one worker per state dir (Faust's data dir)
+    # A busy web port is one line, not Faust's traceback.
+    bind("127.0.0.1", settings.worker_web_port, "--web-port / SPANWARDEN_WORKER_WEB_PORT").close()
     worker = build(settings)
-    faust.Worker(worker.app, loglevel=loglevel).execute_from_commandline()
+    try:
+        faust.Worker(worker.app, loglevel=loglevel).execute_from_commandline()
+    finally:
+        lock.release()
