@@ -52,12 +52,12 @@ def _span(span: Span, r: SpanRecord) -> None:
     })
 
 
-def _put(target: object, values: dict[str, str | int | float | None]) -> None:
+def _put(target: object, values: dict[str | tuple[str, ...], str | int | float | None]) -> None:
     for key, value in values.items():
         if value in ("", None, 0):
             continue
         kv: KeyValue = target.add()  # type: ignore[attr-defined]
-        kv.key = key
+        kv.key = key if isinstance(key, str) else key[0]  # an attribute with aliases: its newest name
         if isinstance(value, str):
             kv.value.string_value = value
         elif isinstance(value, float):
