@@ -22,6 +22,7 @@ from spanwarden.detectors.finding import Finding
 from spanwarden.enforcers.audit_log import AgentRef, AuditEntry
 from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.enforcers.policy import Policy
+from spanwarden.event_time import TimeBounds
 from spanwarden.pipeline import Pipeline
 from spanwarden.streaming.keyed_audit import KeyedAuditBuffer
 from spanwarden.streaming.record_batch import SourceRecords
@@ -48,12 +49,13 @@ class ShardOutput:
 
 class AgentShard:
     def __init__(self, policy: Policy, states: Mapping[str, bytes],
-                 settings: DetectorSettings | None = None, max_in_memory: int = 20_000) -> None:
+                 settings: DetectorSettings | None = None, max_in_memory: int = 20_000,
+                 time_bounds: TimeBounds | None = None) -> None:
         self.states = states
         self.audit = KeyedAuditBuffer()
         self._findings: list[Finding] = []
         self.pipeline = Pipeline(policy, self.audit, settings, on_finding=self._findings.append,
-                                 fleet_learning=False)
+                                 fleet_learning=False, time_bounds=time_bounds)
         self.max_in_memory = max_in_memory
         self.positions: dict[str, dict[str, list[int]]] = {}
         self.commands_seen: dict[str, deque[str]] = {}

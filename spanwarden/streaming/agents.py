@@ -51,8 +51,8 @@ def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, sp
     @app.agent(topics.spans, name="split-spans")
     async def split_spans(stream: Any) -> None:
         async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN_S):
-            by_agent = splitter.split([SpansMessage(e.message.partition, e.message.offset, e.value or b"")
-                                       for e in events])
+            by_agent = splitter.split([SpansMessage(e.message.partition, e.message.offset, e.value or b"",
+                                                    float(e.message.timestamp or 0.0)) for e in events])
             for agent_id, sources in by_agent.items():
                 for chunk in pack(sources):
                     await topics.records.send(key=agent_id.encode(), value=encode(chunk))

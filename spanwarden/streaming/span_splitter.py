@@ -20,6 +20,7 @@ class SpansMessage(NamedTuple):
     partition: int
     offset: int
     value: bytes
+    timestamp_s: float = 0.0  # the message's broker timestamp: when the spans were received (replays keep it)
 
 
 class SpanSplitter:
@@ -43,6 +44,8 @@ class SpanSplitter:
                 continue
             grouped: dict[str, list[SpanRecord]] = defaultdict(list)
             for record in self.normalizer.iter_records(request):
+                if message.timestamp_s > 0:
+                    record = record._replace(received_s=message.timestamp_s)
                 grouped[record.agent_id].append(record)
             for agent_id, records in grouped.items():
                 self.spans += len(records)
