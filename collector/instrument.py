@@ -8,7 +8,8 @@ Configuration resolves argument → environment variable → default, as the OTe
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -17,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from spanwarden.collector import agent_credentials
+from spanwarden.collector import instrumentations as genai
 from spanwarden.collector.decision_watcher import DecisionWatcher
 from spanwarden.collector.guard import Guard, GuardSpanProcessor
 from spanwarden.collector.spend_lease import SpendLease
@@ -40,8 +42,10 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 class Instrumented:
     provider: TracerProvider
     guard: Guard
+    instrumentations: list[genai.Activated] = field(default_factory=list)  # what instrument() turned on
 
     def shutdown(self) -> None:
+        genai.deactivate(self.instrumentations)
         self.provider.shutdown()
 
 
@@ -88,10 +92,13 @@ def guard_processor(agent_id: str, url: str | None = None, fail_mode: str | None
 def instrument(agent_id: str | None = None, owner: str | None = None, team: str | None = None,
                environment: str | None = None, endpoint: str | None = None, fail_mode: str | None = None,
                spend_lease: bool | None = None, set_global: bool = True,
-               ready_timeout_s: float | None = None) -> Instrumented:
+               ready_timeout_s: float | None = None,
+               instrumentations: str | Sequence[str] | None = None) -> Instrumented:
     """Set up tracing for an agent with spanwarden's guard; returns the provider and the guard, once the
     guard has the agent's decisions (or `ready_timeout_s`, default SPANWARDEN_READY_TIMEOUT_S or 1 s, has
-    passed: then its first calls go by the fail mode)."""
+    passed: then its first calls go by the fail mode). The installed LLM and agent instrumentations are turned
+    on, one per library (`instrumentations`: "auto", "none" or the names to turn on, default
+    SPANWARDEN_INSTRUMENTATIONS; see spanwarden.collector.instrumentations)."""
     attributes = {
         "service.name": agent_id or os.environ.get(ENV_AGENT_ID) or os.environ.get("OTEL_SERVICE_NAME"),
         "spanwarden.owner": owner or os.environ.get(ENV_OWNER),
@@ -109,7 +116,9 @@ def instrument(agent_id: str | None = None, owner: str | None = None, team: str 
     provider.add_span_processor(BatchSpanProcessor(exporter))
     if set_global:
         trace.set_tracer_provider(provider)
+    activated = genai.activate(provider, instrumentations if instrumentations is None
+                               or isinstance(instrumentations, str) else ",".join(instrumentations) or "none")
     watcher = processor.guard.watcher
     if watcher is not None:
         watcher.wait_heard(processor.guard.first_contact_by - processor.guard.monotonic())
-    return Instrumented(provider, processor.guard)
+    return Instrumented(provider, processor.guard, activated)

@@ -128,7 +128,7 @@ def acknowledge_cmd(
 ) -> None:
     """After a broken audit chain (admin): set the broken log aside for forensics and start a new chain whose
     first entry records the break, you, and your reason. Until then the service refuses spans and commands."""
-    from spanwarden.cli.oncall import post
+    from spanwarden.cli.client import post
 
     moved = post(url, "/v1/audit/acknowledge", state_dir, {"reason": reason})["moved_to"]
     typer.echo(f"broken log set aside as {moved}; a new chain has started")

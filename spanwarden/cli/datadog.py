@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import typer
+
+from spanwarden.cli.errors import CliError
 
 app = typer.Typer(help="Datadog: push dashboards and monitors; record what would be sent.", no_args_is_help=True)
 
@@ -18,6 +21,9 @@ def push(
 ) -> None:
     """Create or update spanwarden's dashboards and monitors (DD_API_KEY and DD_APP_KEY); twice changes
     nothing the second time."""
+    from datadog_api_client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
     from spanwarden.dashboards import push as pushing
     from spanwarden.dashboards.datadog_exporter import datadog_configuration
 
@@ -26,7 +32,21 @@ def push(
             typer.echo(f"# {change.kind}: {change.name}")
             typer.echo(json.dumps(body, indent=2))
         return
-    for change in pushing.push(datadog_configuration(host)):
+    missing = [k for k in ("DD_API_KEY", "DD_APP_KEY") if not os.environ.get(k)]
+    if missing:
+        raise CliError(f"datadog push needs {' and '.join(missing)} (an API key, and an application key allowed "
+                       "to write dashboards and monitors); --dry-run prints what would be sent")
+    configuration = datadog_configuration(host, max_retries=1, backoff_s=1.0)
+    try:
+        changes = pushing.push(configuration)
+    except ApiException as exc:
+        hint = " check DD_API_KEY, DD_APP_KEY and DD_SITE" if exc.status in (401, 403) else ""
+        raise CliError(f"Datadog refused the push ({exc.status} {exc.reason}) at {configuration.host}:{hint}"
+                       ) from None
+    except (HTTPError, OSError) as exc:
+        raise CliError(f"cannot reach Datadog at {configuration.host} ({exc.__class__.__name__}): check the "
+                       "network, DD_SITE or SPANWARDEN_DATADOG_HOST") from None
+    for change in changes:
         typer.echo(f"{change.verb:9} {change.kind:9} {change.id:>12}  {change.name}")
 
 
@@ -40,7 +60,9 @@ def record(
     """Serve a stand-in for Datadog's API on loopback that checks and records what it is sent (metrics,
     events, logs, dashboards, monitors), printing a line per request."""
     from spanwarden.dashboards.recording_server import RecordingDatadog
+    from spanwarden.server.listen import bind
 
+    bind("127.0.0.1", port, "--port").close()  # a busy port is one line (the server binds it again at once)
     server = RecordingDatadog(api_key=api_key, app_key=app_key)
     server.start_on(port)
     typer.echo(f"recording Datadog API on {server.url} (DD_API_KEY={api_key} DD_APP_KEY={app_key}); Ctrl-C stops",

@@ -4,64 +4,22 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import requests
 import typer
 from rich.console import Console
 from rich.table import Table
 
-DEFAULT_URL = "http://127.0.0.1:4318"
-
-
-def _token(state_dir: Path) -> str:
-    """Your token (SPANWARDEN_TOKEN), else the service's admin token (SPANWARDEN_ADMIN_TOKEN or the file)."""
-    token = os.environ.get("SPANWARDEN_TOKEN") or os.environ.get("SPANWARDEN_ADMIN_TOKEN")
-    if token:
-        return token
-    path = state_dir / "admin.token"
-    try:
-        return path.read_text().strip()
-    except OSError:
-        typer.echo(f"spanwarden: no token: set SPANWARDEN_TOKEN (see `spanwarden token add`) or run where "
-                   f"{path} is readable", err=True)
-        raise typer.Exit(2) from None
-
-
-def post(url: str, path: str, state_dir: Path, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """POST to the running service with your token; exit 2 if it is unreachable, 1 if it refuses."""
-    return _call("POST", url, path, state_dir, body or {})
-
-
-def get(url: str, path: str, state_dir: Path) -> dict[str, Any]:
-    """GET from the running service with your token; exit 2 if it is unreachable, 1 if it refuses."""
-    return _call("GET", url, path, state_dir, None)
-
-
-def _call(method: str, url: str, path: str, state_dir: Path, body: dict[str, Any] | None) -> dict[str, Any]:
-    try:
-        response = requests.request(method, f"{url}{path}", json=body, timeout=10,
-                                    headers={"Authorization": f"Bearer {_token(state_dir)}"})
-        if response.status_code != 200:
-            typer.echo(f"spanwarden: refused ({response.status_code}): {response.text}", err=True)
-            raise typer.Exit(1)
-        result: dict[str, Any] = response.json()
-    except (requests.RequestException, ValueError) as exc:
-        typer.echo(f"spanwarden: cannot reach {url}: {exc}", err=True)
-        raise typer.Exit(2) from None
-    return result
+from spanwarden.cli.client import STATE, URL, get, post
 
 
 def _send(url: str, state_dir: Path, body: dict[str, Any]) -> dict[str, Any]:
     return post(url, "/v1/commands", state_dir, body)
 
 
-URL = typer.Option(DEFAULT_URL, envvar="SPANWARDEN_URL", help="the service [SPANWARDEN_URL]")
-STATE = typer.Option(Path(".spanwarden"), envvar="SPANWARDEN_STATE_DIR", help="where admin.token is")
 ACTOR = typer.Option(None, help="who you are (default: your login name)")
 
 
@@ -117,6 +75,8 @@ def _scope(agent: str | None, team: str | None, env: str | None, tool: str | Non
 
 
 TOOL = typer.Option(None, help="only calls of tools matching this pattern (e.g. 'delete_*')")
+NEW = typer.Option(False, "--new", help="the agent has not reported yet: decide for it anyway (without this, "
+                   "naming an agent the service has never seen does nothing and exits 3)")
 MODEL = typer.Option(None, help="only calls to models matching this pattern (e.g. 'gpt-4o*')")
 
 
@@ -149,36 +109,37 @@ def register(app: typer.Typer) -> None:
              team: str = typer.Option(None, help="every agent the service knows in this team"),
              env: str = typer.Option(None, help="every agent the service knows in this environment"),
              tool: str = TOOL, model: str = MODEL,
-             reason: str = typer.Option(..., help="why (required, audited)"), url: str = URL,
+             reason: str = typer.Option(..., help="why (required, audited)"), new: bool = NEW, url: str = URL,
              state_dir: Path = STATE, actor: str = ACTOR) -> None:
         """Halt AGENT (or a team's or environment's agents) now: their guards refuse every LLM and tool call,
         or with --tool/--model only those calls, until resumed."""
         scope = _scope(agent, team, env, tool, model)
-        _report(_send(url, state_dir, {"command": "kill", **scope, "reason": reason,
+        _report(_send(url, state_dir, {"command": "kill", **scope, "reason": reason, "new": new,
                                        "actor": actor or getpass.getuser()}))
 
     @app.command("throttle")
     def throttle(agent: str = typer.Argument(None, help="the agent (or use --team / --env)"),
                  rate: float = typer.Option(..., help="calls per second allowed"), team: str = typer.Option(None),
                  env: str = typer.Option(None), tool: str = TOOL, model: str = MODEL,
-                 reason: str = typer.Option(""), url: str = URL, state_dir: Path = STATE,
+                 reason: str = typer.Option(""), new: bool = NEW, url: str = URL, state_dir: Path = STATE,
                  actor: str = ACTOR) -> None:
         """Limit AGENT (or a team's or environment's agents, or their calls of --tool/--model) to RATE calls
         per second until resumed."""
         _report(_send(url, state_dir, {"command": "throttle", **_scope(agent, team, env, tool, model),
-                                       "reason": reason, "rate_per_s": rate, "actor": actor or getpass.getuser()}))
+                                       "reason": reason, "rate_per_s": rate, "new": new,
+                                       "actor": actor or getpass.getuser()}))
 
     @app.command("resume")
     def resume(agent: str = typer.Argument(None, help="the agent (or use --team / --env)"),
                team: str = typer.Option(None), env: str = typer.Option(None), tool: str = TOOL,
                model: str = MODEL, resource: str = typer.Option(None, help="lift a denied access request: "
                                                                  "the agent may touch this resource again"),
-               reason: str = typer.Option(""), url: str = URL, state_dir: Path = STATE,
+               reason: str = typer.Option(""), new: bool = NEW, url: str = URL, state_dir: Path = STATE,
                actor: str = ACTOR) -> None:
         """Undo a kill or throttle: exactly what is named (agents, or their --tool/--model/--resource calls) is
         allowed again."""
         _report(_send(url, state_dir, {"command": "resume", **_scope(agent, team, env, tool, model, resource),
-                                       "reason": reason, "actor": actor or getpass.getuser()}))
+                                       "reason": reason, "new": new, "actor": actor or getpass.getuser()}))
 
     @app.command("approvals")
     def approvals(url: str = URL, state_dir: Path = STATE, as_json: bool = typer.Option(False, "--json")) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from spanwarden.cli.oncall import STATE, URL, post
+from spanwarden.cli.client import STATE, URL, post
 
 app = typer.Typer(help="Policy tools.", no_args_is_help=True)
 

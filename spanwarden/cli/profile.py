@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from spanwarden.cli.oncall import STATE, URL, get, post
+from spanwarden.cli.client import STATE, URL, get, post
+from spanwarden.cli.errors import CliError
 
 
 def _when(t: float) -> str:
@@ -29,7 +30,7 @@ def profile(agent: str = typer.Argument(..., help="the agent"),
     if pin or pin_file:
         body: dict[str, object] = {"reason": reason}
         if pin_file:
-            body["profile"] = json.loads(pin_file.read_text())
+            body["profile"] = _reviewed(pin_file)
         pinned = post(url, f"/v1/profile/{agent}/pin", state_dir, body)
         typer.echo(f"pinned {agent}: {len(pinned['resources'])} resources, {len(pinned['tools'])} tools, "
                    f"{len(pinned['models'])} models (by {pinned['pinned_by']})")
@@ -53,3 +54,20 @@ def profile(agent: str = typer.Argument(..., help="the agent"),
     if shown["pinned"]:
         console.print(f"pinned by {shown['pinned']['pinned_by']} at {_when(shown['pinned']['pinned_s'])}; "
                       f"drift: {shown['drift_from_pinned']}")
+
+
+def _reviewed(path: Path) -> object:
+    """The reviewed profile in `path` (as `profile --json` prints it), or a one-line error."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise CliError(f"--pin-file {path}: {exc.strerror or exc}") from None
+    try:
+        profile = json.loads(text)
+    except ValueError as exc:
+        raise CliError(f"--pin-file {path} is not JSON ({exc}): export one with `spanwarden profile AGENT "
+                       "--json`, edit it, and pin that") from None
+    if not isinstance(profile, dict):
+        raise CliError(f"--pin-file {path} holds a JSON {type(profile).__name__}, not the object "
+                       "`spanwarden profile AGENT --json` prints")
+    return profile

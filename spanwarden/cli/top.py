@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from spanwarden.cli.oncall import STATE, URL, get
+from spanwarden.cli.client import STATE, URL, get
 
 STYLE = {"halt": "bold red", "require_approval": "magenta", "throttle": "yellow", "warn": "cyan", "allow": ""}
 RANK = {"halt": 0, "require_approval": 1, "throttle": 2, "warn": 3, "allow": 4}

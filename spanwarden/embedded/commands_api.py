@@ -115,7 +115,8 @@ def add_routes(app: web.Application, pipeline: Audited, tokens: TokenBook, apply
             a for a, ref in pipeline.agents.items()
             if all(getattr(ref, k) == v for k, v in scope.items() if k != "agent"))
         if not targets:
-            return web.json_response({"code": 404, "message": f"no known agent matches {scope}"}, status=404)
+            return web.json_response({"code": 404, "unknown_agent": str(scope), "message": f"no known agent "
+                                      f"matches {scope}, nothing was done"}, status=404)
         try:
             decisions = [await apply(target, action, reason or f"{name} by {actor}", actor, now, expires,
                                      rate if action is Action.THROTTLE else None, scope or {"all": "known"}, calls)
