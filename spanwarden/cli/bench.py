@@ -31,6 +31,21 @@ def ingest(
     _emit(as_json, f"ingest: {result['spans_per_s']:,.0f} spans/s in batches of {batch} (one core)", result)
 
 
+@app.command("agent-import")
+def agent_import(
+    as_json: bool = typer.Option(False, "--json", help="print only the JSON line"),
+    repeats: int = typer.Option(5, min=1, max=50, help="fresh interpreters to take the median of"),
+) -> None:
+    """The agent-side import (`import spanwarden`, `instrument`) in a fresh interpreter: time, modules loaded,
+    and any heavy server-side module among them (there should be none)."""
+    from spanwarden.bench.agent_import import run
+
+    result = run(repeats)
+    heavy = ", ".join(result["heavy_modules"]) or "none"
+    _emit(as_json, f"agent import: {result['import_ms']:.0f} ms, {result['modules']} modules, heavy: {heavy}",
+          result)
+
+
 @app.command("detectors")
 def detectors(
     as_json: bool = typer.Option(False, "--json", help="print only the JSON line"),
