@@ -52,8 +52,8 @@ def _parse(sql: str, dialect: str) -> tuple[str, ...]:
     except (SqlglotError, ValueError, RecursionError) as exc:
         log.debug("cannot parse SQL for its tables: %s", exc)
         return ()
-    out: list[str] = []
-    for statement in statements:
+    found: list[tuple[int, int, str]] = []  # (statement, position in the text, name)
+    for index, statement in enumerate(statements):
         if statement is None:
             continue
         ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
@@ -61,9 +61,12 @@ def _parse(sql: str, dialect: str) -> tuple[str, ...]:
             name = table.name
             if not name or (not table.db and name.lower() in ctes):
                 continue
-            qualified = f"{table.db}.{name}" if table.db else name
-            if qualified not in out:
-                out.append(qualified)
+            position = table.this.meta.get("start", 0) if isinstance(table.this, exp.Expression) else 0
+            found.append((index, position, f"{table.db}.{name}" if table.db else name))
+    out: list[str] = []
+    for _, _, name in sorted(found):
+        if name not in out:
+            out.append(name)
     return tuple(out)
 
 

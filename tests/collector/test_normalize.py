@@ -85,12 +85,19 @@ def test_deprecated_names_are_read_and_current_names_win(span_factory, normalize
 def test_agent_identity_precedence_and_unknown(span_factory, normalizer):
     f = span_factory(**{"service.name": "svc", "gen_ai.agent.id": "agent-7"})
     f.span("invoke_agent", {"gen_ai.agent.name": "planner"})
-    f.span("chat", {})
+    f.span("chat", {"spanwarden.agent": "explicit-bot"})
+    service = span_factory(**{"service.name": "svc"})
+    service.span("chat", {"gen_ai.agent.id": "agent"})
     anonymous = span_factory(**{"service.name": "unknown_service:python"})
     anonymous.span("chat", {})
-    span_level, resource_level = records(normalizer, f.body())
+    resource_level, explicit = records(normalizer, f.body())
+    (by_service,) = records(normalizer, service.body())
     (unknown,) = records(normalizer, anonymous.body())
-    assert span_level.agent_id == "planner" and resource_level.agent_id == "agent-7"
+    # The resource's agent comes before a span's agent name, which is kept as the span's agent name.
+    assert (resource_level.agent_id, resource_level.agent_source, resource_level.agent_name) == (
+        "agent-7", "resource", "planner")
+    assert (explicit.agent_id, explicit.agent_source) == ("explicit-bot", "explicit")
+    assert (by_service.agent_id, by_service.agent_source) == ("svc", "service")  # "agent" is a placeholder
     assert unknown.agent_id == "unknown" and "no_agent_identity" in unknown.flags
 
 
@@ -102,9 +109,20 @@ def test_resources_from_each_convention(span_factory, normalizer):
     f.span("d", {"url.full": "https://api.stripe.com/v1/charges?x=1"})
     f.span("e", {"server.address": "db.internal", "url.full": "https://other"})
     f.span("f", {"db.system.name": "mongodb", "db.namespace": "users"})
+    f.span("g", {"db.system.name": "postgresql", "db.namespace": "shop",
+                 "db.query.text": "WITH recent AS (SELECT * FROM public.orders WHERE ts > $1) "
+                                  "SELECT c.email FROM recent JOIN customers c ON c.id = recent.customer_id"})
+    f.span("h", {"db.system": "sqlite", "db.statement": "UPDATE invoices SET paid = 1 WHERE id = ?"})
+    f.span("i", {"db.system.name": "mysql", "db.query.summary": "SELECT accounts"})
+    f.span("j", {"db.system.name": "postgresql", "db.query.text": "this is not sql ((("})
+    f.span("k", {"mcp.method.name": "resources/read", "mcp.resource.uri": "file:///srv/notes.md"})
+    f.span("l", {"gen_ai.tool.name": "fetch", "server.address": "api.openai.com"})
+    f.span("m", {"gen_ai.request.model": "gpt-4o", "server.address": "llm-gateway.internal",
+                 "url.full": "https://llm-gateway.internal/v1/chat/completions"})
     assert [r.resource for r in records(normalizer, f.body())] == [
         "s3:bucket/x", "queue:orders", "file:/etc/passwd", "http:api.stripe.com", "http:db.internal",
-        "db:mongodb:users"]
+        "db:mongodb:users", "db:postgresql:shop.public.orders", "db:sqlite:invoices", "db:mysql:accounts",
+        "", "mcp:file:///srv/notes.md", "", ""]
 
 
 def test_bad_values_are_kept_and_flagged(span_factory, normalizer):
@@ -152,3 +170,66 @@ def test_fingerprints_identify_repeated_calls_without_keeping_content(span_facto
     same, again, other, plain, tool, explicit = (r.fingerprint for r in records(normalizer, f.body()))
     assert same == again != other and same.startswith("prompt:gpt-4o:") and len(same) < 64
     assert plain == "llm:gpt-4o" and tool.startswith("tool:search:") and explicit == "step-7"
+
+
+def test_openinference_llm_span(span_factory, normalizer):
+    f = span_factory(**AGENT)
+    f.span("ChatCompletion", {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini",
+                              "llm.system": "openai", "llm.token_count.prompt": 1200,
+                              "llm.token_count.completion": 300,
+                              "llm.token_count.prompt_details.cache_read": 200, "llm.token_count.total": 1500})
+    (r,) = records(normalizer, f.body())
+    assert (r.model, r.provider, r.operation, r.span_kind) == ("gpt-4o-mini", "openai", "chat", "llm")
+    assert (r.input_tokens, r.output_tokens, r.cached_tokens) == (1200, 300, 200)
+    assert r.cost_usd == pytest.approx((1000 * 0.15 + 200 * 0.075 + 300 * 0.6) / 1e6)
+
+
+def test_tools_from_each_convention(span_factory, normalizer):
+    f = span_factory(**AGENT)
+    f.span("search.tool", {"traceloop.span.kind": "tool", "traceloop.entity.name": "search",
+                           "traceloop.entity.input": '{"q": "x"}'})
+    f.span("MCP send tools/call read_file", {"mcp.method.name": "tools/call", "mcp.session.id": "s-1"})
+    f.span("t", {"openinference.span.kind": "TOOL", "tool_call.function.name": "calc",
+                 "tool_call.function.arguments": "{}"})
+    f.span("workflow", {"traceloop.span.kind": "workflow", "traceloop.entity.name": "not-a-tool"})
+    traceloop, mcp, oi, workflow = records(normalizer, f.body())
+    assert (traceloop.tool_name, traceloop.operation) == ("search", "execute_tool")
+    assert traceloop.fingerprint.startswith("tool:search:")
+    assert (mcp.tool_name, mcp.conversation_id) == ("read_file", "s-1")
+    assert oi.tool_name == "calc" and workflow.tool_name == "" and workflow.span_kind == "chain"
+
+
+def test_reasoning_tokens_count_once(span_factory, normalizer):
+    f = span_factory(**AGENT)
+    base = {"gen_ai.request.model": "o3", "gen_ai.usage.input_tokens": 100}
+    f.span("inside", {**base, "gen_ai.usage.output_tokens": 500, "gen_ai.usage.reasoning.output_tokens": 400})
+    f.span("apart", {**base, "gen_ai.usage.output_tokens": 100, "gen_ai.usage.reasoning.output_tokens": 400,
+                     "gen_ai.usage.total_tokens": 600})
+    inside, apart = records(normalizer, f.body())
+    assert inside.output_tokens == 500 and apart.output_tokens == 500
+
+
+def test_reported_costs_win_when_plausible(span_factory, normalizer):
+    f = span_factory(**AGENT)
+    usage = {"gen_ai.request.model": "claude-sonnet-4-5", "gen_ai.usage.input_tokens": 1500,
+             "gen_ai.usage.output_tokens": 250, "gen_ai.usage.cache_read.input_tokens": 400,
+             "gen_ai.usage.cache_creation.input_tokens": 100}
+    f.span("chat", {**usage, "operation.cost": 0.0070})
+    f.span("chat", {**usage, "llm.cost.total": 7.245})  # dollars where cents were meant: not believed
+    f.span("chat", {"gen_ai.request.model": "acme-9", "gen_ai.usage.input_tokens": 10, "gen_ai.usage.cost": 0.02})
+    f.span("chat", usage)
+    plausible, implausible, unpriced, table = records(normalizer, f.body())
+    assert (plausible.cost_usd, plausible.cost_source) == (0.0070, "reported")
+    assert implausible.cost_source == "price_table" and "implausible_reported_cost" in implausible.flags
+    assert (unpriced.cost_usd, unpriced.cost_source) == (0.02, "reported")
+    assert table.cost_usd == pytest.approx(0.007245) and table.cache_write_tokens == 100
+
+
+def test_llm_looking_spans_without_usage_are_flagged(span_factory, normalizer):
+    f = span_factory(**AGENT)
+    f.span("chat", {"gen_ai.request.model": "gpt-4o"})
+    f.span("LLM", {"openinference.span.kind": "LLM"})
+    f.span("invoke_agent", {"gen_ai.operation.name": "invoke_agent", "gen_ai.request.model": "gpt-4o"})
+    f.span("chat", {"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 3})
+    flagged = ["llm_without_usage" in r.flags for r in records(normalizer, f.body())]
+    assert flagged == [True, True, False, False]
