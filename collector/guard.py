@@ -25,10 +25,12 @@ import requests
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from spanwarden.collector import call_limits
+from spanwarden.collector.call_limits import CallLimits
 from spanwarden.collector.decision_watcher import DecisionWatcher
 from spanwarden.collector.halted import AccessPending, AgentHalted
 from spanwarden.collector.normalize import resource_of
-from spanwarden.collector.spend_lease import SpendLease
+from spanwarden.collector.spend_lease import Reservation, SpendLease
 from spanwarden.enforcers.decision import Action, Decision
 
 log = logging.getLogger(__name__)
@@ -242,12 +244,15 @@ GUARDED_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "
 
 class GuardSpanProcessor(SpanProcessor):
     """Applies the guard when an LLM or tool span starts, i.e. before the call it wraps goes out; with a
-    spend lease, reserves the call's estimated cost then and settles the real cost when the span ends."""
+    spend lease, reserves the call's estimated cost then (refined by the client call's own limits before it
+    is sent, `call_limits.py`) and settles the real cost when the span ends."""
 
     def __init__(self, guard: Guard, lease: SpendLease | None = None) -> None:
         self.guard = guard
         self.lease = lease
-        self._reserved: dict[int, float] = {}
+        self._reserved: dict[int, Reservation] = {}
+        if lease is not None:
+            call_limits.listen(self)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         attributes = span.attributes or {}
@@ -261,17 +266,35 @@ class GuardSpanProcessor(SpanProcessor):
         if tool:
             self.guard.await_approval(str(tool), str(attributes.get("gen_ai.tool.call.arguments", "")))
         if self.lease is not None and not tool:
-            reserved = self.lease.reserve(self.lease.estimate(attributes))
-            if reserved:
+            reserved = self.lease.reserve(self.lease.call(attributes))
+            if reserved is not None:
                 self._reserved[span.context.span_id] = reserved
+
+    def refine(self, span_id: int, limits: CallLimits) -> None:
+        """The client call inside span `span_id` states its limits: reserve by them instead (raises
+        AgentHalted, before the request is sent, when the lease cannot cover them)."""
+        held = self._reserved.get(span_id)
+        if held is None or self.lease is None or (held.bounded and held.stated_prompt):
+            return
+        better = self.lease.refined(held, limits)
+        if better == held:
+            return
+        try:
+            taken = self.lease.exchange(held, better)
+        except AgentHalted:
+            self._reserved.pop(span_id, None)
+            raise
+        if taken is None:
+            self._reserved.pop(span_id, None)
+        else:
+            self._reserved[span_id] = taken
 
     def on_end(self, span: ReadableSpan) -> None:
         if self.lease is None or span.context is None:
             return
         reserved = self._reserved.pop(span.context.span_id, None)
-        if reserved is None:
-            return
-        self.lease.settle(reserved, self.lease.actual(span.attributes or {}))
+        if reserved is not None:
+            self.lease.settle(reserved, span.attributes or {})
 
     def shutdown(self) -> None:
         if self.guard.watcher is not None:

@@ -5,7 +5,11 @@ an `agent` token names the agent ids it speaks for (fnmatch patterns). A request
 other agent is refused whole (403), so a compromised agent can neither get another agent halted nor hide
 behind it. Modes: `required` (no valid token: 401), `untrusted` (no token: the spans are kept under
 `untrusted:<claimed agent>` — learned and audited apart from the real agent, never enforced on), `off`
-(every span trusted, for a service only its own machine can reach)."""
+(every span trusted, for a service only its own machine can reach).
+
+The same rule binds what a guard asks for itself — spend leases and approval requests (`acting_for`): an
+agent token for that agent, nothing else (a human's token neither: a lease or an approval request is the
+agent's own); without a token, `untrusted` mode acts for `untrusted:<agent>` only."""
 
 from __future__ import annotations
 
@@ -60,6 +64,24 @@ class IngestGate:
                 raise IngestRefused(403, f"token {principal.name!r} may not report spans for agent {agent_id!r}",
                                     principal.actor, agent_id)
         return records
+
+
+    def acting_for(self, authorization: str, agent_id: str) -> str:
+        """The agent a lease or approval request from this caller is for: `agent_id` when its token speaks
+        for it (or auth is off), `untrusted:<agent_id>` without a token in `untrusted` mode; else
+        IngestRefused (401 without a valid token, 403 for a token that speaks for other agents)."""
+        if self.mode == "off":
+            return agent_id
+        principal = self.tokens.authenticate(authorization) if authorization else None
+        if principal is None:
+            if authorization or self.mode == "required":
+                raise IngestRefused(401, f"requests for agent {agent_id!r} need its agent token (the guard sends "
+                                         "the Authorization header of OTEL_EXPORTER_OTLP_HEADERS)")
+            return UNTRUSTED_PREFIX + agent_id
+        if principal.role is not Role.AGENT or not may_report(principal, agent_id):
+            raise IngestRefused(403, f"token {principal.name!r} may not act for agent {agent_id!r}",
+                                principal.actor, agent_id)
+        return agent_id
 
 
 def may_report(principal: Principal, agent_id: str) -> bool:

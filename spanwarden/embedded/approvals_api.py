@@ -1,7 +1,8 @@
 """Approvals over HTTP: agents' guards open requests and wait on them; on-call people list and answer them.
 
 - `GET  /v1/approvals/rules?agent=A[&environment=E]` → the tool patterns that need approval for that agent
-- `POST /v1/approvals` `{agent, tool, arguments_digest}` → `{required, id, status}` (audited when opened)
+- `POST /v1/approvals` `{agent, tool, arguments_digest}` → `{required, id, status}` (audited when opened;
+  bound to the agent's token, `agent_auth.py`)
 - `GET  /v1/approvals/{id}?wait=S` → the request, as soon as it is answered or expires (long-poll)
 - `GET  /v1/approvals` → pending requests (viewer)
 - `POST /v1/approvals/{id}/answer` `{approve, reason}` → approve or deny (oncall; audited with the person)
@@ -16,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from spanwarden.collector.ingest_auth import IngestGate
+from spanwarden.embedded.agent_auth import acting_agent
 from spanwarden.embedded.commands_api import Audited, authorize
 from spanwarden.enforcers.approvals import PENDING, ApprovalBook, ApprovalRequest, needs_approval, rules_view
 from spanwarden.enforcers.audit_log import AgentRef
@@ -23,10 +26,11 @@ from spanwarden.enforcers.roles import TokenBook
 
 
 class ApprovalsApi:
-    def __init__(self, pipeline: Audited, tokens: TokenBook, clock: Callable[[], float] = time.time,
-                 max_wait_s: float = 25.0) -> None:
+    def __init__(self, pipeline: Audited, tokens: TokenBook, gate: IngestGate,
+                 clock: Callable[[], float] = time.time, max_wait_s: float = 25.0) -> None:
         self.pipeline = pipeline
         self.tokens = tokens
+        self.gate = gate
         self.clock = clock
         self.max_wait_s = max_wait_s
         self.book = ApprovalBook()
@@ -60,11 +64,14 @@ class ApprovalsApi:
     async def open(self, request: web.Request) -> web.Response:
         try:
             body: dict[str, Any] = await request.json()
-            agent, tool = str(body["agent"]), str(body["tool"])
+            claimed, tool = str(body["agent"]), str(body["tool"])
             digest = str(body.get("arguments_digest", ""))[:64]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             return web.json_response({"code": 400, "message": f"expected JSON with agent and tool ({exc})"},
                                      status=400)
+        agent = acting_agent(request, self.gate, claimed)
+        if isinstance(agent, web.Response):
+            return agent
         if not self._required(agent, tool, str(body.get("environment", ""))):
             return web.json_response({"required": False})
         now = self.clock()

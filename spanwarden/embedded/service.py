@@ -105,7 +105,7 @@ class EmbeddedService:
         self.access = AccessApi(self.pipeline, self.tokens, self.pipeline.access, self._answer_access, clock,
                                 settings.long_poll_s)
         self.profiles = ProfileApi(self.pipeline, self.tokens, settings.state_dir, clock)
-        self.approvals = ApprovalsApi(self.pipeline, self.tokens, clock, settings.long_poll_s)
+        self.approvals = ApprovalsApi(self.pipeline, self.tokens, self.ingest, clock, settings.long_poll_s)
         self.leases = LeaseBook()
         self.port: int | None = None
         self.self_metrics = SelfMetrics(lambda: health.figures(self))
@@ -181,6 +181,7 @@ class EmbeddedService:
         if self.reporting is not None:
             self.reporting.records(records)
         self.pipeline.process(records)
+        self.leases.observe(records)  # spend no longer unreported; call sizes learned
 
     @web.middleware
     async def _refuse_while_audit_broken(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -258,7 +259,7 @@ class EmbeddedService:
         self.approvals.add_routes(app)
         self.profiles.add_routes(app)
         self.access.add_routes(app)
-        leases_api.add_routes(app, self.pipeline, self.leases, self.clock)
+        leases_api.add_routes(app, self.pipeline, self.leases, self.ingest, self.clock)
         app.router.add_get("/v1/status", self._status)
         app.router.add_post("/v1/policy/reload", self._reload)
         app.router.add_post(ACKNOWLEDGE_PATH, self._acknowledge)

@@ -72,7 +72,7 @@ class KafkaGateway:
         self.normalizer = Normalizer(PriceTable.load(settings.price_file))
         self.board = control_channel.DecisionBoard()
         # Tool approvals need only the policy and the audit log, both here: the gateway holds them.
-        self.approvals = ApprovalsApi(self, self.tokens, clock, settings.long_poll_s)
+        self.approvals = ApprovalsApi(self, self.tokens, self.ingest, clock, settings.long_poll_s)
         self.feed = DecisionsFeed(self.board)
         # The gateway writes the audit chain, so it sends the audit logs to Datadog; workers send the rest.
         self.reporting = (DatadogReporting(lambda model: None, settings.datadog_host, settings.datadog_max_agents,

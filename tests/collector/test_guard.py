@@ -108,7 +108,8 @@ def test_a_call_made_before_the_first_answer_waits_for_it(tmp_path):
     service = EmbeddedService(Settings(port=0, state_dir=tmp_path, admin_token="t", audit_fsync="never"))
     url = f"http://127.0.0.1:{service.start_in_thread()}"
     requests.post(f"{url}/v1/commands", headers={"Authorization": "Bearer t"}, timeout=5,
-                  json={"command": "kill", "agent": "a", "reason": "before the agent started"}).raise_for_status()
+                  json={"command": "kill", "agent": "a", "reason": "before the agent started",
+                        "new": True}).raise_for_status()
     watcher = DecisionWatcher(url, "a", wait_s=1)
     guard = Guard("a", watcher, first_contact_s=10)
     watcher.start()  # the call below is made before the first poll can have answered
@@ -131,7 +132,7 @@ def test_span_processor_refuses_llm_spans_of_a_halted_agent(tmp_path):
     try:
         with tracer.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat"}):
             pass
-        requests.post(f"{url}/v1/commands", json={"command": "kill", "agent": "agent-x", "actor": "oncall",
+        requests.post(f"{url}/v1/commands", json={"command": "kill", "agent": "agent-x", "new": True, "actor": "oncall",
                                                   "reason": "test"}, headers={"Authorization": "Bearer t"},
                       timeout=5).raise_for_status()
         assert watcher.wait_for_version(1, 5)
@@ -173,7 +174,8 @@ def test_kill_and_resume_of_one_tool_or_model_leave_the_rest_alone(tmp_path):
         return svc, f"http://127.0.0.1:{svc.start_in_thread()}"
 
     def command(url, body):
-        answer = requests.post(f"{url}/v1/commands", json=body, headers={"Authorization": "Bearer t"}, timeout=5)
+        answer = requests.post(f"{url}/v1/commands", json={**body, "new": True}, timeout=5,
+                               headers={"Authorization": "Bearer t"})
         answer.raise_for_status()
         return answer.json()
 
@@ -228,7 +230,7 @@ def test_a_halt_already_received_holds_when_the_channel_is_cut(tmp_path, mode):
     watcher = DecisionWatcher(url, "a", wait_s=1, clock=clock).start()
     try:
         killed = requests.post(f"{url}/v1/commands", headers={"Authorization": "Bearer t"}, timeout=5,
-                               json={"command": "kill", "agent": "a", "reason": "cut test"}).json()
+                               json={"command": "kill", "agent": "a", "reason": "cut test", "new": True}).json()
         assert watcher.wait_for_version(killed["version"], 10)
         service.stop()  # the channel is cut (the agent could also cut it itself)
         guard = Guard("a", watcher, fail_mode=mode, out_of_touch_s=30)

@@ -1,0 +1,88 @@
+"""What an LLM call can cost at most, read from the client call itself before it goes out.
+
+Instrumentations set `gen_ai.request.max_tokens` when it suits them — openai-v2 only at span end — so a
+guard reading span attributes at span start cannot rely on it. This thin hook sits on the `openai` client's
+request building (`BaseClient._build_request`, which runs inside whichever instrumentation's span wraps the
+call, whatever order the wrappers were installed in, and before any byte is sent): it reads the body's
+`max_tokens`/`max_completion_tokens` and the size of its messages, and hands them to the guard processors
+that reserved for the current span, which refine the reservation. Nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from opentelemetry import trace
+
+log = logging.getLogger(__name__)
+BYTES_PER_TOKEN = 3  # prompts: English runs ~4 bytes a token, other scripts fewer; err towards more tokens
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    max_output_tokens: int | None  # the reply's bound, when the call states one
+    prompt_tokens: int | None  # an estimate from the size of the messages
+
+
+class Refines(Protocol):
+    def refine(self, span_id: int, limits: CallLimits) -> None: ...
+
+
+_listeners: weakref.WeakSet[Any] = weakref.WeakSet()
+_installed = False
+_install_lock = threading.Lock()
+
+
+def limits_of(body: Mapping[str, Any]) -> CallLimits:
+    """The limits an OpenAI-style request body states (chat completions, completions, responses)."""
+    bound = next((body[k] for k in ("max_completion_tokens", "max_tokens", "max_output_tokens")
+                  if isinstance(body.get(k), int) and not isinstance(body.get(k), bool)), None)
+    choices = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 1) > 1 else 1
+    prompt = None
+    source = body.get("messages", body.get("input", body.get("prompt")))
+    if source is not None:
+        try:
+            size = len(json.dumps(source, ensure_ascii=False, default=str).encode())
+        except (TypeError, ValueError):
+            size = 0
+        prompt = size // BYTES_PER_TOKEN + 1
+    return CallLimits(bound * choices if bound is not None else None, prompt)
+
+
+def listen(listener: Refines) -> None:
+    """Tell `listener` the limits of each openai call made inside a span (installs the hook once)."""
+    _listeners.add(listener)
+    install()
+
+
+def install() -> bool:
+    """Hook the openai client's request building; False when openai is not installed."""
+    global _installed
+    with _install_lock:
+        if _installed:
+            return True
+        try:
+            import wrapt
+            from openai import _base_client
+        except ImportError:
+            return False
+        wrapt.wrap_function_wrapper(_base_client, "BaseClient._build_request", _on_build_request)
+        _installed = True
+        return True
+
+
+def _on_build_request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    options = args[0] if args else kwargs.get("options")
+    body = getattr(options, "json_data", None)
+    span = trace.get_current_span().get_span_context()
+    if isinstance(body, Mapping) and span.is_valid and _listeners:
+        limits = limits_of(body)
+        for listener in list(_listeners):
+            listener.refine(span.span_id, limits)  # may raise AgentHalted: the request is not sent
+    return wrapped(*args, **kwargs)
