@@ -181,7 +181,7 @@ class EmbeddedService:
         if self.reporting is not None:
             self.reporting.records(records)
         self.pipeline.process(records)
-        self.leases.observe(records)  # spend no longer unreported; call sizes learned
+        self.leases.observe(records)  # each agent's call sizes, for its guard's estimates
 
     @web.middleware
     async def _refuse_while_audit_broken(self, request: web.Request, handler: Any) -> web.StreamResponse:
