@@ -3,6 +3,7 @@ or (if the operator allows) kept apart as untrusted and never enforced on. Real 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -82,10 +83,80 @@ def test_untrusted_spans_are_learned_apart_and_never_enforced_on(tmp_path: Path)
         response = requests.post(f"{url}/v1/traces", data=body, timeout=10,
                                   headers={"Content-Type": "application/x-protobuf"})
         assert response.status_code == 200
+        deadline = time.monotonic() + 30  # spans are judged once the lateness bound has passed
+        while "untrusted:agent-a" not in service.latest_findings and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert set(service.pipeline.agents) == {"untrusted:agent-a"}
         assert service.pipeline.decision("untrusted:agent-a").action.value == "allow"
-        assert service.latest_findings["untrusted:agent-a"].severity.label == "critical"  # seen and audited
+        assert service.latest_findings["untrusted:agent-a"].severity.label in ("warning", "critical")  # judged
     finally:
         service.stop()
     records = Normalizer(PriceTable.load()).records(decode_request(body, PROTOBUF))
     assert {r.agent_id for r in records} == {"agent-a"}  # the claim was agent-a; it is kept under untrusted:
+
+
+def _service(tmp_path: Path, mode: str) -> tuple[EmbeddedService, str]:
+    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, audit_fsync="never", ingest_auth=mode,
+                                       tokens_file=tmp_path / "tokens.yaml"))
+    return service, f"http://127.0.0.1:{service.start_in_thread()}"
+
+
+def _lease(url: str, agent: str, token: str | None = None) -> requests.Response:
+    return requests.post(f"{url}/v1/leases", json={"agent": agent}, timeout=5,
+                         headers={"Authorization": f"Bearer {token}"} if token else {})
+
+
+def test_leases_and_approval_requests_are_bound_to_the_agents_token(tmp_path: Path) -> None:
+    _, billing, fleet = _book(tmp_path)
+    service, url = _service(tmp_path, "required")
+    try:
+        stolen = [_lease(url, "billing-bot") for _ in range(20)]  # the attack: drain a victim's budget
+        assert {r.status_code for r in stolen} == {401}
+        assert _lease(url, "billing-bot", fleet).status_code == 403  # another agent's token
+        own = _lease(url, "billing-bot", billing)
+        assert own.status_code == 200 and own.json()["usd"] == 5.0  # the victim's budget is untouched
+        approval = {"agent": "billing-bot", "tool": "refund_payment", "environment": "prod"}
+        assert requests.post(f"{url}/v1/approvals", json=approval, timeout=5).status_code == 401
+        assert requests.post(f"{url}/v1/approvals", json=approval, timeout=5,
+                             headers={"Authorization": f"Bearer {fleet}"}).status_code == 403
+        opened = requests.post(f"{url}/v1/approvals", json=approval, timeout=5,
+                               headers={"Authorization": f"Bearer {billing}"}).json()
+        assert opened["required"] and opened["agent_id"] == "billing-bot"
+        metrics = requests.get(f"{url}/metrics", timeout=5).text
+    finally:
+        service.stop()
+    assert 'route="/v1/leases",status="401"} 20.0' in metrics  # refusals counted ...
+    assert 'route="/v1/approvals",status="403"} 1.0' in metrics
+    refused = [e for _, e in read_entries(tmp_path / "audit.jsonl") if "refused" in e.reason]
+    assert refused == []  # ... not each written (and fsynced) to the audit log
+
+
+def test_without_a_token_untrusted_mode_leases_only_for_the_untrusted_name(tmp_path: Path) -> None:
+    _, billing, _ = _book(tmp_path)
+    service, url = _service(tmp_path, "untrusted")
+    try:
+        anonymous = _lease(url, "billing-bot").json()
+        assert anonymous["agent_id"] == "untrusted:billing-bot"
+        assert _lease(url, "billing-bot", billing).json()["agent_id"] == "billing-bot"
+    finally:
+        service.stop()
+
+
+def test_the_guard_sends_the_exporters_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from spanwarden import AgentHalted
+    from spanwarden.collector.instrument import guard_processor
+
+    _, billing, _ = _book(tmp_path)
+    service, url = _service(tmp_path, "required")
+    call = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "gen_ai.request.max_tokens": 100}
+    try:
+        without = guard_processor("billing-bot", url=url, spend_lease=True)
+        with pytest.raises(AgentHalted, match="401"):
+            without.lease.reserve(without.lease.call(call))  # type: ignore[union-attr]
+        without.shutdown()
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"Authorization=Bearer%20{billing}")
+        processor = guard_processor("billing-bot", url=url, spend_lease=True)
+        assert processor.lease is not None and processor.lease.reserve(processor.lease.call(call)) is not None
+        processor.shutdown()
+    finally:
+        service.stop()
