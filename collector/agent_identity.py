@@ -16,6 +16,7 @@ are never an identity.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from spanwarden.collector.span_record import UNKNOWN_AGENT
 
@@ -29,6 +30,7 @@ _RUN_ID = re.compile(r"(?:[0-9a-f]{16,}|\d{6,}|[0-9A-HJKMNP-TV-Z]{26})", re.IGNO
 _SEPARATED_ID = re.compile(r"^[A-Za-z][\w.-]*?[-_:](?P<id>.+)$")  # "run-3f2a...", "agent_01J...", "call:123"
 
 
+@lru_cache(maxsize=8192)  # names repeat span after span; bounded, and a pure function
 def is_per_run_id(value: str) -> bool:
     """A UUID, ULID, long hex or numeric id, alone or after a short prefix ("run-<uuid>")."""
     v = value.strip()
@@ -44,8 +46,13 @@ def is_placeholder(value: str) -> bool:
 
 def stable(value: object) -> str:
     """`value` when it can name an agent across runs, else ""."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not value:
         return ""
+    return _stable(value)
+
+
+@lru_cache(maxsize=8192)
+def _stable(value: str) -> str:
     v = value.strip()
     if not v or is_placeholder(v) or is_per_run_id(v):
         return ""

@@ -17,6 +17,7 @@ from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from opentelemetry.sdk.trace import TracerProvider
 
+from spanwarden.collector.agent_stamp import AgentStampProcessor
 from spanwarden.collector.instrument import ENV_AGENT_ID, guard_processor
 
 log = logging.getLogger(__name__)
@@ -37,4 +38,5 @@ class SpanwardenConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]
             return
         agent = os.environ.get(ENV_AGENT_ID) or str(provider.resource.attributes.get("service.name", "unknown"))
         environment = str(provider.resource.attributes.get("deployment.environment.name", ""))
+        provider.add_span_processor(AgentStampProcessor())  # children carry their agent span's name
         provider.add_span_processor(guard_processor(agent, environment=environment))

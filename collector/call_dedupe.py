@@ -66,7 +66,7 @@ class CallDedupe:
                 self.aggregates += 1
                 return _zeroed(r, "aggregate", "aggregate_usage")
             return r  # the only report of what it spent
-        if not is_llm(r):
+        if not is_llm(r) or key in self._calls:  # a re-sent span (an export retried) is not a second call
             return r
         kept = self._kept(r, key)
         self._mark_parent(r)

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from spanwarden.collector import agent_credentials
 from spanwarden.collector import instrumentations as genai
+from spanwarden.collector.agent_stamp import AgentStampProcessor
 from spanwarden.collector.decision_watcher import DecisionWatcher
 from spanwarden.collector.guard import Guard, GuardSpanProcessor
 from spanwarden.collector.spend_lease import SpendLease
@@ -111,6 +112,7 @@ def instrument(agent_id: str | None = None, owner: str | None = None, team: str 
     processor = guard_processor(agent, endpoint, fail_mode,
                                 str(resource.attributes.get("deployment.environment.name", "")), spend_lease,
                                 ready_timeout_s)
+    provider.add_span_processor(AgentStampProcessor())  # children carry their agent span's name
     provider.add_span_processor(processor)
     exporter = OTLPSpanExporter(endpoint=f"{control_url(endpoint)}/v1/traces") if endpoint else OTLPSpanExporter()
     provider.add_span_processor(BatchSpanProcessor(exporter))

@@ -77,7 +77,8 @@ class Normalizer:
         llm_call = kind in (span_kind.LLM, span_kind.EMBEDDING) or operation in LLM_OPERATIONS or bool(model)
         own = a.get(K_OWN_COST)
         cost, cost_source = self._cost(a.get(K_COST) if own is None else own, own is not None, model, usage, flags)
-        if llm_call and cost_source == "none" and kind not in span_kind.AGGREGATE_KINDS:
+        if cost_source == "none" and kind not in span_kind.AGGREGATE_KINDS and (
+                llm_call or (not kind and _token_like(span.attributes))):
             flags.append(NO_USAGE)
         name = span.name
         if len(name) > MAX_TEXT:
@@ -127,6 +128,11 @@ class Normalizer:
 
 
 NO_USAGE = "llm_without_usage"  # looks like an LLM call (a model, an LLM kind) but reports no tokens or cost
+
+
+def _token_like(kvs: Any) -> bool:
+    """A token count under a name no convention here knows (aggregates aside): usage spanwarden cannot read."""
+    return any(("token" in kv.key and "aggregated" not in kv.key) for kv in kvs)
 
 
 def usage_of(a: dict[str, Any], flags: list[str]) -> tuple[int, int, int, int]:
@@ -233,16 +239,20 @@ def _agent(a: dict[str, Any], identity: dict[str, str], kind: str, operation: st
            parent: bytes) -> tuple[str, str, str, str]:
     """(agent id, its source, the stable agent name this span is or is under, a per-run id), by the rule
     in collector/agent_identity.py. Source "agent_span"/"inherit" asks the trace stage to finish it."""
-    own_id, own_name = _text(a.get(K_AGENT_ID)), _text(a.get(K_SPAN_AGENT_NAME))
+    own_id, own_name, explicit = a.get(K_AGENT_ID), a.get(K_SPAN_AGENT_NAME), a.get(K_EXPLICIT)
+    base, source = identity["agent"], identity["source"]
+    final = source in ("explicit", "resource") or (source == "service" and not identity["multi_agent"])
+    if not (own_id or own_name or explicit or K_INHERITED in a) and kind != span_kind.AGENT:
+        return (base, source, "", "") if final or not parent else (base, "inherit", "", "")  # the common case
+    own_id, own_name = _text(own_id), _text(own_name)
     run_id = next((v for v in (own_id, own_name) if v and agent_identity.is_per_run_id(v)), "")
-    explicit = agent_identity.stable(_text(a.get(K_EXPLICIT)))
+    explicit = agent_identity.stable(_text(explicit))
     if explicit:
         return explicit, "explicit", "", run_id
     name = (agent_identity.agent_span_name(span_name, operation, kind, own_name or own_id)
             or agent_identity.stable(_text(a.get(K_INHERITED))) or agent_identity.stable(own_name)
             or agent_identity.stable(own_id))
-    base, source = identity["agent"], identity["source"]
-    if source in ("explicit", "resource") or (source == "service" and not identity["multi_agent"]):
+    if final:
         return base, source, name, run_id
     if name:
         return base, "agent_span", name, run_id

@@ -25,6 +25,7 @@ _DIALECTS = {"postgresql": "postgres", "mssql": "tsql", "microsoft.sql_server": 
              "clickhouse": "clickhouse", "trino": "trino", "hive": "hive", "spark": "spark"}
 
 _cache: OrderedDict[tuple[str, str], tuple[str, ...]] = OrderedDict()
+_missing_parser = False
 
 
 def tables(sql: str, system: str = "") -> tuple[str, ...]:
@@ -43,9 +44,17 @@ def tables(sql: str, system: str = "") -> tuple[str, ...]:
 
 
 def _parse(sql: str, dialect: str) -> tuple[str, ...]:
-    import sqlglot  # the server extra: imported on first use, so the agent-side plugin never needs it
-    from sqlglot import exp
-    from sqlglot.errors import SqlglotError
+    global _missing_parser
+    try:  # the server extra: imported on first use; the agent-side guard does without it
+        import sqlglot
+        from sqlglot import exp
+        from sqlglot.errors import SqlglotError
+    except ImportError:
+        if not _missing_parser:
+            _missing_parser = True
+            log.warning("sqlglot is not installed: tables are read from db.collection.name and "
+                        "db.query.summary only (pip install 'spanwarden[server]')")
+        return ()
 
     try:
         statements = sqlglot.parse(sql, dialect=dialect or None)

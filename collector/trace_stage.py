@@ -23,6 +23,7 @@ from typing import NamedTuple
 from spanwarden.collector.agent_identity import qualify
 from spanwarden.collector.bounded import BoundedDict
 from spanwarden.collector.call_dedupe import CallDedupe
+from spanwarden.collector.normalize import NO_USAGE
 from spanwarden.collector.span_record import UNKNOWN_AGENT, SpanRecord
 
 DEFAULT_WAIT_S = 5.0  # longer than the OTel SDK's batch export delay (5 s by default)
@@ -52,6 +53,8 @@ class TraceStage:
         self._held: dict[Key, tuple[float, SpanRecord]] = {}  # insertion order: oldest first
         self.inherited = 0
         self.missing = 0
+        # Per agent: spans that look like LLM calls but report no usage (an unknown convention, made visible).
+        self.without_usage: BoundedDict[str, int] = BoundedDict(10_000)
 
     @property
     def held(self) -> int:
@@ -78,13 +81,22 @@ class TraceStage:
             while len(self._held) > self.max_held:
                 out.append(self._missing(self._held.pop(next(iter(self._held)))[1]))
             if now is not None:
-                out += self.expire(now)
-        return out
+                out += self._due(now)
+        return self._counted(out)
 
     def expire(self, now: float) -> list[SpanRecord]:
         """Held records whose wait is over, under their fallback identity."""
+        return self._counted(self._due(now))
+
+    def _due(self, now: float) -> list[SpanRecord]:
         due = [key for key, (deadline, _) in self._held.items() if deadline <= now]
         return [self._missing(self._held.pop(key)[1]) for key in due]
+
+    def _counted(self, records: list[SpanRecord]) -> list[SpanRecord]:
+        for r in records:
+            if NO_USAGE in r.flags:
+                self.without_usage[r.agent_id] = self.without_usage.get(r.agent_id, 0) + 1
+        return records
 
     def _retry(self, traces: set[str]) -> list[SpanRecord]:
         out = []

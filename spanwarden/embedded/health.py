@@ -59,6 +59,9 @@ def figures(service: EmbeddedService) -> Figures:
                                      float(getattr(service.audit, "seq", 0)), ()),
         "spanwarden_last_span_age_seconds": ("gauge", "seconds since spans last arrived",
                                              float("nan") if age is None else age, ()),
+        "spanwarden_llm_spans_without_usage": (
+            "counter", "spans that look like LLM calls but report no usage, by agent",
+            {(a,): float(n) for a, n in service.trace_stage.without_usage.items()}, ("agent",)),
     }
     if service.reporting is not None:
         dropped = service.reporting.exporter.dropped

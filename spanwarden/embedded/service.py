@@ -22,6 +22,7 @@ from spanwarden.collector.ingest_auth import IngestGate, IngestRefused
 from spanwarden.collector.normalize import Normalizer
 from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import SpanRecord
+from spanwarden.collector.trace_stage import TraceStage
 from spanwarden.dashboards import reporting
 from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.detectors.finding import Finding
@@ -107,6 +108,7 @@ class EmbeddedService:
         self.profiles = ProfileApi(self.pipeline, self.tokens, settings.state_dir, clock)
         self.approvals = ApprovalsApi(self.pipeline, self.tokens, self.ingest, clock, settings.long_poll_s)
         self.leases = LeaseBook()
+        self.trace_stage = TraceStage()  # one cost per LLM call; agents inherited within a bounded wait
         self.port: int | None = None
         self.self_metrics = SelfMetrics(lambda: health.figures(self))
         self.journal = ActivityJournal(settings.state_dir / "activity", settings.activity_max_bytes)
@@ -251,7 +253,9 @@ class EmbeddedService:
             except IngestRefused as exc:
                 self._audit_refused_ingest(exc)
                 raise
-            self.deliver(records)
+            ready = self.trace_stage.process(records, self.clock())
+            if ready:
+                self.deliver(ready)
 
         app.router.add_post(receiver.TRACES_PATH, receiver.traces_handler(deliver, self.settings.max_body_bytes))
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)
@@ -314,6 +318,7 @@ class EmbeddedService:
                 "spend_usd_per_min": round(hour.recent(5) / 5, 6) if hour is not None and hour.index is not None
                 else 0.0,  # over the agent's last 5 minutes
                 "last_seen_s": bank.cost.last_time if bank is not None else None,
+                "llm_spans_without_usage": self.trace_stage.without_usage.get(agent_id, 0),
             })
         return out
 

@@ -10,6 +10,7 @@ from typing import NamedTuple
 from spanwarden.collector.normalize import Normalizer
 from spanwarden.collector.otlp_decode import PROTOBUF, OtlpError, decode_request
 from spanwarden.collector.span_record import SpanRecord
+from spanwarden.collector.trace_stage import TraceStage
 from spanwarden.streaming.record_batch import SourceRecords
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class SpanSplitter:
     def __init__(self, normalizer: Normalizer, max_message_bytes: int = 16 * 1024 * 1024,
                  max_records_per_part: int = MAX_RECORDS_PER_PART) -> None:
         self.normalizer = normalizer
+        self.stage = TraceStage()  # one cost per LLM call, agents from the trace (no clock: nothing held)
         self.max_message_bytes = max_message_bytes
         self.max_records_per_part = max_records_per_part
         self.malformed = 0
@@ -43,7 +45,7 @@ class SpanSplitter:
                 log.error("skipped spans message %d@%d: %s", message.offset, message.partition, exc)
                 continue
             grouped: dict[str, list[SpanRecord]] = defaultdict(list)
-            for record in self.normalizer.iter_records(request):
+            for record in self.stage.process(self.normalizer.iter_records(request)):
                 if message.timestamp_s > 0:
                     record = record._replace(received_s=message.timestamp_s)
                 grouped[record.agent_id].append(record)

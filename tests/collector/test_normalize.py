@@ -231,5 +231,7 @@ def test_llm_looking_spans_without_usage_are_flagged(span_factory, normalizer):
     f.span("LLM", {"openinference.span.kind": "LLM"})
     f.span("invoke_agent", {"gen_ai.operation.name": "invoke_agent", "gen_ai.request.model": "gpt-4o"})
     f.span("chat", {"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 3})
+    f.span("acme.generate", {"acme.llm.tokens_in": 10})
+    f.span("http GET", {"url.full": "https://example.com"})
     flagged = ["llm_without_usage" in r.flags for r in records(normalizer, f.body())]
-    assert flagged == [True, True, False, False]
+    assert flagged == [True, True, False, False, True, False]
