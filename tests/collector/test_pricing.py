@@ -51,3 +51,48 @@ def test_bad_override_files_name_the_problem(tmp_path, doc, message):
     path.write_text(doc)
     with pytest.raises(PriceTableError, match=message):
         PriceTable.load(path)
+
+
+@pytest.mark.parametrize("model", ["us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                                   "claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5-20250929-v1:0",
+                                   "claude-sonnet-4-5@20250929", "anthropic/claude-sonnet-4-5",
+                                   "Claude-Sonnet-4-5-20250929"])
+def test_bedrock_vertex_and_dated_ids_find_their_price(model):
+    table = PriceTable.load()
+    assert table.lookup(model) == table.lookup("claude-sonnet-4-5") is not None
+    assert table.canonical_name(model) == "claude-sonnet-4-5"
+
+
+def test_cache_writes_have_their_own_rate_and_reads_theirs():
+    table = PriceTable.load()
+    # 1500 input of which 400 read from the cache and 100 written to it: Anthropic's bill for the call.
+    cost, priced = table.cost("claude-sonnet-4-5", 1500, 250, 400, 100)
+    assert priced and cost == pytest.approx((1000 * 3.0 + 400 * 0.3 + 100 * 3.75 + 250 * 15.0) / 1e6)
+    assert round(cost, 6) == 0.007245
+    # Providers that bill no writes: the input rate.
+    assert table.cost("gpt-4o", 1000, 0, 0, 1000)[0] == pytest.approx(table.cost("gpt-4o", 1000, 0, 0)[0])
+    # Reads and writes beyond the input count: the input count was fresh input alone.
+    assert table.cost("claude-sonnet-4-5", 300, 0, 400, 100)[0] == pytest.approx(
+        (300 * 3.0 + 400 * 0.3 + 100 * 3.75) / 1e6)
+
+
+def test_the_table_covers_embedding_models():
+    table = PriceTable.load()
+    for model in ("text-embedding-3-small", "text-embedding-ada-002", "gemini-embedding-001",
+                  "amazon.titan-embed-text-v2:0"):
+        assert table.lookup(model) is not None, model
+
+
+def test_reported_costs_are_plausible_within_a_factor():
+    assert PriceTable.plausible(0.007, 0.007245) and PriceTable.plausible(0.0036, 0.007245)  # batch: half
+    assert not PriceTable.plausible(7.245, 0.007245) and not PriceTable.plausible(0.0000072, 0.007245)
+    assert PriceTable.plausible(0.5, 0.0)  # nothing to compare with
+
+
+def test_an_override_file_can_price_cache_writes(tmp_path):
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps({"models": {"acme": {"input": 1.0, "output": 2.0, "cache_write": 5.0}}}))
+    assert PriceTable.load(path).cost("acme", 1_000_000, 0, 0, 1_000_000)[0] == pytest.approx(5.0)
+    path.write_text(json.dumps({"models": {"acme": {"input": 1.0, "output": 2.0, "cache_write": -1}}}))
+    with pytest.raises(PriceTableError, match="models.acme: prices must be >= 0"):
+        PriceTable.load(path)
