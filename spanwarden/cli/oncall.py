@@ -178,9 +178,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(agents))
             return
-        table = Table("agent", "owner", "env", "decision", "by", "latest finding")
+        table = Table("agent", "owner", "env", "decision", "by", "latest finding", "LLM spans without usage")
         for a in agents:
             d, f = a["decision"], a["last_finding"]
             table.add_row(a["agent"], a["owner"], a["environment"], d["action"], d["decided_by"],
-                          f"{f['detector']}/{f['kind']} {f['severity']}" if f else "")
+                          f"{f['detector']}/{f['kind']} {f['severity']}" if f else "",
+                          str(a.get("llm_spans_without_usage") or ""))
         Console().print(table)
