@@ -14,7 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from spanwarden.collector import attributes as A
-from spanwarden.collector import sql_resources
+from spanwarden.collector import span_kind, sql_resources
+from spanwarden.collector.span_record import LLM_OPERATIONS
 
 MAX_TEXT = 256
 
@@ -43,7 +44,7 @@ def is_provider_host(host: str) -> bool:
             or (h.startswith("bedrock-runtime.") and h.endswith(".amazonaws.com")))
 
 
-def resource_of(attributes: Mapping[str, Any], llm_call: bool = False) -> str:
+def resource_of(attributes: Mapping[str, Any]) -> str:
     """The resource a span's attributes name, as its record will (the guard's view at span start)."""
     a: dict[str, Any] = {}
     ranks: dict[str, int] = {}
@@ -51,6 +52,11 @@ def resource_of(attributes: Mapping[str, Any], llm_call: bool = False) -> str:
         alias = A.SPAN_KEYS.get(name)
         if alias is not None and alias[1] < ranks.get(alias[0], 99):
             a[alias[0]], ranks[alias[0]] = value, alias[1]
+    kind = span_kind.kind_of(str(a.get(A.OPERATION[0]) or ""), a.get(A.SPAN_KIND[0]))
+    operation = span_kind.operation_of(a.get(A.OPERATION[0]), kind)
+    tool = a.get(A.TOOL_NAME[0]) or kind == span_kind.TOOL
+    llm_call = not tool and (kind in (span_kind.LLM, span_kind.EMBEDDING) or operation in LLM_OPERATIONS
+                             or bool(a.get(A.MODEL[0])))
     return resource(a, [], llm_call)
 
 

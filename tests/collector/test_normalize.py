@@ -235,3 +235,19 @@ def test_llm_looking_spans_without_usage_are_flagged(span_factory, normalizer):
     f.span("http GET", {"url.full": "https://example.com"})
     flagged = ["llm_without_usage" in r.flags for r in records(normalizer, f.body())]
     assert flagged == [True, True, False, False, True, False]
+
+
+@pytest.mark.parametrize("attributes", [
+    {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "server.address": "127.0.0.1"},
+    {"gen_ai.tool.name": "fetch", "url.full": "https://erp.example.com/x"},
+    {"db.system.name": "postgresql", "db.query.text": "SELECT * FROM orders"},
+    {"openinference.span.kind": "TOOL", "tool.name": "read", "file.path": "/srv/a.txt"},
+    {"http.request.method": "POST", "server.address": "api.anthropic.com"},
+])
+def test_the_guard_sees_the_resource_the_record_will_name(span_factory, normalizer, attributes):
+    from spanwarden.collector.normalize import resource_of
+
+    f = span_factory(**AGENT)
+    f.span("s", attributes)
+    (record,) = records(normalizer, f.body())
+    assert resource_of(attributes) == record.resource
