@@ -90,7 +90,7 @@ class Normalizer:
         agent, source, agent_name, run_id = _agent(a, identity, kind, operation, name, span.parent_span_id)
         if agent == UNKNOWN_AGENT and not agent_name and source != "inherit":
             flags.append("no_agent_identity")
-        return SpanRecord(
+        return _new_record(SpanRecord, (
             span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex(), name, start_ns, end_ns,
             status_error or bool(error_type), error_type or ("error" if status_error else ""),
             agent, a.get(K_OWNER) or identity["owner"], a.get(K_TEAM) or identity["team"],
@@ -98,9 +98,8 @@ class Normalizer:
             usage[0], usage[1], usage[2], cost, cost_source, tool_name,
             span_resource.resource(a, flags, llm_call and not tool_name),
             a.get(K_ROWS, 0), a.get(K_BYTES, 0), _fingerprint(a, tool_name, model, kind), a.get(K_CONV) or run_id,
-            tuple(flags), cache_write_tokens=usage[3], span_kind=kind, response_id=_text(a.get(K_RESPONSE_ID)),
-            agent_name=agent_name, agent_source=source,
-        )
+            tuple(flags), *_BETWEEN, usage[3], kind, _text(a.get(K_RESPONSE_ID)), agent_name, source, *_AFTER,
+        ))
 
     def _cost(self, reported: Any, own: bool, model: str, usage: tuple[int, int, int, int],
               flags: list[str]) -> tuple[float, str]:
@@ -127,6 +126,12 @@ class Normalizer:
         return table[0], "default_price"
 
 
+# Records are built as tuples (the hot path): the defaults of fields others added around this module's own.
+_new_record = tuple.__new__
+_FIELDS = SpanRecord._fields
+_MINE = _FIELDS.index("cache_write_tokens")
+_BETWEEN = tuple(SpanRecord._field_defaults[f] for f in _FIELDS[_FIELDS.index("flags") + 1:_MINE])
+_AFTER = tuple(SpanRecord._field_defaults[f] for f in _FIELDS[_FIELDS.index("agent_source") + 1:])
 NO_USAGE = "llm_without_usage"  # looks like an LLM call (a model, an LLM kind) but reports no tokens or cost
 
 
