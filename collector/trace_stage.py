@@ -55,6 +55,7 @@ class TraceStage:
         self.missing = 0
         # Per agent: spans that look like LLM calls but report no usage (an unknown convention, made visible).
         self.without_usage: BoundedDict[str, int] = BoundedDict(10_000)
+        self.identity: BoundedDict[str, str] = BoundedDict(10_000)  # agent -> where its id came from, lately
 
     @property
     def held(self) -> int:
@@ -94,6 +95,8 @@ class TraceStage:
 
     def _counted(self, records: list[SpanRecord]) -> list[SpanRecord]:
         for r in records:
+            if self.identity.get(r.agent_id) != r.agent_source:
+                self.identity[r.agent_id] = r.agent_source
             if NO_USAGE in r.flags:
                 self.without_usage[r.agent_id] = self.without_usage.get(r.agent_id, 0) + 1
         return records

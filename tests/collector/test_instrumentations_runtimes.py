@@ -55,7 +55,7 @@ def test_the_service_costs_each_call_once_and_counts_spans_without_usage(tmp_pat
         assert stage.dedupe.duplicates == 3
         status = requests.get(f"{url}/v1/status", headers={"Authorization": "Bearer t"}, timeout=5).json()
         (agent,) = [a for a in status["agents"] if a["agent"] == "support-bot"]
-        assert agent["llm_spans_without_usage"] == 2
+        assert agent["llm_spans_without_usage"] == 2 and agent["agent_identity_from"] == "service"
         scraped = requests.get(f"{url}/metrics", timeout=5).text
         samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                    for family in text_string_to_metric_families(scraped) for s in family.samples}
