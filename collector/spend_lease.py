@@ -61,6 +61,8 @@ class SpendLease:
         self._overshot = False
         self.service_p99: tuple[int, int] | None = None
         self._recent: deque[tuple[int, int]] = deque(maxlen=100)  # (prompt, reply) tokens of settled calls
+        self._largest = (0, 0)
+        self._typical_size = (DEFAULT_PROMPT_TOKENS, DEFAULT_MAX_TOKENS)
         self._dry_until = 0.0
         self.reserved_total = 0.0
         self.renewals = 0
@@ -104,9 +106,22 @@ class SpendLease:
 
     def _typical(self) -> tuple[int, int]:
         """The agent's own p99 call size: the service's, or the largest of this guard's last calls."""
-        prompts = [p for p, _ in self._recent] + ([self.service_p99[0]] if self.service_p99 else [])
-        replies = [r for _, r in self._recent] + ([self.service_p99[1]] if self.service_p99 else [])
-        return max(prompts, default=0) or DEFAULT_PROMPT_TOKENS, max(replies, default=0) or DEFAULT_MAX_TOKENS
+        return self._typical_size
+
+    def _learn(self, prompt: int, reply: int) -> None:
+        """Keep the last calls' sizes and the typical size they give (called holding the condition)."""
+        evicted = self._recent.popleft() if len(self._recent) == self._recent.maxlen else None
+        self._recent.append((prompt, reply))
+        largest = self._largest
+        if evicted is not None and (evicted[0] >= largest[0] or evicted[1] >= largest[1]):
+            largest = (max(p for p, _ in self._recent), max(r for _, r in self._recent))
+        self._largest = (max(largest[0], prompt), max(largest[1], reply))
+        self._update_typical()
+
+    def _update_typical(self) -> None:
+        service = self.service_p99 or (0, 0)
+        self._typical_size = (max(self._largest[0], service[0]) or DEFAULT_PROMPT_TOKENS,
+                              max(self._largest[1], service[1]) or DEFAULT_MAX_TOKENS)
 
     # -- reserve and settle ------------------------------------------------------------------------------
     def reserve(self, call: Reservation | None) -> Reservation | None:
@@ -120,6 +135,7 @@ class SpendLease:
                 now = self.monotonic()
                 serialised = not call.bounded and not self.trusted and self.unbounded_in_flight > 0
                 if not serialised:
+                    call = self._repriced(call)  # what the calls settled while it waited say
                     if now >= self.expires_at or (self.available < call.usd and now >= self._dry_until):
                         self._renew()
                     if self.available > 0:  # enough, or the last call: it may overdraw by its own cost
@@ -135,6 +151,15 @@ class SpendLease:
                                       "flight to settle; the budget is still spoken for", "lease", -1)
                 self._cond.wait(min(left, DRY_RETRY_S))
 
+    def _repriced(self, call: Reservation) -> Reservation:
+        """An unbounded call's estimate at the agent's typical size as known now."""
+        if call.bounded:
+            return call
+        prompt, reply = self._typical()
+        prompt = call.prompt_tokens if call.stated_prompt else prompt
+        return Reservation(self.prices.cost(call.model, prompt, reply, 0)[0], call.model, prompt, False,
+                           call.stated_prompt)
+
     def exchange(self, held: Reservation, better: Reservation) -> Reservation | None:
         """Swap a reservation for a better estimate of the same call; the old one is released first, so
         when the new one cannot be covered (AgentHalted) nothing stays reserved."""
@@ -148,7 +173,7 @@ class SpendLease:
         reply = _tokens(attributes.get("gen_ai.usage.output_tokens"))
         with self._cond:
             if prompt or reply:
-                self._recent.append((prompt, reply))
+                self._learn(prompt, reply)
                 if not reservation.bounded:  # only an unbounded call tells whether unbounded estimates hold
                     self._overshot = actual > reservation.usd * 1.000001
                     self.trusted = not self._overshot
@@ -189,6 +214,7 @@ class SpendLease:
         self._dry_until = now + DRY_RETRY_S if self.available <= 0 else 0.0
         if p99[0] is not None and p99[1] is not None:
             self.service_p99 = (int(p99[0]), int(p99[1]))
+            self._update_typical()
             self.trusted = self.trusted or not self._overshot
 
 

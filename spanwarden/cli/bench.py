@@ -84,6 +84,21 @@ def killswitch(as_json: bool = typer.Option(False, "--json", help="print only th
           {k: result[k] for k in ("p50_ms", "p99_ms")})
 
 
+@app.command("leases")
+def leases(as_json: bool = typer.Option(False, "--json", help="print only the JSON line"),
+           calls: int = typer.Option(50, min=10, max=500)) -> None:
+    """Spend leases on loopback: a burst's calls let through, overspend with replies far larger than the
+    estimate (in calls of that size), and what a lease adds per LLM span."""
+    from spanwarden.bench.leases import leases as measure
+    from spanwarden.bench.leases import overhead
+
+    result = {**measure(calls), **overhead()}
+    _emit(as_json, f"leases: burst {result['burst_calls_let_through']} of {result['burst_affordable']:g} "
+                   f"affordable calls; overspend {result['overspend_calls_4k_replies']} calls with 4k-token "
+                   f"replies, {result['overspend_calls_3m_replies']} with 3M; "
+                   f"+{result['lease_overhead_us_per_span']} us per span", result)
+
+
 @app.command("pipeline")
 def pipeline(
     as_json: bool = typer.Option(False, "--json", help="print only the JSON line"),
