@@ -71,22 +71,26 @@ class Normalizer:
         status_error = span.status.code == _STATUS_ERROR
         error_type = a.get(K_ERROR, "")
         kind = span_kind.kind_of(_text(a.get(K_OPERATION)), a.get(K_KIND))
-        operation = span_kind.operation_of(a.get(K_OPERATION), kind)
-        model = a.get(K_MODEL, "")
-        usage = usage_of(a, flags)
-        llm_call = kind in (span_kind.LLM, span_kind.EMBEDDING) or operation in LLM_OPERATIONS or bool(model)
-        own = a.get(K_OWN_COST)
-        cost, cost_source = self._cost(a.get(K_COST) if own is None else own, own is not None, model, usage, flags)
-        if cost_source == "none" and kind not in span_kind.AGGREGATE_KINDS and (
-                llm_call or (not kind and _token_like(span.attributes))):
-            flags.append(NO_USAGE)
         name = span.name
         if len(name) > MAX_TEXT:
             name = name[:MAX_TEXT]
             flags.append("truncated_name")
         tool_name = span_kind.tool_of(a, kind, name, K_TOOL, K_ENTITY, K_MCP)
-        if tool_name and not operation:
-            operation = "execute_tool"
+        if tool_name and not kind:
+            kind = span_kind.TOOL
+        operation = span_kind.operation_of(a.get(K_OPERATION), kind)
+        model = a.get(K_MODEL, "")
+        usage = usage_of(a, flags)
+        llm_call = kind in (span_kind.LLM, span_kind.EMBEDDING) or operation in LLM_OPERATIONS or (
+            bool(model) and kind not in _NOT_CALLS)
+        own = a.get(K_OWN_COST)
+        reported = a.get(K_COST) if own is None else own
+        cost, cost_source = self._cost(reported, own is not None, model, usage, flags)
+        if not (usage[0] or usage[1]) and reported is None and kind not in _NOT_CALLS and (
+                llm_call or (not kind and _token_like(span.attributes))):
+            flags.append(NO_USAGE)
+        elif cost_source == "none" and (usage[0] or usage[1]):
+            flags.append("usage_without_model")
         agent, source, agent_name, run_id = _agent(a, identity, kind, operation, name, span.parent_span_id)
         if agent == UNKNOWN_AGENT and not agent_name and source != "inherit":
             flags.append("no_agent_identity")
@@ -133,6 +137,7 @@ _MINE = _FIELDS.index("cache_write_tokens")
 _BETWEEN = tuple(SpanRecord._field_defaults[f] for f in _FIELDS[_FIELDS.index("flags") + 1:_MINE])
 _AFTER = tuple(SpanRecord._field_defaults[f] for f in _FIELDS[_FIELDS.index("agent_source") + 1:])
 NO_USAGE = "llm_without_usage"  # looks like an LLM call (a model, an LLM kind) but reports no tokens or cost
+_NOT_CALLS = frozenset({*span_kind.AGGREGATE_KINDS, span_kind.TOOL})  # a model named there is not a call
 
 
 def _token_like(kvs: Any) -> bool:

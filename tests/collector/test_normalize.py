@@ -233,8 +233,11 @@ def test_llm_looking_spans_without_usage_are_flagged(span_factory, normalizer):
     f.span("chat", {"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 3})
     f.span("acme.generate", {"acme.llm.tokens_in": 10})
     f.span("http GET", {"url.full": "https://example.com"})
-    flagged = ["llm_without_usage" in r.flags for r in records(normalizer, f.body())]
-    assert flagged == [True, True, False, False, True, False]
+    f.span("execute_tool", {"gen_ai.tool.name": "summarise", "gen_ai.request.model": "gpt-4o"})
+    f.span("chat", {"gen_ai.usage.input_tokens": 3})
+    out = records(normalizer, f.body())
+    assert ["llm_without_usage" in r.flags for r in out] == [True, True, False, False, True, False, False, False]
+    assert "usage_without_model" in out[-1].flags
 
 
 @pytest.mark.parametrize("attributes", [
