@@ -4,9 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test package-smoke bench clean
 
-$(STAMP): pyproject.toml requirements/test-broker.txt
+$(STAMP): pyproject.toml setup.py requirements/test-broker.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -20,6 +20,10 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy spanwarden collector detectors enforcers dashboards
 	$(BIN)/python -m pytest -q
+
+# Build the wheel and sdist and use them from fresh venvs outside the checkout (CI runs it after `test`).
+package-smoke: $(STAMP)
+	bash .ci/package_smoke.sh $(BIN)/python
 
 bench: $(STAMP)
 	$(BIN)/spanwarden bench ingest --json

@@ -97,6 +97,7 @@ def activate(tracer_provider: Any, setting: str | None = None,
         return []
     found = _candidates(points if points is not None else entry_points(group=GROUP), wanted)
     activated: list[Activated] = []
+    failed = 0
     for library, options in sorted(found.items()):
         usable = []
         for point in options:
@@ -105,6 +106,7 @@ def activate(tracer_provider: Any, setting: str | None = None,
             try:
                 usable.append((point, point.load()()))  # instrumentors are singletons: this is the one in use
             except Exception as exc:  # a broken instrumentation must never stop the agent
+                failed += 1
                 log.warning("spanwarden: could not load the %s instrumentation from %s: %s", library,
                             point.dist.name if point.dist else point.value, exc)
         if any(instrumentor.is_instrumented_by_opentelemetry for _, instrumentor in usable):
@@ -113,6 +115,7 @@ def activate(tracer_provider: Any, setting: str | None = None,
             try:
                 instrumentor.instrument(tracer_provider=tracer_provider, skip_dep_check=True)
             except Exception as exc:
+                failed += 1
                 log.warning("spanwarden: could not turn on the %s instrumentation from %s: %s", library,
                             point.dist.name if point.dist else point.value, exc)
                 continue
@@ -122,7 +125,7 @@ def activate(tracer_provider: Any, setting: str | None = None,
             break
     if activated:
         log.info("spanwarden: turned on the instrumentations %s", ", ".join(map(str, activated)))
-    elif wanted is None and "none-installed" not in _once:
+    elif wanted is None and not failed and "none-installed" not in _once:
         _once.add("none-installed")
         log.warning("spanwarden: no LLM instrumentation is installed, so LLM calls make no spans and the guard "
                     "cannot stand in front of them: pip install 'spanwarden[openai]' (or [anthropic]), or your "

@@ -7,8 +7,6 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-import click
-
 # Exit codes: 1 the service refused, 2 a usage, set-up or connection problem, 3 nothing done because the
 # named agent is unknown to the service.
 REFUSED, PROBLEM, UNKNOWN_AGENT = 1, 2, 3
@@ -63,16 +61,10 @@ def run(app: Callable[..., object], argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args or os.environ.get("SPANWARDEN_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
     try:
-        result = app(args=args, prog_name="spanwarden", standalone_mode=False)
-        return int(result) if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.exceptions.Abort:
-        print("spanwarden: aborted", file=sys.stderr)
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return int(exc.exit_code)
+        app(args=args, prog_name="spanwarden")  # typer itself says usage errors in one line (exit 2)
+        return 0
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
