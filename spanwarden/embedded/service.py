@@ -45,6 +45,7 @@ from spanwarden.enforcers.leases import LeaseBook
 from spanwarden.enforcers.policy import Policy, PolicyError
 from spanwarden.enforcers.redact import Redactor
 from spanwarden.enforcers.roles import TokenBook
+from spanwarden.event_time import TimeBounds
 from spanwarden.model_refit import ThreadRefitter
 from spanwarden.pipeline import Pipeline
 from spanwarden.settings import Settings, admin_token
@@ -96,7 +97,9 @@ class EmbeddedService:
                                            settings.datadog_max_agents, settings.datadog_queue_batches)
                           if reporting.enabled(settings.datadog_export) else None)
         self.pipeline = Pipeline(self.policy, self._sink(self.audit), on_decision=self._on_decision,
-                                 on_finding=self._remember_finding, refitter=self.refitter)
+                                 on_finding=self._remember_finding, refitter=self.refitter,
+                                 time_bounds=None if settings.trust_span_time else
+                                 TimeBounds(settings.max_lateness_s, settings.max_skew_s))
         self._restore()
         self.token = admin_token(settings)
         self.tokens = TokenBook.load(settings.tokens_path, self.token)
@@ -176,6 +179,9 @@ class EmbeddedService:
 
     def deliver(self, records: list[SpanRecord]) -> None:
         self.last_span_wall = time.time()
+        if not self.settings.trust_span_time:
+            received = self.clock()  # the service's time, which event times are held to
+            records = [r._replace(received_s=received) for r in records]
         try:
             self.journal.append(records)  # first: a refused request leaves the pipeline untouched
         except OSError as exc:
@@ -348,6 +354,7 @@ class EmbeddedService:
         if ready is not None:
             ready.set()
         flusher = asyncio.create_task(self._flush_datadog()) if self.reporting is not None else None
+        clock = asyncio.create_task(self._advance_clock())
         try:
             while not self._stopping.is_set():
                 try:
@@ -357,6 +364,7 @@ class EmbeddedService:
         finally:
             if flusher is not None:
                 flusher.cancel()
+            clock.cancel()
             self.board.close()
             await runner.cleanup()
             self.snapshot()
@@ -371,6 +379,17 @@ class EmbeddedService:
             self.refitter.close()
             if self.reporting is not None:
                 self.reporting.close()  # sends what is left, within a bounded time
+
+    async def _advance_clock(self) -> None:
+        """Judge records whose time has come and lapse expired decisions, on the service clock, even while no
+        spans arrive."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.audit_broken is None:
+                try:
+                    self.pipeline.advance(self.clock())
+                except AuditUnwritable as exc:
+                    log.error("%s; the clock moves on when it can be written", exc)
 
     async def _flush_datadog(self) -> None:
         assert self.reporting is not None

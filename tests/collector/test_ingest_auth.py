@@ -76,7 +76,8 @@ def test_forged_and_anonymous_spans_are_refused_over_http_and_the_forgery_audite
 
 
 def test_untrusted_spans_are_learned_apart_and_never_enforced_on(tmp_path: Path) -> None:
-    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, audit_fsync="never", ingest_auth="untrusted"))
+    service = EmbeddedService(Settings(port=0, trust_span_time=True,
+                                       state_dir=tmp_path, audit_fsync="never", ingest_auth="untrusted"))
     url = f"http://127.0.0.1:{service.start_in_thread()}"
     try:
         body = to_request(merged(normal(1, 2), runaway(T0 + 2 * 3600, 60))).SerializeToString()

@@ -21,7 +21,8 @@ TOKEN = "top-token"
 
 def test_spans_in_metrics_events_and_audit_logs_out_and_top_shows_the_halt(
         datadog: RecordingDatadog, tmp_path: Path) -> None:
-    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, audit_fsync="never", admin_token=TOKEN,
+    service = EmbeddedService(Settings(port=0, trust_span_time=True,
+                                       state_dir=tmp_path, audit_fsync="never", admin_token=TOKEN,
                                        datadog_export="on", datadog_host=datadog.url, datadog_flush_s=0.3))
     url = f"http://127.0.0.1:{service.start_in_thread()}"
     try:

@@ -55,7 +55,7 @@ def test_a_full_disk_never_leaves_half_an_entry(small_disk: Path) -> None:
 
 
 def test_the_service_refuses_what_it_could_not_audit_and_recovers(small_disk: Path) -> None:
-    service = EmbeddedService(Settings(port=0, state_dir=small_disk, audit_fsync="always",
+    service = EmbeddedService(Settings(port=0, trust_span_time=True, state_dir=small_disk, audit_fsync="always",
                                        min_free_disk_bytes=256 << 10, admin_token="t"))
     url = f"http://127.0.0.1:{service.start_in_thread()}"
     headers = {"Content-Type": "application/x-protobuf"}

@@ -28,7 +28,8 @@ def _exfiltration(start: float) -> list:
 
 def test_the_report_lists_what_was_touched_after_the_onset(tmp_path: Path) -> None:
     onset = T0 + 2 * 3600
-    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, audit_fsync="never", admin_token="t"),
+    service = EmbeddedService(Settings(port=0, trust_span_time=True,
+                                       state_dir=tmp_path, audit_fsync="never", admin_token="t"),
                               clock=lambda: onset + 600)  # the humans act after the (simulated) spans
     url = f"http://127.0.0.1:{service.start_in_thread()}"
     records = [r._replace(owner="ana@example.com", team="crm", environment="prod")
@@ -61,7 +62,7 @@ def test_the_report_lists_what_was_touched_after_the_onset(tmp_path: Path) -> No
 
 
 def test_no_anomaly_means_a_clear_error_unless_a_start_is_given(tmp_path: Path) -> None:
-    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, audit_fsync="never"))
+    service = EmbeddedService(Settings(port=0, trust_span_time=True, state_dir=tmp_path, audit_fsync="never"))
     service.deliver(normal(1, 0.2, agent="calm"))
     service.stop()
     service.journal.close()

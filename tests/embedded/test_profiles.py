@@ -17,7 +17,7 @@ from tests.detectors.traffic import T0, TABLES, normal
 
 
 def test_learn_read_pin_and_drift(tmp_path: Path) -> None:
-    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, audit_fsync="never", admin_token="t"))
+    service = EmbeddedService(Settings(port=0, trust_span_time=True, state_dir=tmp_path, audit_fsync="never", admin_token="t"))
     url = f"http://127.0.0.1:{service.start_in_thread()}"
     env = {"SPANWARDEN_TOKEN": "t"}
     cli = CliRunner()
@@ -53,5 +53,5 @@ def test_learn_read_pin_and_drift(tmp_path: Path) -> None:
     drift = [(e.data["kind"], e.data["subject"]) for e in entries if e.actor == "detector:pinned_profile"]
     assert drift == [("drift_tool", "http_get"), ("drift_resource", "db:pg:hr.payroll")]  # each once
     assert any(e.kind == "config_change" and e.reason == "pinned profile: Q4 review" for e in entries)
-    restarted = EmbeddedService(Settings(port=0, state_dir=tmp_path, audit_fsync="never"))
+    restarted = EmbeddedService(Settings(port=0, trust_span_time=True, state_dir=tmp_path, audit_fsync="never"))
     assert restarted.pipeline.pinned["agent-a"].tools == frozenset({"search", "sql_query"})

@@ -14,7 +14,7 @@ from tests.detectors.traffic import T0, merged, normal, runaway
 
 
 def test_health_and_openmetrics_follow_what_the_service_does(tmp_path: Path) -> None:
-    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, audit_fsync="never"))
+    service = EmbeddedService(Settings(port=0, trust_span_time=True, state_dir=tmp_path, audit_fsync="never"))
     url = f"http://127.0.0.1:{service.start_in_thread()}"
     try:
         assert requests.get(f"{url}/healthz", timeout=5).json()["last_span_age_s"] is None
