@@ -43,6 +43,20 @@ fi
 grep -q "pip install 'spanwarden\[server\]'" "$WORK/no-extra.err" || { cat "$WORK/no-extra.err"; exit 1; }
 [ "$(grep -c . "$WORK/no-extra.err")" = 1 ] || { cat "$WORK/no-extra.err"; exit 1; }
 
+say "the server install (spanwarden[server] alone: no Kafka, no Datadog)"
+python3 -m venv "$WORK/server"
+"$WORK/server/bin/pip" install --quiet "$WHEEL[server]"
+PORT="$("$WORK/server/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+"$WORK/server/bin/spanwarden" serve --port "$PORT" --state-dir "$WORK/server-state" > "$WORK/server.log" 2>&1 &
+SERVE_PID=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" > /dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$PORT/healthz" > /dev/null || { cat "$WORK/server.log"; exit 1; }
+kill "$SERVE_PID"; wait "$SERVE_PID" || true; SERVE_PID=""
+if "$WORK/server/bin/spanwarden" worker --bootstrap 127.0.0.1:1 --state-dir "$WORK/w" 2> "$WORK/no-kafka.err"; then
+  echo "worker ran without the kafka extra"; exit 1
+fi
+grep -q "pip install 'spanwarden\[kafka\]'" "$WORK/no-kafka.err" || { cat "$WORK/no-kafka.err"; exit 1; }
+
 say "the full install (spanwarden[all]) and the openai client"
 python3 -m venv "$WORK/full"
 "$WORK/full/bin/pip" install --quiet "$WHEEL[all]" "openai<3"

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 
 from spanwarden.collector.span_record import SpanRecord
-from spanwarden.dashboards.datadog_exporter import DatadogExporter, datadog_configuration
 from spanwarden.dashboards.telemetry import Telemetry
 from spanwarden.detectors.finding import Finding
 from spanwarden.enforcers.audit_log import AgentRef, AuditEntry
@@ -30,6 +29,8 @@ class DatadogReporting:
                  max_batches: int = 100, wall_clock: Callable[[], float] = time.time) -> None:
         # Datadog takes points stamped with the real time, whatever clock the pipeline runs on (the demo's
         # is simulated); lag is measured on it too.
+        from spanwarden.dashboards.datadog_exporter import DatadogExporter, datadog_configuration  # [datadog]
+
         self.wall_clock = wall_clock
         self.telemetry = Telemetry(model_name, max_agents, app_url())
         self.exporter = DatadogExporter(datadog_configuration(host), max_batches,
