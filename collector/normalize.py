@@ -91,8 +91,8 @@ class Normalizer:
             flags.append(NO_USAGE)
         elif cost_source == "none" and (usage[0] or usage[1]):
             flags.append("usage_without_model")
-        agent, source, agent_name, run_id = _agent(a, identity, kind, operation, name, span.parent_span_id)
-        if agent == UNKNOWN_AGENT and not agent_name and source != "inherit":
+        agent, source, agent_name, run_id = _agent(a, identity, kind, operation, name)
+        if agent == UNKNOWN_AGENT and not agent_name and (source != "inherit" or not span.parent_span_id):
             flags.append("no_agent_identity")
         return _new_record(SpanRecord, (
             span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex(), name, start_ns, end_ns,
@@ -245,15 +245,15 @@ def _resource_identity(kvs: Any) -> dict[str, str]:
     }
 
 
-def _agent(a: dict[str, Any], identity: dict[str, str], kind: str, operation: str, span_name: str,
-           parent: bytes) -> tuple[str, str, str, str]:
+def _agent(a: dict[str, Any], identity: dict[str, str], kind: str, operation: str,
+           span_name: str) -> tuple[str, str, str, str]:
     """(agent id, its source, the stable agent name this span is or is under, a per-run id), by the rule
     in collector/agent_identity.py. Source "agent_span"/"inherit" asks the trace stage to finish it."""
     own_id, own_name, explicit = a.get(K_AGENT_ID), a.get(K_SPAN_AGENT_NAME), a.get(K_EXPLICIT)
     base, source = identity["agent"], identity["source"]
     final = source in ("explicit", "resource") or (source == "service" and not identity["multi_agent"])
     if not (own_id or own_name or explicit or K_INHERITED in a) and kind != span_kind.AGENT:
-        return (base, source, "", "") if final or not parent else (base, "inherit", "", "")  # the common case
+        return (base, source, "", "") if final else (base, "inherit", "", "")  # the common case
     own_id, own_name = _text(own_id), _text(own_name)
     run_id = next((v for v in (own_id, own_name) if v and agent_identity.is_per_run_id(v)), "")
     explicit = agent_identity.stable(_text(explicit))
@@ -266,7 +266,7 @@ def _agent(a: dict[str, Any], identity: dict[str, str], kind: str, operation: st
         return base, source, name, run_id
     if name:
         return base, "agent_span", name, run_id
-    return base, ("inherit" if parent else source), "", run_id
+    return base, "inherit", "", run_id  # a root resolves at once: no agent span above it
 
 
 def resource_of(attributes: Mapping[str, Any]) -> str:

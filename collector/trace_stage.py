@@ -30,6 +30,7 @@ DEFAULT_WAIT_S = 5.0  # longer than the OTel SDK's batch export delay (5 s by de
 MAX_DEPTH = 64
 INHERIT, AGENT_SPAN = "inherit", "agent_span"
 MISSING_FLAG = "agent_ancestor_missing"
+_TRACKED = frozenset({INHERIT, AGENT_SPAN, "unknown"})
 
 Key = tuple[str, str]
 
@@ -65,7 +66,8 @@ class TraceStage:
         """The records ready to go on, in arrival order, then the held ones this batch resolved."""
         batch = [self.dedupe.apply(r) for r in records]
         for r in batch:
-            self._spans[(r.trace_id, r.span_id)] = _Node(r.parent_span_id, r.agent_name)
+            if r.agent_source in _TRACKED:  # only services whose agents come from their traces need the index
+                self._spans[(r.trace_id, r.span_id)] = _Node(r.parent_span_id, r.agent_name)
         out: list[SpanRecord] = []
         traces: set[str] = set()
         for r in batch:
@@ -121,7 +123,8 @@ class TraceStage:
             return None
         if not name:  # the trace's root is known and no agent span is above: the service's identity
             if r.agent_id == UNKNOWN_AGENT:
-                return r._replace(agent_source="unknown", flags=(*r.flags, "no_agent_identity"))
+                flags = r.flags if "no_agent_identity" in r.flags else (*r.flags, "no_agent_identity")
+                return r._replace(agent_source="unknown", flags=flags)
             return r._replace(agent_source="service")
         self.inherited += 1
         self._spans[(r.trace_id, r.span_id)] = _Node(r.parent_span_id, name)
