@@ -25,7 +25,8 @@ def test_every_setting_is_in_the_configuration_table():
 
 
 def test_every_agent_side_variable_is_documented():
-    names = {v for k, v in vars(instrument).items() if k.startswith("ENV_")} | {instrumentations.ENV_INSTRUMENTATIONS}
+    names = {v for k, v in vars(instrument).items() if k.startswith("ENV_")}
+    names.add(instrumentations.ENV_INSTRUMENTATIONS)
     missing = sorted(n for n in names if f"`{n}`" not in README)
     assert not missing, f"agent-side variables the README does not name: {missing}"
 
