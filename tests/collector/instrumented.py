@@ -53,3 +53,19 @@ def total_cost(records: list[SpanRecord]) -> float:
 
 def price(model: str, inp: int, out: int, cached: int = 0, written: int = 0) -> float:
     return PRICES.cost(model, inp, out, cached, written)[0]
+
+
+def unwrap_left_over(package: str) -> None:
+    """Take wrappers from `package` (every package: "") off the client's methods. Traceloop 0.62's
+    uninstrument() passes module names where `unwrap` wants objects, so its wrappers stay on the client and
+    would add spans of an old provider to the next test."""
+    from openai.resources import completions, embeddings
+    from openai.resources.chat import completions as chat
+    from opentelemetry.instrumentation.utils import unwrap
+
+    for cls in (chat.Completions, chat.AsyncCompletions, completions.Completions, completions.AsyncCompletions,
+                embeddings.Embeddings, embeddings.AsyncEmbeddings):
+        for name, value in list(vars(cls).items()):
+            wrapper = getattr(value, "_self_wrapper", None)
+            if wrapper is not None and getattr(wrapper, "__module__", "").startswith(package):
+                unwrap(cls, name)

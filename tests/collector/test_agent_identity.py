@@ -11,7 +11,7 @@ import pytest
 from spanwarden.collector import agent_identity
 from spanwarden.collector.trace_stage import TraceStage
 from tests.collector.fake_llm import fake_llm
-from tests.collector.instrumented import Capture
+from tests.collector.instrumented import Capture, unwrap_left_over
 
 openai = pytest.importorskip("openai")
 openai_v2 = pytest.importorskip("opentelemetry.instrumentation.openai_v2")
@@ -38,6 +38,7 @@ def _agent_run(capture: Capture, agent_attributes: dict, child_attributes: dict 
                span_name: str = "invoke_agent Triage") -> None:
     """An agent framework's span (as openai-agents or CrewAI make them) over real openai-v2 chat calls and
     a tool span."""
+    unwrap_left_over("")  # a clean client: no wrappers another test left on
     instrumentor = openai_v2.OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=capture.provider)
     tracer = capture.provider.get_tracer("agent-framework")

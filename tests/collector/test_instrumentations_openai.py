@@ -10,7 +10,7 @@ import json
 import pytest
 
 from tests.collector.fake_llm import OPENAI_USAGE, TOOL, fake_llm
-from tests.collector.instrumented import Capture, llm_calls, price, total_cost
+from tests.collector.instrumented import Capture, llm_calls, price, total_cost, unwrap_left_over
 
 openai = pytest.importorskip("openai")
 
@@ -27,6 +27,7 @@ def _instrumentor(name: str):
 
 
 def _run(capture: Capture, *names: str) -> None:
+    unwrap_left_over("")  # a clean client: wrappers another test left on would add spans of an old provider
     instrumentors = [_instrumentor(n) for n in names]
     for instrumentor in instrumentors:
         instrumentor.instrument(tracer_provider=capture.provider)
@@ -41,21 +42,6 @@ def _run(capture: Capture, *names: str) -> None:
             instrumentor.uninstrument()
         if "traceloop" in names:
             unwrap_left_over("opentelemetry.instrumentation.openai")
-
-
-def unwrap_left_over(package: str) -> None:
-    """Traceloop 0.62's uninstrument() passes module names where `unwrap` wants objects, so its wrappers stay
-    on the client and would add spans of an old provider to the next test: take them off here."""
-    from openai.resources import completions, embeddings
-    from openai.resources.chat import completions as chat
-    from opentelemetry.instrumentation.utils import unwrap
-
-    for cls in (chat.Completions, chat.AsyncCompletions, completions.Completions, completions.AsyncCompletions,
-                embeddings.Embeddings, embeddings.AsyncEmbeddings):
-        for name, value in list(vars(cls).items()):
-            wrapper = getattr(value, "_self_wrapper", None)
-            if wrapper is not None and getattr(wrapper, "__module__", "").startswith(package):
-                unwrap(cls, name)
 
 
 # What each reports: the cached-token count is missing on openai-v2's chat span (util-genai 1.1b0).

@@ -10,7 +10,7 @@ import pytest
 
 from spanwarden.collector.trace_stage import TraceStage
 from tests.collector.fake_llm import OPENAI_USAGE, TOOL, fake_llm
-from tests.collector.instrumented import Capture, llm_calls, price, total_cost
+from tests.collector.instrumented import Capture, llm_calls, price, total_cost, unwrap_left_over
 
 openai = pytest.importorskip("openai")
 agents = pytest.importorskip("agents")
@@ -23,6 +23,7 @@ ONE_CALL = price("gpt-4o-mini", OPENAI_USAGE["prompt_tokens"], OPENAI_USAGE["com
 
 
 def _run(capture: Capture) -> None:
+    unwrap_left_over("")  # a clean client: no wrappers another test left on
     set_trace_processors([])  # no export to OpenAI's own trace backend: only the OTel instrumentation's
     instrumentors = [agents_v2.OpenAIAgentsInstrumentor(), openai_v2.OpenAIInstrumentor()]
     for instrumentor in instrumentors:
