@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
         """Halt AGENT (or a team's or environment's agents) now: their guards refuse every LLM and tool call,
         or with --tool/--model only those calls, until resumed."""
         scope = _scope(agent, team, env, tool, model)
-        _report(_send(url, state_dir, {"command": "kill", **scope, "reason": reason, "new": new,
+        _report(_send(url, state_dir, {"command": "kill", **scope, "reason": reason, "require_known": not new,
                                        "actor": actor or getpass.getuser()}))
 
     @app.command("throttle")
@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
         """Limit AGENT (or a team's or environment's agents, or their calls of --tool/--model) to RATE calls
         per second until resumed."""
         _report(_send(url, state_dir, {"command": "throttle", **_scope(agent, team, env, tool, model),
-                                       "reason": reason, "rate_per_s": rate, "new": new,
+                                       "reason": reason, "rate_per_s": rate, "require_known": not new,
                                        "actor": actor or getpass.getuser()}))
 
     @app.command("resume")
@@ -139,7 +139,8 @@ def register(app: typer.Typer) -> None:
         """Undo a kill or throttle: exactly what is named (agents, or their --tool/--model/--resource calls) is
         allowed again."""
         _report(_send(url, state_dir, {"command": "resume", **_scope(agent, team, env, tool, model, resource),
-                                       "reason": reason, "new": new, "actor": actor or getpass.getuser()}))
+                                       "reason": reason, "require_known": not new,
+                                       "actor": actor or getpass.getuser()}))
 
     @app.command("approvals")
     def approvals(url: str = URL, state_dir: Path = STATE, as_json: bool = typer.Option(False, "--json")) -> None:

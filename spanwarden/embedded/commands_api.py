@@ -20,6 +20,7 @@ from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken
 from spanwarden.enforcers.decision import Action, Decision, parse_scope
 from spanwarden.enforcers.policy import Policy
 from spanwarden.enforcers.roles import Principal, TokenBook
+from spanwarden.server import refusals
 
 log = logging.getLogger(__name__)
 COMMANDS = {"kill": Action.HALT, "throttle": Action.THROTTLE, "resume": Action.ALLOW, "warn": Action.WARN}
@@ -44,7 +45,8 @@ ApplyCommand = Callable[[str, Action, str, str, float, float | None, float | Non
 
 def authorize(request: web.Request, tokens: TokenBook, action: str, pipeline: Audited, now_s: float,
               agent: str = "") -> Principal | web.Response:
-    """The principal allowed to do `action`, or the 401/403 answer (audited as an attempt)."""
+    """The principal allowed to do `action`, or the 401/403 answer (403s audited as attempts, 401s counted:
+    see spanwarden.server.refusals)."""
     principal = tokens.authenticate(request.headers.get("Authorization", ""))
     if principal is not None and principal.may(action):
         return principal
@@ -52,6 +54,10 @@ def authorize(request: web.Request, tokens: TokenBook, action: str, pipeline: Au
     actor = "unauthenticated" if principal is None else principal.actor
     why = ("no valid bearer token" if principal is None
            else f"role {principal.role.name.lower()} may not {action}")
+    answer = web.json_response({"code": status, "message": f"{action} refused: {why}"}, status=status)
+    limiter = refusals.of(request)
+    if limiter is not None and not limiter.should_audit(actor, action, status, request.remote):
+        return answer
     try:
         pipeline.audit.append("command", pipeline.agents.get(agent, AgentRef(id=agent)), actor,
                               f"refused {action}: {why}", now_s, (), pipeline.policy.version,
@@ -60,11 +66,12 @@ def authorize(request: web.Request, tokens: TokenBook, action: str, pipeline: Au
     except AuditChainBroken:  # nothing can be appended until the break is acknowledged: log it instead
         log.warning("refused %s by %s from %s (%s); not audited: the audit chain is broken", action, actor,
                     request.remote, why)
-    return web.json_response({"code": status, "message": f"{action} refused: {why}"}, status=status)
+    return answer
 
 
 def unknown_agent(agent: str, known_agents: list[str]) -> web.Response:
-    """404 for a command naming an agent the service has never heard of (a typo must not look like a kill)."""
+    """404 for a command that asks (`require_known`, as the CLI does unless --new) to name an agent the
+    service has heard of, and does not: a typo must not look like a kill."""
     like = difflib.get_close_matches(agent, known_agents, n=3)
     hint = f"; did you mean {', '.join(like)}?" if like else ""
     return web.json_response({"code": 404, "unknown_agent": agent, "message": (
@@ -102,7 +109,7 @@ def add_routes(app: web.Application, pipeline: Audited, tokens: TokenBook, apply
         principal = authorize(request, tokens, name, pipeline, now, agent)
         if isinstance(principal, web.Response):
             return principal
-        if agent and not body.get("new") and not is_known(agent):
+        if agent and body.get("require_known") and not is_known(agent):
             return unknown_agent(agent, list(pipeline.agents))
         if name == "kill" and not reason.strip():
             return web.json_response({"code": 400, "message": "kill needs a reason"}, status=400)

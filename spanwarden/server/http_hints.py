@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 import spanwarden
+from spanwarden.server import refusals
 
 log = logging.getLogger("spanwarden.http")
 HEADER = "X-Spanwarden"
@@ -65,8 +66,9 @@ async def _identify(request: web.Request, response: web.StreamResponse) -> None:
 
 
 def install(app: web.Application, warnings: UnknownPathWarnings | None = None) -> UnknownPathWarnings:
-    """Add the header and the unknown-path warnings to `app` (before it starts)."""
+    """Add the header, the unknown-path warnings and the refusal audit's memory to `app` (before it starts)."""
     warnings = warnings or UnknownPathWarnings()
+    app[refusals.KEY] = refusals.RefusalAudit()
     app.middlewares.append(warnings.middleware)
     app.on_response_prepare.append(_identify)
     return warnings
