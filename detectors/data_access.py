@@ -1,6 +1,6 @@
 """Unusual data access: resources outside the agent's learned profile, sensitive ones above all, many new
-resources in a short time (enumeration), and volume spikes (rows read per window against the agent's own
-history).
+resources in a short time (enumeration), a never-seen external destination soon after a sensitive read (the
+shape of exfiltration), and volume spikes (rows read per window against the agent's own history).
 
 The profile is the set of resources the agent touched during and after warm-up, with counts and first-seen
 times, bounded in size (least-used entries are forgotten first, so memory stays bounded however many
@@ -35,6 +35,8 @@ class DataAccessConfig:
     novelty_window_s: float = 600.0
     novel_warn: int = 3  # distinct new resources within the window
     novel_critical: int = 8
+    exfil_window_s: float = 1800.0  # a new external destination this soon after a sensitive read is critical
+    external_prefixes: tuple[str, ...] = ("http:",)
     rows: WindowTotalsConfig = field(default_factory=_rows_windows)
 
 
@@ -55,6 +57,7 @@ class DataAccess:
         self.profile: dict[str, list[float]] = {}  # resource -> [count, first_seen]
         self.granted: dict[str, float] = {}  # resources approved until a time (approved for good: not here)
         self.recent_novel: list[tuple[float, str]] = []  # a list: usually empty, and a deque is 600 bytes
+        self.sensitive_read_s: float | None = None  # the latest read of a sensitive resource
         self.rows = WindowTotals(self.config.rows)
 
     def configure(self, config: DataAccessConfig) -> None:
@@ -77,6 +80,9 @@ class DataAccess:
             return None
         self.touches += 1
         self.rows.add(t, float(record.rows))
+        sensitive = self.is_sensitive(resource)
+        if sensitive:
+            self.sensitive_read_s = t
         known = self.profile.get(resource)
         if known is not None and self.granted.get(resource, float("inf")) < t:
             del self.profile[resource], self.granted[resource]  # a time-limited approval ran out
@@ -86,7 +92,6 @@ class DataAccess:
             return self._volume(record, t) if record.rows else None
         cfg = self.config
         warmed = t - self.first_time >= cfg.warmup_s and self.seen > cfg.warmup_spans
-        sensitive = self.is_sensitive(resource)
         if sensitive and not warmed:
             # Policy, not baseline: a sensitive resource is never granted silently, not even to a new agent.
             return Finding(
@@ -111,9 +116,14 @@ class DataAccess:
             if len(recent) > cfg.novel_critical * 4:
                 del recent[0]
         distinct = len(recent)
+        read_s = self.sensitive_read_s
         if sensitive:
             severity, kind = Severity.CRITICAL, "sensitive_outside_profile"
             why = f"touched sensitive resource {resource} that is not in its profile"
+        elif (read_s is not None and t - read_s <= cfg.exfil_window_s
+              and resource.startswith(cfg.external_prefixes)):
+            severity, kind = Severity.CRITICAL, "exfil_after_sensitive"
+            why = f"sent to {resource}, never seen before, {t - read_s:.0f}s after reading a sensitive resource"
         elif distinct >= cfg.novel_critical:
             severity, kind = Severity.CRITICAL, "enumeration"
             why = f"touched {distinct} resources new to it within {cfg.novelty_window_s:.0f}s (latest {resource})"
@@ -125,7 +135,8 @@ class DataAccess:
             why = f"touched {resource} for the first time"
         return Finding(
             agent_id=self.agent_id, detector=self.name, kind=kind,
-            score=round(max(distinct / cfg.novel_warn, 3.4 if sensitive else 0.0), 3), severity=severity,
+            score=round(max(distinct / cfg.novel_warn, 3.4 if severity is Severity.CRITICAL else 0.0), 3),
+            severity=severity,
             observed=float(distinct), expected=0.0, unit="new_resources_per_window", reason=why,
             time_s=record.time_s, evidence=evidence_of(record), subject=resource,
         )
@@ -166,7 +177,7 @@ class DataAccess:
             "first_time": self.first_time, "last_time": self.last_time, "touches": self.touches, "seen": self.seen,
             "profile": {r: list(v) for r, v in self.profile.items()},
             "recent_novel": [list(x) for x in self.recent_novel], "rows": self.rows.to_state(),
-            "granted": dict(self.granted),
+            "granted": dict(self.granted), "sensitive_read_s": self.sensitive_read_s,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -176,3 +187,4 @@ class DataAccess:
         self.recent_novel = [(float(t), str(r)) for t, r in state["recent_novel"]]
         self.rows.load_state(state["rows"])
         self.granted = {str(r): float(u) for r, u in state.get("granted", {}).items()}
+        self.sensitive_read_s = state.get("sensitive_read_s")

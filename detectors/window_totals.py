@@ -3,8 +3,9 @@ of that window's past totals: the shared core of the volume-style detectors.
 
 A window is anomalous when its total reaches a multiple of the learned upper quantile (and a floor, and a
 minimum number of events, so one expensive call or a few rows never page anyone). Anomalous windows are not
-learned, and windows above the learned quantile are learned at a twentieth of the weight, so a slow creep
-cannot drag the upper tail up with it; a window is scored while it fills, so a spike is seen in seconds.
+learned, and windows above both a tenth of the floor and the learned quantile are learned at a twentieth of
+the weight, so a slow creep cannot drag the upper tail up with it; a window is scored while it fills, so a
+spike is seen in seconds. Critical takes the critical multiple of the quantile and twice the floor.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ class WindowTotalsConfig:
     warn_multiple: float = 3.0
     critical_multiple: float = 10.0
     floor_per_min: float = 0.05  # totals below this rate never count as a spike ...
-    floor_total: float = 0.25  # ... nor below this total in any one window (a few calls close together)
-    min_events: int = 3
+    floor_total: float = 1.0  # ... nor below this total in any one window (a few heavy calls close together)
+    min_events: int = 2  # priced calls in the window: a single call, however dear, is never a spike
     half_life_s: float = 3 * 86_400.0
     low: float = 1e-4  # histogram range, in the total's unit
     high: float = 1e4
@@ -52,7 +53,7 @@ class _Window:
         self.anomalous = False
         self.history = DecayingLogHistogram(config.low, config.high, half_life=config.half_life_s / seconds)
 
-    def advance(self, t: float, quantile: float) -> None:
+    def advance(self, t: float, quantile: float, floor: float) -> None:
         index = int(t // self.seconds)
         if self.index is None:
             self.index = index
@@ -60,7 +61,11 @@ class _Window:
         if index <= self.index:
             return
         if not self.anomalous:
-            high = self.history.total > 100 and self.total > self.history.quantile(quantile)
+            # Only a window that matters (past a tenth of the floor) and exceeds the learned quantile is learned
+            # slowly: a sparse agent's quantile of mostly empty windows must still be able to rise to its busy
+            # ones.
+            high = (self.history.total > 100 and self.total > floor
+                    and self.total > self.history.quantile(quantile))
             self.history.add(self.total, weight=TAIL_WEIGHT if high else 1.0)
         empty = index - self.index - 1
         if empty:  # idle windows are normal too; capped so a year-long gap costs O(bins)
@@ -77,7 +82,7 @@ class WindowTotals:
 
     def add(self, t: float, amount: float) -> None:
         for window in self.windows:
-            window.advance(t, self.config.quantile)
+            window.advance(t, self.config.quantile, self.config.floor_total / 10)
             window.total += amount
             window.events += amount > 0
 
@@ -94,16 +99,18 @@ class WindowTotals:
             if window.events < cfg.min_events or history is None:
                 continue
             expected = history.quantile(cfg.quantile)
-            level = max(expected * cfg.warn_multiple, cfg.floor_per_min * window.seconds / 60,
-                        cfg.floor_total) * strictness
+            floor = max(cfg.floor_per_min * window.seconds / 60, cfg.floor_total)
+            level = max(expected * cfg.warn_multiple, floor) * strictness
             score = window.total / level
             if score < 1:
                 continue
             if reference is None:
                 window.anomalous = True
+            # The floors say what is too small to matter at all; past twice them, how far the window is from
+            # the agent's own baseline decides the severity (a switch to a model 100x the price is critical).
+            critical = window.total >= max(expected * cfg.critical_multiple, 2 * floor) * strictness
             if worst is None or score > worst.score:
-                worst = Spike(score, score >= cfg.critical_multiple / cfg.warn_multiple, window.seconds,
-                              window.total, window.events, expected)
+                worst = Spike(score, critical, window.seconds, window.total, window.events, expected)
         return worst
 
     @classmethod
