@@ -7,7 +7,7 @@ import json
 import typer
 
 CONTRACT = ("per_detector", "incidents", "detected", "recall", "precision", "false_halts_per_agent_day",
-            "runaway_usd_after_onset", "runaway_s_to_halt")
+            "runaway_usd_after_onset", "runaway_s_to_halt", "model_switch_usd_after_onset")
 
 
 def evaluate(
@@ -17,9 +17,10 @@ def evaluate(
     days: float = typer.Option(7.0, min=2.0, max=60.0),
     incidents_per_kind: int = typer.Option(2, min=1, max=20),
 ) -> None:
-    """Run a seeded fleet (diurnal peaks, quiet weekends, batch jobs, mid-week deployments, legitimate new
-    tables) with eight kinds of injected incident through the production pipeline; report precision,
-    recall and time to detect per detector, false halts, and what the sudden runaway cost."""
+    """Run a seeded, realistic fleet (bursty tasks, replicas with skew, x3 autoscaling, deploys, heavy-tailed
+    tokens, one-tool agents without arguments, legitimate retries and new tables) with twelve kinds of injected
+    incident, its spans through OTLP into the production pipeline; report precision, recall and time to detect
+    per detector, false halts, and what the sudden runaway and the model switch cost after onset."""
     from spanwarden.evaluation.suite import EvalConfig, run
 
     result = run(EvalConfig(seed=seed, agents=agents, days=days, incidents_per_kind=incidents_per_kind))
@@ -31,6 +32,8 @@ def evaluate(
         typer.echo(f"  {name:14} " + "  ".join(f"{k} {v}" for k, v in figures.items()), err=as_json)
     typer.echo(f"  sudden runaway: halted after {result['runaway_s_to_halt']}s, "
                f"${result['runaway_usd_after_onset']} spent after onset (worst case)", err=as_json)
+    typer.echo(f"  model switch: ${result['model_switch_usd_after_onset']} spent after onset (worst case); "
+               f"{result['_clamped']} span times clamped", err=as_json)
     if result["missed"]:
         typer.echo(f"  missed: {', '.join(result['missed'])}", err=as_json)
     if result["false_alerts_by_kind"]:

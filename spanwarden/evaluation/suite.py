@@ -1,6 +1,10 @@
-"""The labelled evaluation suite behind `spanwarden eval`: a seeded fleet with varied normal behaviour and
-injected incidents of eight kinds, run through the same pipeline as production, with the guard's decisions
-fed back (a halted agent stops, a throttled one is paced) after a configurable guard latency.
+"""The labelled evaluation suite behind `spanwarden eval`: a seeded fleet with varied, realistic normal
+behaviour (see `workload`) and injected incidents of twelve kinds, its spans sent as the OTel SDK sends them
+(`transport`: batched per replica, OTLP-encoded, decoded and normalised by the receiver's code, stamped with
+their receive time), through the same pipeline and time bounds as production, with the guard's decisions fed
+back (a halted agent stops, a throttled one is paced) after a configurable guard latency. An on-call answers
+access requests after five minutes: approved when the resource is one of the agent's own tables, denied
+otherwise.
 
 Scoring: an alert is a finding of warning severity or above. It is true when it names an agent during one of
 its incidents (from onset to 10 minutes after the end), false otherwise. A detector's recall counts the
@@ -20,17 +24,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spanwarden.audit_sink import MemoryAuditSink
+from spanwarden.collector.span_record import SpanRecord
+from spanwarden.detectors.agent_detectors import DetectorSettings
 from spanwarden.detectors.finding import Finding, Severity
 from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.enforcers.policy import Policy
-from spanwarden.evaluation.incidents import KINDS, Incident, IncidentWork
-from spanwarden.evaluation.workload import DAY, NormalWork, random_spec
+from spanwarden.evaluation.incidents import IN_PLACE, KINDS, Incident, IncidentWork, eligible, prepare
+from spanwarden.evaluation.transport import Transport
+from spanwarden.evaluation.workload import DAY, PRICES, NormalWork, random_spec
+from spanwarden.event_time import TimeBounds
 from spanwarden.pipeline import Pipeline
+from spanwarden.settings import Settings
 
 EPOCH = 1_795_305_600.0  # Monday 2026-11-23 00:00 UTC
 GRACE_S = 600.0
 # The detectors whose findings can alert. `behaviour` is advisory (info findings only), so it is not scored.
-DETECTORS = ("cost_velocity", "data_access", "error_burst", "runaway_loop")
+# No incident is labelled for `call_volume` (volume alone proves nothing): it is scored on precision only.
+DETECTORS = ("cost_velocity", "data_access", "error_burst", "runaway_loop", "call_volume")
+ANSWER_AFTER_S = 300.0
+PRODUCTION_BOUNDS = TimeBounds(float(Settings.model_fields["max_lateness_s"].default),
+                               float(Settings.model_fields["max_skew_s"].default))
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,8 @@ class EvalConfig:
     days: float = 7.0
     incidents_per_kind: int = 2
     guard_latency_s: float = 1.0
+    detectors: DetectorSettings | None = None  # None: the shipped settings
+    time_bounds: TimeBounds = PRODUCTION_BOUNDS
 
 
 @dataclass
@@ -60,11 +75,17 @@ def build(config: EvalConfig) -> tuple[list[_Agent], list[Incident]]:
     if len(kinds) > len(agents):
         raise ValueError(f"{len(kinds)} incidents need at least as many agents")
     incidents = []
-    for agent, kind in zip(rng.sample(agents, len(kinds)), kinds, strict=True):
+    free = rng.sample(agents, len(agents))
+    for kind in sorted(kinds, key=lambda k: sum(eligible(k, a.normal) for a in agents)):  # scarcest first
+        agent = next((a for a in free if eligible(kind, a.normal)), None)
+        if agent is None:
+            raise ValueError(f"no agent left that can have a {kind} incident; use more agents")
+        free.remove(agent)
         spec = agent.normal.spec
         spec.environment, spec.start_s = "prod", 0.0
         onset = rng.uniform(1.5 * DAY, config.days * DAY - KINDS[kind][0] - GRACE_S)
         incident = Incident(spec.agent_id, kind, round(onset, 1))
+        prepare(incident, agent.normal)
         agent.incident = IncidentWork(incident, agent.normal, rng.randrange(2**32))
         incidents.append(incident)
     return agents, incidents
@@ -78,21 +99,28 @@ def run(config: EvalConfig) -> dict[str, Any]:
 
     def on_decision(d: Decision) -> None:
         decisions.append(d)
-        by_id[d.agent_id].pending.append(d)
+        if not d.scope:  # decisions for one resource or tool hold only those calls: not modelled here
+            by_id[d.agent_id].pending.append(d)
 
-    pipeline = Pipeline(Policy.load(), MemoryAuditSink(), on_decision=on_decision, on_finding=findings.append)
+    pipeline = Pipeline(Policy.load(), MemoryAuditSink(), settings=config.detectors, on_decision=on_decision,
+                        on_finding=findings.append, time_bounds=config.time_bounds)
+    transport = Transport(config.seed, EPOCH, pipeline.process)
     queue: list[tuple[float, int, int, int]] = []
     for i, agent in enumerate(agents):
         heapq.heappush(queue, (agent.normal.next_time(agent.normal.spec.start_s), i, i, 0))
-        if agent.incident is not None:
+        if agent.incident is not None and agent.incident.incident.kind not in IN_PLACE:
             heapq.heappush(queue, (agent.incident.next_time(agent.incident.incident.onset_s), -i - 1, i, 1))
     end = config.days * DAY
-    records = 0
+    next_answer = 0.0
     started = time.perf_counter()
     while queue:
         t, tie, i, source = heapq.heappop(queue)
         if t >= end:
             continue
+        transport.until(t)
+        if t >= next_answer:
+            _answer_access(pipeline, by_id, EPOCH + t)
+            next_answer = t + 60.0
         agent = agents[i]
         work = agent.normal if source == 0 else agent.incident
         assert work is not None
@@ -103,14 +131,32 @@ def run(config: EvalConfig) -> dict[str, Any]:
             continue  # a halted agent makes no more calls (nobody resumes it in the suite)
         if verdict == "go":
             batch = work.calls(t)
-            records += len(batch)
             if agent.incident is not None and t >= agent.incident.incident.onset_s:
-                agent.spend_after_onset += sum(r.cost_usd for r in batch)
-            pipeline.process(batch)
+                agent.spend_after_onset += sum(_usd(r) for r in batch)
+            normal = agent.normal
+            replica = normal.last_replica
+            transport.send(normal.spec.agent_id, replica, normal.spec.replica_skews[replica], batch)
         heapq.heappush(queue, (work.next_time(t), tie, i, source))
+    transport.until(end + 60)
+    pipeline.advance(EPOCH + end + 60)
     wall = time.perf_counter() - started
     return score(config, agents, incidents, findings, decisions) | {
-        "_records": records, "_wall_s": round(wall, 1)}
+        "_records": transport.spans, "_wall_s": round(wall, 1), "_clamped": pipeline.arrivals.clamped}
+
+
+def _usd(record: SpanRecord) -> float:
+    return PRICES.cost(record.model, record.input_tokens, record.output_tokens, 0)[0] if record.model else 0.0
+
+
+def _answer_access(pipeline: Pipeline, by_id: dict[str, _Agent], now_s: float) -> None:
+    """The on-call: after a while, approves an agent's own tables for good and denies anything else."""
+    for request in pipeline.access.pending():
+        if now_s - request.opened_s < ANSWER_AFTER_S:
+            continue
+        agent = by_id.get(request.agent_id)
+        legitimate = agent is not None and request.resource in agent.normal.spec.tables
+        pipeline.answer_access(request.id, legitimate, "eval-oncall", "its own table" if legitimate else
+                               "not its business", now_s)
 
 
 def _guard(agent: _Agent, t: float, latency: float) -> str:
@@ -171,6 +217,8 @@ def score(config: EvalConfig, agents: list[_Agent], incidents: list[Incident], f
         "runaway_usd_after_onset": round(max((by_id[i.agent_id].spend_after_onset for i in runaways), default=0.0),
                                          2),
         "runaway_s_to_halt": round(max(to_halt, default=0.0), 2),
+        "model_switch_usd_after_onset": round(max((by_id[i.agent_id].spend_after_onset for i in incidents
+                                                   if i.kind == "model_switch"), default=0.0), 2),
         "missed": [f"{i.kind}:{i.agent_id}" for i in incidents if i not in detected],
         "false_alerts_by_kind": _count(f"{f.detector}/{f.kind}" for f in alerts if not true_alert(f)),
     }
