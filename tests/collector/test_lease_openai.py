@@ -125,14 +125,14 @@ def concurrently(client, calls: int, **create: Any) -> int:
 TEN_CALLS = 10 * call_cost(300)
 
 
-@pytest.mark.parametrize("world", [TEN_CALLS], indirect=True)
+@pytest.mark.parametrize("world", [TEN_CALLS], indirect=True, ids=["10-calls"])
 def test_a_burst_gets_the_calls_its_budget_affords(world):
     refused = concurrently(world["client"], 50, max_tokens=2000)  # estimated at 2,000, replies of 300
     assert SizedReplies.received >= 9 and refused == 50 - SizedReplies.received
     assert world["spent"]() <= world["budget"] + call_cost(300)
 
 
-@pytest.mark.parametrize("world", [TEN_CALLS], indirect=True)
+@pytest.mark.parametrize("world", [TEN_CALLS], indirect=True, ids=["10-calls"])
 def test_max_tokens_is_read_from_the_client_call(world):
     world["client"].chat.completions.create(model=MODEL, max_tokens=1234, messages=[{"role": "user",
                                                                                     "content": "hi"}])
@@ -142,7 +142,7 @@ def test_max_tokens_is_read_from_the_client_call(world):
 
 
 @pytest.mark.parametrize(("world", "reply_tokens"), [(10 * call_cost(4_000), 4_000), (TEN_CALLS, 3_000_000)],
-                         indirect=["world"])
+                         indirect=["world"], ids=["4k-replies", "3M-replies"])
 def test_fifty_concurrent_calls_with_replies_far_larger_than_the_estimate(world, reply_tokens):
     SizedReplies.reply_tokens = reply_tokens  # no max_tokens: the estimate knows nothing of these
     concurrently(world["client"], 50)
@@ -150,7 +150,7 @@ def test_fifty_concurrent_calls_with_replies_far_larger_than_the_estimate(world,
     assert world["spent"]() <= world["budget"] + call_cost(reply_tokens)  # over by one call at most
 
 
-@pytest.mark.parametrize("world", [10 * call_cost(4_000)], indirect=True)
+@pytest.mark.parametrize("world", [10 * call_cost(4_000)], indirect=True, ids=["10-calls"])
 def test_max_tokens_holds_even_when_replies_would_run_longer(world):
     SizedReplies.reply_tokens = 4_000  # each reply is as long as its max_tokens allows
     concurrently(world["client"], 50, max_tokens=4_000)
