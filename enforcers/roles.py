@@ -2,8 +2,9 @@
 only SHA-256 digests of the tokens.
 
 Roles, each including the ones before it: `viewer` (status, decisions), `oncall` (kill, throttle, resume,
-approve, deny), `admin` (policy reload, audit acknowledgement). An `agent` principal may read its own
-decisions and nothing else: an agent can never command, and so never resume itself.
+approve, deny), `admin` (policy reload, audit acknowledgement). An `agent` principal speaks for its own
+agents only — reports their spans, takes their spend leases, asks approvals for their tool calls
+(`collector/ingest_auth.py`) — and can never command, and so never resume itself.
 """
 
 from __future__ import annotations
