@@ -72,6 +72,30 @@ class Settings(BaseSettings):
                                          "per hop)")
     kafka_command_timeout_s: float = Field(10.0, gt=0, description="how long `serve --kafka` waits for a "
                                            "worker to apply a command")
+    slack_webhook_url: str | None = Field(None, description="a Slack incoming webhook: approval and access "
+                                          "requests, halts and budget warnings are posted there")
+    pagerduty_routing_key: str | None = Field(None, description="a PagerDuty Events API v2 integration key: "
+                                              "requests and halts trigger incidents, resolved when answered")
+    pagerduty_url: str = Field("https://events.pagerduty.com/v2/enqueue", description="PagerDuty's events "
+                               "endpoint (a proxy, or a test receiver)")
+    webhook_url: str | None = Field(None, description="a URL that gets every notice as JSON")
+    webhook_secret: str | None = Field(None, description="signs the webhook's JSON (HMAC-SHA256 headers)")
+    notify: dict[str, str] = Field(default_factory=dict, description="which notices each destination takes, "
+                                   'e.g. {"slack": "halt,budget_warning"} (default: slack and webhook all; '
+                                   "pagerduty approval_request,access_request,halt)")
+    console_url: str | None = Field(None, description="the URL people reach this service's console at, for "
+                                    "the links in notifications")
+
+    @field_validator("notify")
+    @classmethod
+    def _notices_known(cls, notify: dict[str, str]) -> dict[str, str]:
+        from spanwarden.notify.targets import parse_notices
+
+        for target, kinds in notify.items():
+            if target not in ("slack", "pagerduty", "webhook"):
+                raise ValueError(f"unknown destination {target!r}; one of slack, pagerduty, webhook")
+            parse_notices(kinds)
+        return notify
 
     @field_validator("redact_patterns")
     @classmethod
