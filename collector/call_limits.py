@@ -1,11 +1,12 @@
 """What an LLM call can cost at most, read from the client call itself before it goes out.
 
 Instrumentations set `gen_ai.request.max_tokens` when it suits them — openai-v2 only at span end — so a
-guard reading span attributes at span start cannot rely on it. This thin hook sits on the `openai` client's
-request building (`BaseClient._build_request`, which runs inside whichever instrumentation's span wraps the
-call, whatever order the wrappers were installed in, and before any byte is sent): it reads the body's
-`max_tokens`/`max_completion_tokens` and the size of its messages, and hands them to the guard processors
-that reserved for the current span, which refine the reservation. Nothing else is touched.
+guard reading span attributes at span start cannot rely on it. This thin hook sits on the `openai` and
+`anthropic` clients' request building (`BaseClient._build_request`, which runs inside whichever
+instrumentation's span wraps the call, whatever order the wrappers were installed in, and before any byte is
+sent): it reads the body's `max_tokens`/`max_completion_tokens` and the size of its messages, and hands them
+to the guard processors that reserved for the current span, which refine the reservation. Nothing else is
+touched.
 """
 
 from __future__ import annotations
@@ -40,12 +41,14 @@ _install_lock = threading.Lock()
 
 
 def limits_of(body: Mapping[str, Any]) -> CallLimits:
-    """The limits an OpenAI-style request body states (chat completions, completions, responses)."""
+    """The limits a request body states (OpenAI chat completions, completions, responses; Anthropic messages)."""
     bound = next((body[k] for k in ("max_completion_tokens", "max_tokens", "max_output_tokens")
                   if isinstance(body.get(k), int) and not isinstance(body.get(k), bool)), None)
     choices = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 1) > 1 else 1
     prompt = None
     source = body.get("messages", body.get("input", body.get("prompt")))
+    if source is not None and body.get("system"):
+        source = [body["system"], source]
     if source is not None:
         try:
             size = len(json.dumps(source, ensure_ascii=False, default=str).encode())
@@ -61,20 +64,30 @@ def listen(listener: Refines) -> None:
     install()
 
 
-def install() -> bool:
-    """Hook the openai client's request building; False when openai is not installed."""
+CLIENTS = ("openai", "anthropic")  # Stainless-generated SDKs: the same request-building method
+
+
+def install() -> None:
+    """Hook the clients' request building, once, as each is imported (now, if it already is)."""
     global _installed
     with _install_lock:
         if _installed:
-            return True
-        try:
-            import wrapt
-            from openai import _base_client
-        except ImportError:
-            return False
-        wrapt.wrap_function_wrapper(_base_client, "BaseClient._build_request", _on_build_request)
+            return
+        import wrapt
+
+        for client in CLIENTS:
+            wrapt.register_post_import_hook(_hook, f"{client}._base_client")
         _installed = True
-        return True
+
+
+def _hook(module: Any) -> None:
+    import wrapt
+
+    if hasattr(getattr(module, "BaseClient", None), "_build_request"):
+        wrapt.wrap_function_wrapper(module, "BaseClient._build_request", _on_build_request)
+    else:
+        log.warning("spanwarden: %s has no BaseClient._build_request; leases estimate its calls without "
+                    "their max_tokens", module.__name__)
 
 
 def _on_build_request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -18,3 +18,45 @@ def test_the_prompt_is_sized_from_its_messages():
     long = limits_of({"messages": [{"role": "user", "content": "word " * 3000}]}).prompt_tokens
     assert short is not None and long is not None and long >= 15_000 // BYTES_PER_TOKEN > short
     assert limits_of({"max_tokens": 5}).prompt_tokens is None  # nothing to size
+
+
+def test_an_anthropic_calls_max_tokens_bounds_its_reservation(tmp_path):
+    """The hook also sits on the Anthropic SDK (the same request building): its required max_tokens is read."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    import pytest
+
+    anthropic = pytest.importorskip("anthropic")
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from spanwarden.collector.decision_watcher import DecisionWatcher
+    from spanwarden.collector.guard import Guard, GuardSpanProcessor
+    from spanwarden.collector.spend_lease import SpendLease
+    from spanwarden.embedded.service import EmbeddedService
+    from spanwarden.settings import Settings
+    from tests.collector.fake_llm import FakeLLM
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeLLM)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, audit_fsync="never"))
+    url = f"http://127.0.0.1:{service.start_in_thread()}"
+    watcher = DecisionWatcher(url, "a")
+    watcher.failing_since, watcher.ever_connected = None, True
+    lease = SpendLease(url, "a")
+    provider = TracerProvider()
+    provider.add_span_processor(GuardSpanProcessor(Guard("a", watcher), lease))
+    client = anthropic.Anthropic(base_url=f"http://127.0.0.1:{server.server_address[1]}", api_key="k",
+                                 max_retries=0)
+    try:
+        with provider.get_tracer("t").start_as_current_span("chat", attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.request.model": "claude-sonnet-4-5"}):
+            client.messages.create(model="claude-sonnet-4-5", max_tokens=777,
+                                   messages=[{"role": "user", "content": "hi"}])
+    finally:
+        provider.shutdown()
+        service.stop()
+        server.shutdown()
+    held = lease.last_reservation
+    assert held is not None and held.bounded
+    assert held.usd == lease.prices.cost("claude-sonnet-4-5", held.prompt_tokens, 777, 0)[0]
