@@ -48,6 +48,10 @@ from spanwarden.enforcers.roles import TokenBook
 from spanwarden.event_time import TimeBounds
 from spanwarden.model_refit import ThreadRefitter
 from spanwarden.pipeline import Pipeline
+from spanwarden.server import http_hints
+from spanwarden.server.announce import Announcer
+from spanwarden.server.listen import bind
+from spanwarden.server.state_lock import StateDirLock
 from spanwarden.settings import Settings, admin_token
 from spanwarden.tls import server_context
 
@@ -74,7 +78,22 @@ class EmbeddedService:
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        # Before anything is written: the state dir's lock (one process per audit chain), then the port (a
+        # service that cannot listen leaves the audit log untouched).
+        self.lock = StateDirLock(settings.state_dir).acquire("serve")
+        try:
+            self.socket = bind(settings.host, settings.port)
+        except BaseException:
+            self.lock.release()
+            raise
+        try:
+            self._open(settings, clock)
+        except BaseException:
+            self.socket.close()
+            self.lock.release()
+            raise
+
+    def _open(self, settings: Settings, clock: Callable[[], float]) -> None:
         self.policy = Policy.load(settings.policy_file)
         self.prices = PriceTable.load(settings.price_file,
                                       (settings.default_input_price, settings.default_output_price))
@@ -91,6 +110,7 @@ class EmbeddedService:
             self.audit = BrokenAudit(str(exc))
             log.error("%s; spans and commands are refused until `spanwarden audit acknowledge`", exc)
         self.board = control_channel.DecisionBoard()
+        self.announcer = Announcer()
         self.latest_findings: dict[str, Finding] = {}
         self.refitter = ThreadRefitter()  # the behaviour model is refitted off the event loop
         self.reporting = (DatadogReporting(self.prices.canonical_name, settings.datadog_host,
@@ -128,6 +148,7 @@ class EmbeddedService:
 
     def _on_decision(self, decision: Decision) -> None:
         self.board.publish(decision)
+        self.announcer.decision(decision)
         if self.reporting is not None:
             self.reporting.decision(decision, self.pipeline.agents.get(decision.agent_id,
                                                                         AgentRef(decision.agent_id)))
@@ -145,6 +166,7 @@ class EmbeddedService:
             for decision in sorted([self.pipeline.decision(agent_id), *self.pipeline.scoped(agent_id)],
                                    key=lambda d: d.version):
                 self.board.publish(decision)
+        self.announcer.seen.update(self.pipeline.agents)  # restored agents are not new
         if self.audit_broken is None:
             self._started()
 
@@ -190,6 +212,9 @@ class EmbeddedService:
             self.reporting.records(records)
         self.pipeline.process(records)
         self.leases.observe(records)  # each agent's call sizes, for its guard's estimates
+        agents, seen = self.pipeline.agents, self.announcer.seen
+        self.announcer.agents(agents[r.agent_id] for r in records
+                              if r.agent_id not in seen and r.agent_id in agents)
 
     @web.middleware
     async def _refuse_while_audit_broken(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -265,7 +290,8 @@ class EmbeddedService:
 
         app.router.add_post(receiver.TRACES_PATH, receiver.traces_handler(deliver, self.settings.max_body_bytes))
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)
-        commands_api.add_routes(app, self.pipeline, self.tokens, self._apply_command, self.clock)
+        commands_api.add_routes(app, self.pipeline, self.tokens, self._apply_command, self.clock,
+                                lambda agent: agent in self.pipeline.agents or self.board.version(agent) > 0)
         self.approvals.add_routes(app)
         self.profiles.add_routes(app)
         self.access.add_routes(app)
@@ -275,6 +301,7 @@ class EmbeddedService:
         app.router.add_post(ACKNOWLEDGE_PATH, self._acknowledge)
         app.router.add_get("/healthz", self._health)
         app.router.add_get("/metrics", self.self_metrics.endpoint)
+        http_hints.install(app)
         return app
 
     async def _health(self, request: web.Request) -> web.Response:
@@ -346,10 +373,9 @@ class EmbeddedService:
         # The receiver inflates gzip itself, with a size limit, so aiohttp must hand it the raw body.
         runner = web.AppRunner(self.build_app(), access_log=None, auto_decompress=False, shutdown_timeout=2.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.host, self.settings.port,
-                           ssl_context=server_context(self.settings))
+        site = web.SockSite(runner, self.socket, ssl_context=server_context(self.settings))
         await site.start()
-        self.port = runner.addresses[0][1]
+        self.port = int(self.socket.getsockname()[1])
         log.info("spanwarden listening on http://%s:%s", self.settings.host, self.port)
         if ready is not None:
             ready.set()
@@ -379,6 +405,7 @@ class EmbeddedService:
             self.refitter.close()
             if self.reporting is not None:
                 self.reporting.close()  # sends what is left, within a bounded time
+            self.lock.release()
 
     async def _advance_clock(self) -> None:
         """Judge records whose time has come and lapse expired decisions, on the service clock, even while no

@@ -36,6 +36,9 @@ from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.enforcers.policy import Policy
 from spanwarden.enforcers.redact import Redactor
 from spanwarden.enforcers.roles import TokenBook
+from spanwarden.server import http_hints
+from spanwarden.server.listen import bind
+from spanwarden.server.state_lock import StateDirLock
 from spanwarden.settings import Settings, admin_token
 from spanwarden.streaming.audit_writer import AuditWriter, keys_in_log
 from spanwarden.streaming.decisions_feed import DecisionsFeed
@@ -55,7 +58,21 @@ class KafkaGateway:
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        # As `serve`: the state dir's lock, then the port, before anything is written.
+        self.lock = StateDirLock(settings.state_dir).acquire("serve --kafka")
+        try:
+            self.socket = bind(settings.host, settings.port)
+        except BaseException:
+            self.lock.release()
+            raise
+        try:
+            self._open(settings, clock)
+        except BaseException:
+            self.socket.close()
+            self.lock.release()
+            raise
+
+    def _open(self, settings: Settings, clock: Callable[[], float]) -> None:
         self.policy = Policy.load(settings.policy_file)
         key = settings.audit_hmac_key.encode() if settings.audit_hmac_key else None
         self.audit = AuditLog(settings.audit_path, key, settings.audit_fsync, Redactor(settings.redact_patterns),
@@ -148,13 +165,15 @@ class KafkaGateway:
         app.router.add_post(receiver.TRACES_PATH, receiver.traces_handler(self._deliver,
                                                                           self.settings.max_body_bytes))
         control_channel.add_routes(app, self.board, self.settings.long_poll_s)
-        commands_api.add_routes(app, self, self.tokens, self.apply_command, self.clock)
+        commands_api.add_routes(app, self, self.tokens, self.apply_command, self.clock,
+                                lambda agent: agent in self.agents or self.board.version(agent) > 0)
         self.approvals.add_routes(app)
         self.access.add_routes(app)
         app.router.add_get("/v1/status", self._status)
         app.router.add_get("/healthz", self._health)
         for path in NOT_HERE:
             app.router.add_route("*", path, self._not_here)
+        http_hints.install(app)
         return app
 
     async def _deliver(self, message: ExportTraceServiceRequest, authorization: str) -> None:
@@ -209,9 +228,9 @@ class KafkaGateway:
             tasks.append(asyncio.create_task(self._flush_datadog()))
         runner = web.AppRunner(self.build_app(), access_log=None, auto_decompress=False, shutdown_timeout=2.0)
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=server_context(settings))
+        site = web.SockSite(runner, self.socket, ssl_context=server_context(settings))
         await site.start()
-        self.port = runner.addresses[0][1]
+        self.port = int(self.socket.getsockname()[1])
         self.audit.append("service", AgentRef(), "service", "gateway started", self.clock(),
                           policy_version=self.policy.version, data={"runtime": "kafka", "bootstrap": bootstrap})
         log.info("spanwarden gateway on http://%s:%s, Kafka at %s", settings.host, self.port, bootstrap)
@@ -234,6 +253,7 @@ class KafkaGateway:
             self.audit.close()
             if self.reporting is not None:
                 self.reporting.close()
+            self.lock.release()
 
     async def _flush_datadog(self) -> None:
         assert self.reporting is not None
