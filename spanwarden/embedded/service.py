@@ -47,6 +47,9 @@ from spanwarden.enforcers.redact import Redactor
 from spanwarden.enforcers.roles import TokenBook
 from spanwarden.event_time import TimeBounds
 from spanwarden.model_refit import ThreadRefitter
+from spanwarden.notify import sink as notify_sink
+from spanwarden.notify.notice import Notice
+from spanwarden.notify.targets import Target
 from spanwarden.pipeline import Pipeline
 from spanwarden.server import http_hints
 from spanwarden.server.announce import Announcer
@@ -116,6 +119,7 @@ class EmbeddedService:
         self.reporting = (DatadogReporting(self.prices.canonical_name, settings.datadog_host,
                                            settings.datadog_max_agents, settings.datadog_queue_batches)
                           if reporting.enabled(settings.datadog_export) else None)
+        self.notify = notify_sink.build(settings, self._notify_failed)
         self.pipeline = Pipeline(self.policy, self._sink(self.audit), on_decision=self._on_decision,
                                  on_finding=self._remember_finding, refitter=self.refitter,
                                  time_bounds=None if settings.trust_span_time else
@@ -154,7 +158,21 @@ class EmbeddedService:
                                                                         AgentRef(decision.agent_id)))
 
     def _sink(self, audit: AuditSink) -> AuditSink:
-        return audit if self.reporting is None else TeeAuditSink(audit, self.reporting.audit)
+        sink = audit if self.reporting is None else TeeAuditSink(audit, self.reporting.audit)
+        return sink if self.notify is None else TeeAuditSink(sink, self.notify)
+
+    def _notify_failed(self, target: Target, notice: Notice, why: str) -> None:
+        """A destination that keeps failing is audited once (from the notifier's thread: onto the loop)."""
+        def audit() -> None:
+            try:
+                self.pipeline.audit.append("service", AgentRef(), "service", f"notifications to {target.kind} "
+                                           f"are failing ({why}); they are retried and counted", self.clock(), (),
+                                           self.policy.version, {"notify": target.kind, "notice": notice.key,
+                                                                 "error": why})
+            except (AuditChainBroken, AuditUnwritable) as exc:
+                log.error("notifications to %s are failing (%s); not audited: %s", target.kind, why, exc)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(audit)
 
     def _restore(self) -> None:
         snapshot = state_store.load_snapshot(self.settings.snapshot_path)
@@ -405,6 +423,8 @@ class EmbeddedService:
             self.refitter.close()
             if self.reporting is not None:
                 self.reporting.close()  # sends what is left, within a bounded time
+            if self.notify is not None:
+                self.notify.close()
             self.lock.release()
 
     async def _advance_clock(self) -> None:

@@ -36,6 +36,9 @@ from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.enforcers.policy import Policy
 from spanwarden.enforcers.redact import Redactor
 from spanwarden.enforcers.roles import TokenBook
+from spanwarden.notify import sink as notify_sink
+from spanwarden.notify.notice import Notice
+from spanwarden.notify.targets import Target
 from spanwarden.server import http_hints
 from spanwarden.server.listen import bind
 from spanwarden.server.state_lock import StateDirLock
@@ -75,8 +78,13 @@ class KafkaGateway:
     def _open(self, settings: Settings, clock: Callable[[], float]) -> None:
         self.policy = Policy.load(settings.policy_file)
         key = settings.audit_hmac_key.encode() if settings.audit_hmac_key else None
-        self.audit = AuditLog(settings.audit_path, key, settings.audit_fsync, Redactor(settings.redact_patterns),
-                              settings.audit_rotate_bytes)
+        self.audit_log = AuditLog(settings.audit_path, key, settings.audit_fsync,
+                                  Redactor(settings.redact_patterns), settings.audit_rotate_bytes)
+        # What the gateway appends itself (tool approvals, start and stop) and what workers send both pass the
+        # notifications sink, as in `serve`.
+        self.notify = notify_sink.build(settings, self._notify_failed)
+        self.audit: AuditSink = (self.audit_log if self.notify is None
+                                 else TeeAuditSink(self.audit_log, self.notify))
         # The fleet directory, from the workers' compacted agents topic: team and environment commands expand
         # to the agents in it (as with `serve`, to the agents known when the command is given).
         self.agents: dict[str, AgentRef] = {}
@@ -95,7 +103,9 @@ class KafkaGateway:
         self.reporting = (DatadogReporting(lambda model: None, settings.datadog_host, settings.datadog_max_agents,
                                            settings.datadog_queue_batches)
                           if reporting.enabled(settings.datadog_export) else None)
-        sink: AuditSink = TeeAuditSink(self.audit, self._note_access)
+        sink: AuditSink = TeeAuditSink(self.audit_log, self._note_access)
+        if self.notify is not None:
+            sink = TeeAuditSink(sink, self.notify)
         if self.reporting is not None:
             sink = TeeAuditSink(sink, self.reporting.audit)
         self.writer = AuditWriter(sink, keys_in_log(settings.audit_path))
@@ -111,6 +121,16 @@ class KafkaGateway:
         self.publisher: SpansPublisher | None = None
         self.port: int | None = None
         self._stopping: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _notify_failed(self, target: Target, notice: Notice, why: str) -> None:
+        """A destination that keeps failing is audited once (from the notifier's thread: onto the loop)."""
+        loop = getattr(self, "_loop", None)
+        data = {"notify": target.kind, "notice": notice.key, "error": why}
+        if loop is not None:
+            loop.call_soon_threadsafe(lambda: self.audit.append(
+                "service", AgentRef(), "service", f"notifications to {target.kind} are failing ({why})",
+                self.clock(), (), self.policy.version, data))
 
     def _note_access(self, entry: AuditEntry) -> None:
         data = entry.data
@@ -212,6 +232,7 @@ class KafkaGateway:
         settings = self.settings
         bootstrap = settings.kafka_bootstrap
         self._stopping = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         await ensure_topics(bootstrap, settings.kafka_partitions, settings.kafka_replication_factor)
         # A broker that is away fails a publish within 5 s (a 503 the agent's exporter retries) instead of
         # holding the agent's export for aiokafka's default 40 s.
@@ -250,9 +271,11 @@ class KafkaGateway:
                             SHUTDOWN_S)
             self.audit.append("service", AgentRef(), "service", "gateway stopped", self.clock(),
                               policy_version=self.policy.version)
-            self.audit.close()
+            self.audit_log.close()
             if self.reporting is not None:
                 self.reporting.close()
+            if self.notify is not None:
+                self.notify.close()
             self.lock.release()
 
     async def _flush_datadog(self) -> None:
