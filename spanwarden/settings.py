@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     notify: dict[str, str] = Field(default_factory=dict, description="which notices each destination takes, "
                                    'e.g. {"slack": "halt,budget_warning"} (default: slack and webhook all; '
                                    "pagerduty approval_request,access_request,halt)")
+    metrics_max_agents: int = Field(1000, ge=1, description="agents with their own label on /metrics; the rest "
+                                    'share agent="other"')
     console_url: str | None = Field(None, description="the URL people reach this service's console at, for "
                                     "the links in notifications")
 

@@ -61,11 +61,30 @@ def figures(service: EmbeddedService) -> Figures:
                                              float("nan") if age is None else age, ()),
         "spanwarden_llm_spans_without_usage": (
             "counter", "spans that look like LLM calls but report no usage, by agent",
-            {(a,): float(n) for a, n in service.trace_stage.without_usage.items()}, ("agent",)),
+            _by_agent(service, service.trace_stage.without_usage), ("agent",)),
     }
+    out.update(_per_agent(service))
     if service.reporting is not None:
         dropped = service.reporting.exporter.dropped
         by_signal = {(s,): float(dropped[s]) for s in ("metrics", "events", "logs")}
         out["spanwarden_datadog_dropped"] = ("counter", "items the Datadog exporter dropped", by_signal,
                                              ("signal",))
     return out
+
+
+def _by_agent(service: EmbeddedService, counts: dict[str, int]) -> dict[tuple[str, ...], float]:
+    """Per-agent counts under the bounded agent labels of `/metrics` (the rest as agent="other")."""
+    merged: Counter[tuple[str, ...]] = Counter()
+    for agent, n in counts.items():
+        merged[(service.agent_metrics.label(agent),)] += n
+    return {k: float(v) for k, v in merged.items()}
+
+
+def _per_agent(service: EmbeddedService) -> Figures:
+    pipeline = service.pipeline
+    now = service.clock()
+    scoped = {a: len(pipeline.scoped(a)) for a in pipeline.ladders}
+    pending: Counter[str] = Counter(r.agent_id for r in service.approvals.book.pending(now))
+    pending.update(r.agent_id for r in pipeline.access.pending())
+    decisions = [pipeline.decision(a) for a in pipeline.ladders]
+    return service.agent_metrics.figures(decisions, {a: n for a, n in scoped.items() if n}, dict(pending))

@@ -24,6 +24,7 @@ from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.collector.trace_stage import TraceStage
 from spanwarden.dashboards import reporting
+from spanwarden.dashboards.prometheus import AgentMetrics
 from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import commands_api, health, leases_api, state_store
@@ -120,6 +121,7 @@ class EmbeddedService:
                                            settings.datadog_max_agents, settings.datadog_queue_batches)
                           if reporting.enabled(settings.datadog_export) else None)
         self.notify = notify_sink.build(settings, self._notify_failed)
+        self.agent_metrics = AgentMetrics(self.prices.canonical_name, settings.metrics_max_agents)
         self.pipeline = Pipeline(self.policy, self._sink(self.audit), on_decision=self._on_decision,
                                  on_finding=self._remember_finding, refitter=self.refitter,
                                  time_bounds=None if settings.trust_span_time else
@@ -147,6 +149,7 @@ class EmbeddedService:
 
     def _remember_finding(self, finding: Finding) -> None:
         self.latest_findings[finding.agent_id] = finding
+        self.agent_metrics.finding(finding, self.pipeline.agents.get(finding.agent_id, AgentRef(finding.agent_id)))
         if self.reporting is not None:
             self.reporting.finding(finding, self.pipeline.agents.get(finding.agent_id, AgentRef(finding.agent_id)))
 
@@ -228,6 +231,7 @@ class EmbeddedService:
             raise AuditUnwritable(f"cannot write the activity journal: {exc}") from exc
         if self.reporting is not None:
             self.reporting.records(records)
+        self.agent_metrics.records(records)
         self.pipeline.process(records)
         self.leases.observe(records)  # each agent's call sizes, for its guard's estimates
         agents, seen = self.pipeline.agents, self.announcer.seen
