@@ -92,7 +92,8 @@ class Normalizer:
         elif cost_source == "none" and (usage[0] or usage[1]):
             flags.append("usage_without_model")
         agent, source, agent_name, run_id = _agent(a, identity, kind, operation, name)
-        if agent == UNKNOWN_AGENT and not agent_name and (source != "inherit" or not span.parent_span_id):
+        if agent == UNKNOWN_AGENT and not agent_name and (
+                source not in ("inherit", "lookup") or not span.parent_span_id):
             flags.append("no_agent_identity")
         return _new_record(SpanRecord, (
             span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex(), name, start_ns, end_ns,
@@ -248,12 +249,16 @@ def _resource_identity(kvs: Any) -> dict[str, str]:
 def _agent(a: dict[str, Any], identity: dict[str, str], kind: str, operation: str,
            span_name: str) -> tuple[str, str, str, str]:
     """(agent id, its source, the stable agent name this span is or is under, a per-run id), by the rule
-    in collector/agent_identity.py. Source "agent_span"/"inherit" asks the trace stage to finish it."""
+    in collector/agent_identity.py. Source "agent_span", "inherit" (waits for its agent span) or "lookup"
+    (takes an agent span's name only if already seen) asks the trace stage to finish it."""
     own_id, own_name, explicit = a.get(K_AGENT_ID), a.get(K_SPAN_AGENT_NAME), a.get(K_EXPLICIT)
     base, source = identity["agent"], identity["source"]
     final = source in ("explicit", "resource") or (source == "service" and not identity["multi_agent"])
     if not (own_id or own_name or explicit or K_INHERITED in a) and kind != span_kind.AGENT:
-        return (base, source, "", "") if final else (base, "inherit", "", "")  # the common case
+        if final:
+            return base, source, "", ""  # the common case
+        # Without any identity and without an agent hint on the span, only an ancestor already seen names it.
+        return base, ("inherit" if identity["multi_agent"] else "lookup"), "", ""
     own_id, own_name = _text(own_id), _text(own_name)
     run_id = next((v for v in (own_id, own_name) if v and agent_identity.is_per_run_id(v)), "")
     explicit = agent_identity.stable(_text(explicit))

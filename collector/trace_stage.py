@@ -3,13 +3,16 @@ LLM call costed once (collector/call_dedupe.py), and the agent of spans that tak
 the nearest `invoke_agent`/AGENT ancestor's stable name — resolved within a bounded wait.
 
 Spans end, and are exported, children first, so a chat span under an agent span usually arrives before
-it. A record that must inherit its agent (the normaliser marked it "inherit") is held until an ancestor
+it. A record that must inherit its agent (the normaliser marked it "inherit": its service declares several
+agents, or it carries a placeholder or per-run agent id) is held until an ancestor
 with a stable agent name arrives, the walk up its known ancestors reaches the trace's root (no agent span:
 it keeps its service's identity), or `wait_s` passes on the caller's clock. When the ancestor never comes
 the record is released under its service's identity (or the agent its ingest token speaks for, or
 `unknown`) with `agent_source="ancestor_missing"` and the flag `agent_ancestor_missing`; later spans of the
-agent still resolve when the agent span does arrive. Called without a clock (`now=None`, the Kafka
-worker: offsets are committed per batch) nothing is held: the batch and the spans seen before decide.
+agent still resolve when the agent span does arrive. A span of a resource without any identity and without
+an agent hint ("lookup") takes an agent span's name only from ancestors already seen, and never waits.
+Called without a clock (`now=None`, the Kafka worker: offsets are committed per batch) nothing is held: the
+batch and the spans seen before decide.
 
 All state is bounded (`max_spans` known spans, `max_held` held records; the oldest go first) and follows
 only the records' order and the clock passed in, so a replay gives the same records.
@@ -28,9 +31,9 @@ from spanwarden.collector.span_record import UNKNOWN_AGENT, SpanRecord
 
 DEFAULT_WAIT_S = 5.0  # longer than the OTel SDK's batch export delay (5 s by default)
 MAX_DEPTH = 64
-INHERIT, AGENT_SPAN = "inherit", "agent_span"
+INHERIT, LOOKUP, AGENT_SPAN = "inherit", "lookup", "agent_span"
 MISSING_FLAG = "agent_ancestor_missing"
-_TRACKED = frozenset({INHERIT, AGENT_SPAN, "unknown"})
+_TRACKED = frozenset({INHERIT, LOOKUP, AGENT_SPAN, "unknown"})
 
 Key = tuple[str, str]
 
@@ -116,11 +119,13 @@ class TraceStage:
         """The record with its agent decided, or None while the ancestor that decides it is unknown."""
         if r.agent_source == AGENT_SPAN:
             return r._replace(agent_id=qualify(r.agent_id, r.agent_name))
-        if r.agent_source != INHERIT:
+        if r.agent_source not in (INHERIT, LOOKUP):
             return r
         name = self._ancestor_name(r.trace_id, r.parent_span_id)
         if name is None:
-            return None
+            if r.agent_source == INHERIT:
+                return None
+            name = ""  # a lookup does not wait
         if not name:  # the trace's root is known and no agent span is above: the service's identity
             if r.agent_id == UNKNOWN_AGENT:
                 flags = r.flags if "no_agent_identity" in r.flags else (*r.flags, "no_agent_identity")

@@ -106,6 +106,16 @@ def test_without_a_service_name_the_agent_span_s_name_is_the_agent():
     assert {r.agent_id for r in capture.records()} == {"Triage"}
 
 
+def test_without_any_identity_or_hint_spans_do_not_wait_for_an_agent_span():
+    capture = Capture({})
+    _agent_run(capture, AGENT)
+    normalized = capture.normalized()
+    stage = TraceStage(wait_s=5.0)
+    early = stage.process([r for r in normalized if r.operation != "invoke_agent"], now=0.0)
+    assert stage.held == 0 and {r.agent_id for r in early} == {"unknown"}
+    assert all("no_agent_identity" in r.flags for r in early)
+
+
 def test_stamped_in_process_the_agent_is_known_without_the_agent_span():
     capture = Capture(MULTI, stamp=True)
     _agent_run(capture, AGENT)
