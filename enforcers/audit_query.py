@@ -60,6 +60,7 @@ class Explanation:
     findings: list[AuditEntry] = field(default_factory=list)  # what the agent did that led to it
     commands: list[AuditEntry] = field(default_factory=list)  # humans who acted on the agent up to then
     history: list[AuditEntry] = field(default_factory=list)  # every decision up to then
+    scoped: list[AuditEntry] = field(default_factory=list)  # in force for some calls (a tool, model, resource)
 
     def to_dict(self) -> dict[str, Any]:
         def brief(e: AuditEntry) -> dict[str, Any]:
@@ -76,6 +77,8 @@ class Explanation:
             "because_of": [brief(f) for f in self.findings],
             "human_commands": [brief(c) for c in self.commands],
             "decisions_so_far": [{**brief(h), "action": h.data.get("action")} for h in self.history],
+            "scoped_in_force": [{**brief(e), "action": e.data.get("action"), "scope": e.data.get("scope"),
+                                 "decided_by": e.data.get("decided_by")} for e in self.scoped],
         }
 
 
@@ -90,10 +93,21 @@ def explain(path: Path, agent: str, at: float | None = None, lookback_s: float =
     agent_wide = [e for e in decisions if not e.data.get("scope")]
     decision = agent_wide[-1] if agent_wide else None
     result = Explanation(agent, moment, decision, history=decisions,
-                         commands=[e for e in upto if e.kind == "command"])
+                         commands=[e for e in upto if e.kind == "command"],
+                         scoped=_scoped_in_force(decisions, moment))
     if decision is not None:
         named = set(decision.data.get("findings", ()))
         start = decision.time_s - lookback_s
         result.findings = [e for e in upto if e.kind == "finding" and start <= e.time_s <= decision.time_s
                            and f"{e.data.get('detector')}/{e.data.get('kind')}" in named]
     return result
+
+
+def _scoped_in_force(decisions: list[AuditEntry], moment: float) -> list[AuditEntry]:
+    """The latest decision of each scope, where it still holds at `moment` (not lifted, not expired)."""
+    latest: dict[str, AuditEntry] = {}
+    for e in decisions:
+        if e.data.get("scope"):
+            latest[str(e.data["scope"])] = e
+    return [e for e in latest.values() if e.data.get("action") != "allow"
+            and (e.data.get("expires_s") is None or float(e.data["expires_s"]) > moment)]

@@ -78,7 +78,10 @@ def explain_cmd(
     when = datetime.fromtimestamp(result["at"], UTC).isoformat()
     decision = result["decision"]
     if decision is None:
-        typer.echo(f"{agent}: no decision recorded up to {when} (allowed by default)")
+        typer.echo(f"{agent}: no agent-wide decision recorded up to {when} (allowed by default)")
+        for d in result["scoped_in_force"]:
+            typer.echo(f"  scoped:      {d['action']} [{d['scope']}] by {d['decided_by'] or d['actor']} "
+                       f"(audit entry {d['seq']}): {d['reason']}")
         return
     who = result["who"]
     typer.echo(f"{agent} at {when}: {decision['action']} (audit entry {decision['seq']})")
@@ -92,6 +95,9 @@ def explain_cmd(
     for c in result["human_commands"]:
         typer.echo(f"  human:       [{c['seq']}] {c['actor']}: {c['reason']}")
     typer.echo("  history:     " + " -> ".join(f"{h['action']}@{h['seq']}" for h in result["decisions_so_far"]))
+    for d in result["scoped_in_force"]:
+        typer.echo(f"  scoped:      {d['action']} [{d['scope']}] by {d['decided_by'] or d['actor']} "
+                   f"(audit entry {d['seq']}): {d['reason']}")
 
 
 @app.command("verify")

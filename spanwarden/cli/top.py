@@ -18,11 +18,20 @@ STYLE = {"halt": "bold red", "require_approval": "magenta", "throttle": "yellow"
 RANK = {"halt": 0, "require_approval": 1, "throttle": 2, "warn": 3, "allow": 4}
 
 
+def _decisions(agent: dict[str, Any]) -> str:
+    """The agent-wide action, then each scoped one ("halt tool:purge_*")."""
+    d = agent["decision"]
+    parts = [d["action"] + (f" {d['scope']}" if d.get("scope") else "")]
+    parts += [f"{s['action']} {s['scope']}" for s in agent.get("scoped", [])]
+    return "; ".join(parts)
+
+
 def fleet_table(agents: list[dict[str, Any]], limit: int) -> Table:
     """Agents under a decision first, then by anomaly score and spend rate."""
     def order(a: dict[str, Any]) -> tuple[int, float, float]:
         finding = a.get("last_finding") or {}
-        return (RANK.get(a["decision"]["action"], 5), -float(finding.get("score", 0.0)),
+        ranks = [RANK.get(a["decision"]["action"], 5), *(RANK.get(s["action"], 5) for s in a.get("scoped", []))]
+        return (min(ranks), -float(finding.get("score", 0.0)),
                 -float(a.get("spend_usd_per_min", 0.0)))
 
     spend = sum(float(a.get("spend_usd_per_min", 0.0)) for a in agents)
@@ -34,8 +43,8 @@ def fleet_table(agents: list[dict[str, Any]], limit: int) -> Table:
         table.add_row(a["agent"], a.get("team", ""), a.get("environment", ""),
                       f"{a.get('spend_usd_per_min', 0.0):,.3f}", f"{a.get('spend_usd_last_hour', 0.0):,.2f}",
                       f"{f['detector']}/{f['kind']} ({f['severity']})" if f else "",
-                      f"{f['score']:.1f}" if f else "", d["action"] + (f" {d['scope']}" if d.get("scope") else ""),
-                      d["decided_by"], style=STYLE.get(d["action"], ""))
+                      f"{f['score']:.1f}" if f else "", _decisions(a), d["decided_by"],
+                      style=STYLE.get(d["action"], ""))
     return table
 
 

@@ -361,13 +361,15 @@ class EmbeddedService:
 
     def status(self) -> list[dict[str, Any]]:
         out = []
-        for agent_id, ref in sorted(self.pipeline.agents.items()):
+        known = {**{a: AgentRef(a) for a in self.pipeline.ladders}, **self.pipeline.agents}  # decided-for too
+        for agent_id, ref in sorted(known.items()):
             finding = self.latest_findings.get(agent_id)
             bank = self.pipeline.detectors.get(agent_id)
             hour = bank.cost.hour if bank is not None else None
             out.append({
                 "agent": agent_id, "owner": ref.owner, "team": ref.team, "environment": ref.environment,
                 "decision": self.pipeline.decision(agent_id).to_dict(),
+                "scoped": [d.to_dict() for d in self.pipeline.scoped(agent_id)],  # some calls: tool/model/resource
                 "last_finding": finding.to_dict() if finding else None,
                 "spend_usd_last_hour": round(hour.sum, 6) if hour is not None else 0.0,
                 "spend_usd_per_min": round(hour.recent(5) / 5, 6) if hour is not None and hour.index is not None

@@ -77,3 +77,22 @@ def test_cli_explain_and_export(state_dir):
     exported = cli("export", "--format", "csv", "--since", "2027-01-15T08:00:00")
     assert exported.returncode == 0 and exported.stdout.startswith("seq,")
     assert cli("export", "--since", "yesterday-ish").returncode == 2
+
+
+def test_explain_shows_scoped_decisions_in_force_at_the_moment(tmp_path):
+    from spanwarden.enforcers.audit_log import AgentRef, AuditLog
+
+    log = AuditLog(tmp_path / "audit.jsonl", fsync="never")
+    agent = AgentRef("agent-s", "alice", "t", "prod")
+    log.append("decision", agent, "human:omar", "bad purges", 100.0, data={
+        "action": "halt", "scope": "tool:purge_*", "decided_by": "human:omar", "version": 1})
+    log.append("decision", agent, "policy:access-requests@v1", "waits for a human", 110.0, data={
+        "action": "require_approval", "scope": "resource:db:pg:hr.salaries", "version": 2})
+    log.append("decision", agent, "human:omar", "fixed", 200.0, data={
+        "action": "allow", "scope": "tool:purge_*", "version": 3})
+    log.close()
+    at_150 = explain(tmp_path / "audit.jsonl", "agent-s", at=150.0).to_dict()
+    assert [(d["action"], d["scope"]) for d in at_150["scoped_in_force"]] == [
+        ("halt", "tool:purge_*"), ("require_approval", "resource:db:pg:hr.salaries")]
+    at_250 = explain(tmp_path / "audit.jsonl", "agent-s", at=250.0).to_dict()
+    assert [d["scope"] for d in at_250["scoped_in_force"]] == ["resource:db:pg:hr.salaries"]
