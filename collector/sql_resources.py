@@ -25,6 +25,11 @@ _DIALECTS = {"postgresql": "postgres", "mssql": "tsql", "microsoft.sql_server": 
              "clickhouse": "clickhouse", "trino": "trino", "hive": "hive", "spark": "spark"}
 
 _cache: OrderedDict[tuple[str, str], tuple[str, ...]] = OrderedDict()
+
+
+def dialect_of(system: str) -> str:
+    """sqlglot's dialect for a `db.system.name` ("" lets sqlglot read it as generic SQL)."""
+    return _DIALECTS.get(system.lower(), "")
 _missing_parser = False
 
 
