@@ -69,10 +69,11 @@ def of_span(attributes: Mapping[str, Any]) -> Effect:
             return of_http(method, target)
     for key in _MESSAGING_KEYS:
         operation = str(attributes.get(key, "")).lower()
+        destination = attributes.get("messaging.destination.name", "?")
         if operation in ("send", "publish", "create"):
-            return Effect(WRITE, f"{operation} to {attributes.get('messaging.destination.name', '?')}", "messaging")
+            return Effect(WRITE, f"{operation} to {destination}", "messaging")
         if operation in ("receive", "process"):
-            return Effect(READ, f"{operation} from {attributes.get('messaging.destination.name', '?')}", "messaging")
+            return Effect(READ, f"{operation} from {destination}", "messaging")
     return NONE
 
 
@@ -100,7 +101,8 @@ def of_sql(sql: str, system: str = "") -> Effect:
 def _by_keyword(sql: str) -> Effect:
     words = sql.strip().lstrip("(").split(None, 1)
     verb = words[0].lower().rstrip(";") if words else ""
-    return Effect(_KEYWORDS.get(verb, WRITE if verb else ""), f"{verb.upper()} (not parsed)" if verb else "", "sql")
+    summary = f"{verb.upper()} (not parsed)" if verb else ""
+    return Effect(_KEYWORDS.get(verb, WRITE if verb else ""), summary, "sql")
 
 
 def _parsed(sql: str, system: str) -> Effect | None:

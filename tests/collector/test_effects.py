@@ -11,7 +11,8 @@ from spanwarden.collector.effects import DESTRUCTIVE, READ, WRITE
 
 @pytest.mark.parametrize(("sql", "kind", "summary"), [
     ("SELECT * FROM customers WHERE id = 42", READ, "SELECT FROM customers"),
-    ("select c.name from crm.customers c join orders o on o.cid = c.id", READ, "SELECT FROM crm.customers, orders"),
+    ("select c.name from crm.customers c join orders o on o.cid = c.id", READ,
+     "SELECT FROM crm.customers, orders"),
     ("INSERT INTO orders (id, total) VALUES (1, 9.99)", WRITE, "INSERT INTO orders"),
     ("UPDATE orders SET total = 0 WHERE id = 7", WRITE, "UPDATE orders"),
     ("UPDATE orders SET total = 0", DESTRUCTIVE, "UPDATE orders without WHERE"),
