@@ -5,13 +5,14 @@ library, so that the one-liner makes the spans the guard stands in front of.
 Several packages often instrument the same library (openai-v2, OpenLLMetry and OpenInference all register
 "openai"); turning on two would report each call twice, so one is chosen per library: the OpenTelemetry
 project's own GenAI instrumentation first, then OpenLLMetry, then OpenInference, and none when the library is
-already instrumented (the agent set one up itself). `SPANWARDEN_INSTRUMENTATIONS` (or the argument) is
-`auto` (the default), `none`, or a comma-separated list of libraries or distributions to turn on; the standard
-`OTEL_PYTHON_DISABLED_INSTRUMENTATIONS` is honoured too.
+already instrumented (the agent set one up itself) or makes its own spans (the Anthropic SDK).
+`SPANWARDEN_INSTRUMENTATIONS` (or the argument) is `auto` (the default), `none`, or a comma-separated list of
+libraries or distributions to turn on; the standard `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS` is honoured too.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Iterable
@@ -34,6 +35,10 @@ GENAI_LIBRARIES = frozenset({
     "alephalpha", "transformers", "sagemaker", "gemini",
 })
 _once: set[str] = set()
+# Libraries that make their own OpenTelemetry spans in current releases (the Anthropic SDK does whenever a
+# tracer provider exists): an instrumentation beside them would report each call a second time. The file
+# that says so, looked for without importing the library.
+SELF_TRACING = {"anthropic": "_tracing.py"}
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,19 @@ def _candidates(points: Iterable[EntryPoint], wanted: set[str] | None) -> dict[s
     return by_library
 
 
+def traces_itself(library: str) -> bool:
+    """Whether the installed `library` makes its own spans (found from its files, without importing it)."""
+    marker = SELF_TRACING.get(library)
+    if marker is None:
+        return False
+    try:
+        spec = importlib.util.find_spec(library)
+    except (ImportError, ValueError):
+        return False
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return any(os.path.exists(os.path.join(location, marker)) for location in locations)
+
+
 def activate(tracer_provider: Any, setting: str | None = None,
              points: Iterable[EntryPoint] | None = None) -> list[Activated]:
     """Turn on one installed instrumentation per LLM/agent library, with `tracer_provider`; returns what was
@@ -99,6 +117,10 @@ def activate(tracer_provider: Any, setting: str | None = None,
     activated: list[Activated] = []
     failed = 0
     for library, options in sorted(found.items()):
+        if wanted is None and traces_itself(library):
+            log.info("spanwarden: %s makes its own OpenTelemetry spans: no instrumentation turned on for it",
+                     library)
+            continue
         usable = []
         for point in options:
             if point.dist is not None and get_dist_dependency_conflicts(point.dist) is not None:

@@ -134,3 +134,18 @@ def test_the_one_liner_with_the_real_openai_client(tmp_path):
             assert len(FakeLLM.received) == calls  # refused before the request went out
     finally:
         service.stop()
+
+
+def test_a_library_that_traces_itself_gets_no_instrumentation(tmp_path, monkeypatch):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    if not instrumentations.traces_itself("anthropic"):
+        pytest.skip("the installed anthropic SDK does not make its own spans")
+    points = [p for p in entry_points(group=instrumentations.GROUP) if p.name == "anthropic"]
+    assert instrumentations.activate(TracerProvider(), "auto", points) == []
+    named = instrumentations.activate(TracerProvider(), "anthropic", points)  # asked for by name: turned on
+    try:
+        assert [a.library for a in named] == ["anthropic"] if points else named == []
+    finally:
+        instrumentations.deactivate(named)
+    assert not instrumentations.traces_itself("openai")
