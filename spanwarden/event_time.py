@@ -40,9 +40,9 @@ def clamp(record: SpanRecord, bounds: TimeBounds) -> SpanRecord:
     low, high = received - bounds.max_lateness_s, received + bounds.max_skew_s
     if low <= t <= high:
         return record
-    shift = int(((low if t < low else high) - t) * 1e9)
-    return record._replace(start_ns=record.start_ns + shift, end_ns=record.end_ns + shift,
-                           flags=(*record.flags, CLAMPED))
+    end_ns = int((low if t < low else high) * 1e9)  # the same rounding as the clock it is released by
+    shift = end_ns - record.end_ns
+    return record._replace(start_ns=record.start_ns + shift, end_ns=end_ns, flags=(*record.flags, CLAMPED))
 
 
 class Arrivals:
@@ -91,7 +91,7 @@ class Arrivals:
         out: list[tuple[float, SpanRecord]] = []
         lateness_ns = int(self.bounds.max_lateness_s * 1e9)
         if agents is None:  # the whole fleet, merged in event-time order (fleet-wide learning sees it so)
-            while self.due and self.due[0][0] + lateness_ns <= self.clock(self.due[0][1]) * 1e9:
+            while self.due and self.due[0][0] + lateness_ns <= int(self.clock(self.due[0][1]) * 1e9):
                 _, agent = heapq.heappop(self.due)
                 out.extend(self._release_agent(agent, lateness_ns, 1))
         else:
@@ -104,7 +104,7 @@ class Arrivals:
         out: list[tuple[float, SpanRecord]] = []
         if not heap:
             return out
-        limit = self.clock(agent) * 1e9
+        limit = int(self.clock(agent) * 1e9)
         while heap and heap[0][0] + lateness_ns <= limit and len(out) != most:
             record = heapq.heappop(heap)[4]
             out.append(((record.end_ns + lateness_ns) / 1e9, record))

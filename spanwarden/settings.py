@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     max_skew_s: float = Field(5.0, ge=0, le=3600, description="a span's end time is held to no later than this "
                               "after the service received it (clamped and flagged beyond)")
     trust_span_time: bool = Field(False, description="take each span's end time as it comes, unclamped: only for "
-                                  "replaying recorded spans, never in production (an agent could move its own clock)")
+                                  "replaying recorded spans, never in production (an agent could move its own "
+                                  "clock)")
     long_poll_s: float = Field(25.0, gt=0, le=300, description="longest a control-channel poll is held")
     datadog_export: Literal["auto", "on", "off"] = Field("auto", description="send metrics, events and audit "
                                                          "logs to Datadog (auto: when DD_API_KEY is set)")

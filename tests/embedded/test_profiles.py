@@ -17,7 +17,8 @@ from tests.detectors.traffic import T0, TABLES, normal
 
 
 def test_learn_read_pin_and_drift(tmp_path: Path) -> None:
-    service = EmbeddedService(Settings(port=0, trust_span_time=True, state_dir=tmp_path, audit_fsync="never", admin_token="t"))
+    service = EmbeddedService(Settings(port=0, trust_span_time=True, state_dir=tmp_path, audit_fsync="never",
+                                       admin_token="t"))
     url = f"http://127.0.0.1:{service.start_in_thread()}"
     env = {"SPANWARDEN_TOKEN": "t"}
     cli = CliRunner()
