@@ -47,7 +47,7 @@ def test_bench_detectors_and_eval_print_their_contracts():
     done = spanwarden("bench", "detectors", "--json", "--agents", "5", "--per-agent", "50")
     assert done.returncode == 0, done.stderr
     assert set(json.loads(done.stdout.strip().splitlines()[-1])) == {"records_per_s", "bytes_per_agent"}
-    done = spanwarden("eval", "--json", "--agents", "20", "--days", "2")
+    done = spanwarden("eval", "--json", "--agents", "24", "--days", "2", "--incidents-per-kind", "1")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert {"per_detector", "incidents", "detected", "false_halts_per_agent_day", "runaway_usd_after_onset",

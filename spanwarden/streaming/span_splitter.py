@@ -26,8 +26,9 @@ class SpansMessage(NamedTuple):
 
 class SpanSplitter:
     def __init__(self, normalizer: Normalizer, max_message_bytes: int = 16 * 1024 * 1024,
-                 max_records_per_part: int = MAX_RECORDS_PER_PART) -> None:
+                 max_records_per_part: int = MAX_RECORDS_PER_PART, stamp_received: bool = True) -> None:
         self.normalizer = normalizer
+        self.stamp_received = stamp_received  # off only to replay recorded spans (SPANWARDEN_TRUST_SPAN_TIME)
         self.stage = TraceStage()  # one cost per LLM call, agents from the trace (no clock: nothing held)
         self.max_message_bytes = max_message_bytes
         self.max_records_per_part = max_records_per_part
@@ -46,7 +47,7 @@ class SpanSplitter:
                 continue
             grouped: dict[str, list[SpanRecord]] = defaultdict(list)
             for record in self.stage.process(self.normalizer.iter_records(request)):
-                if message.timestamp_s > 0:
+                if message.timestamp_s > 0 and self.stamp_received:
                     record = record._replace(received_s=message.timestamp_s)
                 grouped[record.agent_id].append(record)
             for agent_id, records in grouped.items():

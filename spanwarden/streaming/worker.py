@@ -36,8 +36,10 @@ def build(settings: Settings) -> Worker:
     table = tables.declare(app, settings.kafka_partitions)
     states = tables.AgentStates(table)
     shard = AgentShard(policy, states, max_in_memory=settings.worker_max_agents_in_memory,
-                       time_bounds=TimeBounds(settings.max_lateness_s, settings.max_skew_s))
-    splitter = SpanSplitter(Normalizer(prices), settings.max_body_bytes)
+                       time_bounds=None if settings.trust_span_time else
+                       TimeBounds(settings.max_lateness_s, settings.max_skew_s))
+    splitter = SpanSplitter(Normalizer(prices), settings.max_body_bytes,
+                            stamp_received=not settings.trust_span_time)
     reporting = (DatadogReporting(prices.canonical_name, settings.datadog_host, settings.datadog_max_agents,
                                   settings.datadog_queue_batches)
                  if enabled(settings.datadog_export) else None)

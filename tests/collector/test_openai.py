@@ -65,7 +65,8 @@ def world(tmp_path):
     FakeOpenAI.received = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, admin_token="t", audit_fsync="never"))
+    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, admin_token="t", audit_fsync="never",
+                                       max_lateness_s=0))  # judged as received: the test reads spend at once
     url = f"http://127.0.0.1:{service.start_in_thread()}"
     clock = FakeClock()
     watcher = DecisionWatcher(url, "openai-agent", wait_s=5).start()
@@ -133,7 +134,8 @@ def test_fifty_concurrent_openai_calls_under_a_lease_overspend_by_at_most_one_es
     policy = tmp_path / "policy.yaml"
     budget = 0.005
     policy.write_text(yaml.safe_dump({**shipped, "budgets": {**shipped["budgets"], "agent_usd_per_hour": budget}}))
-    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, audit_fsync="never", policy_file=policy))
+    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, audit_fsync="never", policy_file=policy,
+                                       max_lateness_s=0))  # judged as received
     url = f"http://127.0.0.1:{service.start_in_thread()}"
     watcher = DecisionWatcher(url, "leased", wait_s=5)
     watcher.failing_since = None

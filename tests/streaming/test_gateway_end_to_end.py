@@ -35,6 +35,11 @@ pytestmark = pytest.mark.slow
 TOKEN = "gateway-admin-token"
 
 
+@pytest.fixture(autouse=True)
+def _replayed_span_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPANWARDEN_TRUST_SPAN_TIME", "1")  # these spans carry simulated times: workers replay them
+
+
 @pytest.fixture
 def gateway(broker: LocalBroker, tmp_path: Path) -> Iterator[tuple[str, KafkaGateway]]:
     yield from running_gateway(broker, tmp_path)

@@ -19,6 +19,11 @@ from tests.streaming.test_gateway_end_to_end import running_gateway
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(autouse=True)
+def _replayed_span_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPANWARDEN_TRUST_SPAN_TIME", "1")  # these spans carry simulated times: workers replay them
+
+
 def test_workers_and_gateway_export_to_datadog(broker: LocalBroker, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     datadog = RecordingDatadog().start()

@@ -34,6 +34,11 @@ AGENTS = [f"agent-{c}" for c in "abcdef"]
 CHANGELOG = "spanwarden-agent-state-changelog"
 
 
+@pytest.fixture(autouse=True)
+def _replayed_span_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPANWARDEN_TRUST_SPAN_TIME", "1")  # these spans carry simulated times: workers replay them
+
+
 def _traffic() -> list[tuple[str, bytes]]:
     """Six agents' normal work, one running away and one failing, as per-agent OTLP requests of 40 spans."""
     streams = [normal(i, 2.5, agent=a) for i, a in enumerate(AGENTS)]
