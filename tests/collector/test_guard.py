@@ -132,9 +132,9 @@ def test_span_processor_refuses_llm_spans_of_a_halted_agent(tmp_path):
     try:
         with tracer.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat"}):
             pass
-        requests.post(f"{url}/v1/commands", json={"command": "kill", "agent": "agent-x", "new": True, "actor": "oncall",
-                                                  "reason": "test"}, headers={"Authorization": "Bearer t"},
-                      timeout=5).raise_for_status()
+        requests.post(f"{url}/v1/commands", json={"command": "kill", "agent": "agent-x", "new": True,
+                                                  "actor": "oncall", "reason": "test"},
+                      headers={"Authorization": "Bearer t"}, timeout=5).raise_for_status()
         assert watcher.wait_for_version(1, 5)
         with pytest.raises(AgentHalted), tracer.start_as_current_span(
                 "execute_tool delete_all", attributes={"gen_ai.tool.name": "delete_all"}):
