@@ -94,6 +94,7 @@ class Pipeline:
         for record in records:
             self.records_seen += 1
             self._agent_ref(record)
+            self._bank(record)  # known from its first span on, though judged after the lateness bound
             self.arrivals.admit(record)
             arrived.add(record.agent_id)
         return self._judge_due(None if self.arrivals.shared else arrived)
@@ -122,12 +123,7 @@ class Pipeline:
         decisions: list[Decision] = []
         agent_id = record.agent_id
         ref = self.agents.get(agent_id) or self._agent_ref(record)
-        bank = self.detectors.get(agent_id)
-        if bank is None:
-            prior = (self.priors.cost_prior(record.team, record.time_s, self._warmed_cost_histories)
-                     if self.fleet_learning else None)
-            bank = self.detectors[agent_id] = AgentDetectors(agent_id, self.settings, prior)
-            bank.behaviour.model = self.behaviour_model
+        bank = self._bank(record)
         ladder = self._ladder(agent_id)
         lapsed = ladder.tick(now_s)
         if lapsed is not None:
@@ -159,6 +155,15 @@ class Pipeline:
             if decision is not None:
                 decisions.append(self._record_decision(decision, ref, finding.evidence))
         return decisions
+
+    def _bank(self, record: SpanRecord) -> AgentDetectors:
+        bank = self.detectors.get(record.agent_id)
+        if bank is None:
+            prior = (self.priors.cost_prior(record.team, record.time_s, self._warmed_cost_histories)
+                     if self.fleet_learning else None)
+            bank = self.detectors[record.agent_id] = AgentDetectors(record.agent_id, self.settings, prior)
+            bank.behaviour.model = self.behaviour_model
+        return bank
 
     def _asks_for_access(self, finding: Finding, ref: AgentRef) -> bool:
         rules = self.policy.access_requests
