@@ -7,7 +7,7 @@ or expires; the guard holds the call until then. Pure: time comes in as argument
 from __future__ import annotations
 
 import fnmatch
-import itertools
+import secrets
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -49,7 +49,14 @@ class ApprovalBook:
     def __init__(self, max_requests: int = 10_000) -> None:
         self.requests: dict[str, ApprovalRequest] = {}
         self.max_requests = max_requests
-        self._ids = itertools.count(1)
+
+    def _new_id(self) -> str:
+        """Short enough to type (`spanwarden approve req-3f9a1c07`), not guessable: waiting on a request by id
+        must not tell a stranger about another agent's."""
+        while True:
+            request_id = f"req-{secrets.token_hex(4)}"
+            if request_id not in self.requests:
+                return request_id
 
     def open(self, agent_id: str, tool: str, arguments_digest: str, now_s: float,
              timeout_s: float) -> tuple[ApprovalRequest, bool]:
@@ -62,8 +69,7 @@ class ApprovalBook:
             answered = [k for k, r in self.requests.items() if r.status != PENDING]
             for key in answered[: max(1, len(answered) // 2)]:
                 del self.requests[key]
-        request = ApprovalRequest(f"req-{next(self._ids)}", agent_id, tool, arguments_digest, now_s,
-                                  now_s + timeout_s)
+        request = ApprovalRequest(self._new_id(), agent_id, tool, arguments_digest, now_s, now_s + timeout_s)
         self.requests[request.id] = request
         return request, True
 
