@@ -131,10 +131,17 @@ def test_deny_refuses_until_lifted(running: Any) -> None:
 
 def test_fail_fast_raises_access_pending_with_the_request_id(running: Any) -> None:
     service, url, tracer, processor = running
+    # The policy says fail_fast (the guard reads the hold with the approval rules, on each new decision).
+    policy = service.pipeline.policy
+    service.call(lambda: setattr(service.pipeline, "policy", policy.model_copy(update={
+        "access_requests": policy.access_requests.model_copy(update={"hold": "fail_fast"})})))
     _touch(service, PII, T0 + 1.6 * 3600)
     watcher = processor.guard.watcher
     assert watcher.wait_for_version(service.pipeline.decision("billing-bot").version + 1, 10)
-    watcher.access_hold = "fail_fast"
+    deadline = time.monotonic() + 10
+    while watcher.access_hold != "fail_fast" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert watcher.access_hold == "fail_fast"
     with pytest.raises(AccessPending) as pending:
         processor.guard.check("sql_query", "", PII)
     assert (pending.value.request_id, pending.value.resource) == (_only_request(url), PII)
