@@ -39,8 +39,7 @@ def test_every_route_of_serve_is_in_the_endpoint_list(tmp_path):
         routes = {(r.method, r.resource.canonical) for r in service.build_app().router.routes()
                   if r.method != "HEAD" and r.resource is not None}
     finally:
-        service.socket.close()
-        service.lock.release()
+        service.claim.release()
     listed = section("HTTP endpoints")
     missing = sorted(f"{m} {p}" for m, p in routes if f"`{m} {p}`" not in listed)
     assert not missing, f"routes missing from the README's endpoint list: {missing}"

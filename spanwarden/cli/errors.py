@@ -46,7 +46,7 @@ def _known(exc: BaseException) -> CliError | None:
                             f"pip install 'spanwarden[{extra}]'")
     names = {cls.__name__ for cls in type(exc).__mro__}
     startup = {"StateDirError", "ListenError", "BrokerUnreachable", "PolicyError", "PriceTableError",
-               "AuditError", "TokenFileError", "LocalStackError", "PinFileError", "DatadogSetupError"}
+               "AuditError", "TokenFileError", "LocalStackError"}
     if names & startup:
         return CliError(one_line(exc))
     if isinstance(exc, PermissionError | FileNotFoundError | IsADirectoryError | NotADirectoryError):

@@ -61,7 +61,7 @@ def serve(
         from spanwarden.embedded.service import EmbeddedService
 
         service = EmbeddedService(settings)
-    bound = int(service.socket.getsockname()[1])  # type: ignore[attr-defined]
+    bound = service.claim.port  # type: ignore[attr-defined]
     typer.echo(f"spanwarden: listening on {settings.host}:{bound}; point agents at it with\n"
                f"  OTEL_EXPORTER_OTLP_ENDPOINT={endpoint_hint(settings, bound)}\n"
                f"commands (spanwarden status, kill, ...) use the token in {settings.token_path}", err=True)

@@ -54,8 +54,7 @@ from spanwarden.notify.targets import Target
 from spanwarden.pipeline import Pipeline
 from spanwarden.server import http_hints
 from spanwarden.server.announce import Announcer
-from spanwarden.server.listen import bind
-from spanwarden.server.state_lock import StateDirLock
+from spanwarden.server.claim import claim
 from spanwarden.settings import Settings, admin_token
 from spanwarden.tls import server_context
 
@@ -83,18 +82,12 @@ class EmbeddedService:
         self.settings = settings
         self.clock = clock
         # Before anything is written: the state dir's lock (one process per audit chain), then the port (a
-        # service that cannot listen leaves the audit log untouched).
-        self.lock = StateDirLock(settings.state_dir).acquire("serve")
-        try:
-            self.socket = bind(settings.host, settings.port)
-        except BaseException:
-            self.lock.release()
-            raise
+        # Before anything is written: the state dir's lock, then the port (spanwarden/server/claim.py).
+        self.claim = claim(settings.state_dir, settings.host, settings.port, "serve")
         try:
             self._open(settings, clock)
         except BaseException:
-            self.socket.close()
-            self.lock.release()
+            self.claim.release()
             raise
 
     def _open(self, settings: Settings, clock: Callable[[], float]) -> None:
@@ -397,9 +390,9 @@ class EmbeddedService:
         # The receiver inflates gzip itself, with a size limit, so aiohttp must hand it the raw body.
         runner = web.AppRunner(self.build_app(), access_log=None, auto_decompress=False, shutdown_timeout=2.0)
         await runner.setup()
-        site = web.SockSite(runner, self.socket, ssl_context=server_context(self.settings))
+        site = web.SockSite(runner, self.claim.socket, ssl_context=server_context(self.settings))
         await site.start()
-        self.port = int(self.socket.getsockname()[1])
+        self.port = self.claim.port
         log.info("spanwarden listening on http://%s:%s", self.settings.host, self.port)
         if ready is not None:
             ready.set()
@@ -431,7 +424,7 @@ class EmbeddedService:
                 self.reporting.close()  # sends what is left, within a bounded time
             if self.notify is not None:
                 self.notify.close()
-            self.lock.release()
+            self.claim.release()
 
     async def _advance_clock(self) -> None:
         """Judge records whose time has come and lapse expired decisions, on the service clock, even while no

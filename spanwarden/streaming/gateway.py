@@ -40,8 +40,7 @@ from spanwarden.notify import sink as notify_sink
 from spanwarden.notify.notice import Notice
 from spanwarden.notify.targets import Target
 from spanwarden.server import http_hints
-from spanwarden.server.listen import bind
-from spanwarden.server.state_lock import StateDirLock
+from spanwarden.server.claim import claim
 from spanwarden.settings import Settings, admin_token
 from spanwarden.streaming.audit_writer import AuditWriter, keys_in_log
 from spanwarden.streaming.decisions_feed import DecisionsFeed
@@ -61,18 +60,12 @@ class KafkaGateway:
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock
-        # As `serve`: the state dir's lock, then the port, before anything is written.
-        self.lock = StateDirLock(settings.state_dir).acquire("serve --kafka")
-        try:
-            self.socket = bind(settings.host, settings.port)
-        except BaseException:
-            self.lock.release()
-            raise
+        # Before anything is written: the state dir's lock, then the port (spanwarden/server/claim.py).
+        self.claim = claim(settings.state_dir, settings.host, settings.port, "serve --kafka")
         try:
             self._open(settings, clock)
         except BaseException:
-            self.socket.close()
-            self.lock.release()
+            self.claim.release()
             raise
 
     def _open(self, settings: Settings, clock: Callable[[], float]) -> None:
@@ -249,9 +242,9 @@ class KafkaGateway:
             tasks.append(asyncio.create_task(self._flush_datadog()))
         runner = web.AppRunner(self.build_app(), access_log=None, auto_decompress=False, shutdown_timeout=2.0)
         await runner.setup()
-        site = web.SockSite(runner, self.socket, ssl_context=server_context(settings))
+        site = web.SockSite(runner, self.claim.socket, ssl_context=server_context(settings))
         await site.start()
-        self.port = int(self.socket.getsockname()[1])
+        self.port = self.claim.port
         self.audit.append("service", AgentRef(), "service", "gateway started", self.clock(),
                           policy_version=self.policy.version, data={"runtime": "kafka", "bootstrap": bootstrap})
         log.info("spanwarden gateway on http://%s:%s, Kafka at %s", settings.host, self.port, bootstrap)
@@ -276,7 +269,7 @@ class KafkaGateway:
                 self.reporting.close()
             if self.notify is not None:
                 self.notify.close()
-            self.lock.release()
+            self.claim.release()
 
     async def _flush_datadog(self) -> None:
         assert self.reporting is not None
