@@ -59,11 +59,7 @@ def figures(service: EmbeddedService) -> Figures:
                                      float(getattr(service.audit, "seq", 0)), ()),
         "spanwarden_last_span_age_seconds": ("gauge", "seconds since spans last arrived",
                                              float("nan") if age is None else age, ()),
-        "spanwarden_llm_spans_without_usage": (
-            "counter", "spans that look like LLM calls but report no usage, by agent",
-            _by_agent(service, service.trace_stage.without_usage), ("agent",)),
     }
-    out.update(_per_agent(service))
     if service.reporting is not None:
         dropped = service.reporting.exporter.dropped
         by_signal = {(s,): float(dropped[s]) for s in ("metrics", "events", "logs")}
@@ -80,11 +76,17 @@ def _by_agent(service: EmbeddedService, counts: dict[str, int]) -> dict[tuple[st
     return {k: float(v) for k, v in merged.items()}
 
 
-def _per_agent(service: EmbeddedService) -> Figures:
+def agent_figures(service: EmbeddedService) -> Figures:
+    """What `GET /metrics/agents` (viewer role) shows: per-agent figures under the bounded agent labels —
+    agent names and spend are not for whoever can reach the port."""
     pipeline = service.pipeline
     now = service.clock()
     scoped = {a: len(pipeline.scoped(a)) for a in pipeline.ladders}
     pending: Counter[str] = Counter(r.agent_id for r in service.approvals.book.pending(now))
     pending.update(r.agent_id for r in pipeline.access.pending())
     decisions = [pipeline.decision(a) for a in pipeline.ladders]
-    return service.agent_metrics.figures(decisions, {a: n for a, n in scoped.items() if n}, dict(pending))
+    out = service.agent_metrics.figures(decisions, {a: n for a, n in scoped.items() if n}, dict(pending))
+    out["spanwarden_llm_spans_without_usage"] = (
+        "counter", "spans that look like LLM calls but report no usage, by agent",
+        _by_agent(service, service.trace_stage.without_usage), ("agent",))
+    return out

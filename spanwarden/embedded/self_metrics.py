@@ -62,4 +62,15 @@ class SelfMetrics:
         return response
 
     async def endpoint(self, request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return exposition(self.registry)
+
+
+def registry_of(figures: Callable[[], dict[str, tuple[str, str, Any, tuple[str, ...]]]]) -> CollectorRegistry:
+    """A registry of just what `figures` reports (the per-agent metrics' own, behind a token)."""
+    registry = CollectorRegistry()
+    registry.register(ServiceCollector(figures))  # type: ignore[arg-type]
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> web.Response:
+    return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

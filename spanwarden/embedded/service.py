@@ -27,7 +27,7 @@ from spanwarden.dashboards import reporting
 from spanwarden.dashboards.prometheus import AgentMetrics
 from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.detectors.finding import Finding
-from spanwarden.embedded import commands_api, health, leases_api, state_store
+from spanwarden.embedded import commands_api, health, leases_api, self_metrics, state_store
 from spanwarden.embedded.access_api import AccessApi
 from spanwarden.embedded.activity_journal import ActivityJournal
 from spanwarden.embedded.approvals_api import ApprovalsApi
@@ -133,6 +133,7 @@ class EmbeddedService:
         self.trace_stage = TraceStage()  # one cost per LLM call; agents inherited within a bounded wait
         self.port: int | None = None
         self.self_metrics = SelfMetrics(lambda: health.figures(self))
+        self.agent_registry = self_metrics.registry_of(lambda: health.agent_figures(self))
         self.journal = ActivityJournal(settings.state_dir / "activity", settings.activity_max_bytes)
         self.last_span_wall: float | None = None
         self._snapshotted_at = -1
@@ -316,8 +317,15 @@ class EmbeddedService:
         app.router.add_post(ACKNOWLEDGE_PATH, self._acknowledge)
         app.router.add_get("/healthz", self._health)
         app.router.add_get("/metrics", self.self_metrics.endpoint)
+        app.router.add_get("/metrics/agents", self._agent_metrics)
         http_hints.install(app)
         return app
+
+    async def _agent_metrics(self, request: web.Request) -> web.Response:
+        allowed = commands_api.authorize(request, self.tokens, "status", self.pipeline, self.clock())
+        if isinstance(allowed, web.Response):
+            return allowed
+        return self_metrics.exposition(self.agent_registry)
 
     async def _health(self, request: web.Request) -> web.Response:
         return health.health(self)

@@ -1,6 +1,6 @@
 """Both runtimes run the trace stage right after normalisation: the embedded service (spans exported by the
 real OTLP exporter from the real Anthropic SDK beside Traceloop's instrumentation: every call costed once;
-LLM-looking spans without usage counted per agent in `status` and `/metrics`) and the Kafka worker's span
+LLM-looking spans without usage counted per agent in `status` and `/metrics/agents`) and the Kafka worker's span
 splitter (the same, without a clock)."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def test_the_service_costs_each_call_once_and_counts_spans_without_usage(tmp_pat
         status = requests.get(f"{url}/v1/status", headers={"Authorization": "Bearer t"}, timeout=5).json()
         (agent,) = [a for a in status["agents"] if a["agent"] == "support-bot"]
         assert agent["llm_spans_without_usage"] == 2 and agent["agent_identity_from"] == "service"
-        scraped = requests.get(f"{url}/metrics", timeout=5).text
+        scraped = requests.get(f"{url}/metrics/agents", headers={"Authorization": "Bearer t"}, timeout=5).text
         samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                    for family in text_string_to_metric_families(scraped) for s in family.samples}
         assert samples[("spanwarden_llm_spans_without_usage_total", (("agent", "support-bot"),))] == 2

@@ -37,7 +37,9 @@ def send(url: str, agent: str, calls: int, error: bool = False) -> None:
 
 
 def scrape(url: str) -> dict[str, list]:
-    text = requests.get(f"{url}/metrics", timeout=5).text
+    assert requests.get(f"{url}/metrics/agents", timeout=5).status_code == 401  # agent names and spend: viewer
+    assert "spanwarden_agent_" not in requests.get(f"{url}/metrics", timeout=5).text
+    text = requests.get(f"{url}/metrics/agents", headers={"Authorization": "Bearer t"}, timeout=5).text
     return {f.name: f.samples for f in text_string_to_metric_families(text)}
 
 
