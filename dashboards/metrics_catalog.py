@@ -27,6 +27,8 @@ METRICS = {m.name: m for m in (
     MetricSpec("spanwarden.spend.usd", COUNT, (*AGENT_TAGS, "model"), "dollar", "LLM spend in the interval"),
     MetricSpec("spanwarden.calls", COUNT, (*AGENT_TAGS, "call"), "operation", "spans seen (call: llm/tool/other)"),
     MetricSpec("spanwarden.errors", COUNT, AGENT_TAGS, "error", "spans that ended in error"),
+    MetricSpec("spanwarden.llm_spans_without_usage", COUNT, AGENT_TAGS, "span",
+               "LLM-looking spans with no tokens or cost (an instrumentation spanwarden cannot read)"),
     MetricSpec("spanwarden.detector.score", GAUGE, (*AGENT_TAGS, "detector"), "",
                "highest finding score in the interval (>= 1 is anomalous; multiples of the warning threshold)"),
     MetricSpec("spanwarden.findings", COUNT, (*AGENT_TAGS, "detector", "kind", "severity"), "", "findings"),

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from spanwarden.collector.normalize import NO_USAGE
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.dashboards.metrics_catalog import METRICS
 from spanwarden.detectors.finding import Finding
@@ -76,6 +77,8 @@ class Telemetry:
                 self._count("spanwarden.spend.usd", (*tags, f"model:{self._model_tag(r.model)}"), r.cost_usd)
             if r.is_error:
                 self._count("spanwarden.errors", tags)
+            if NO_USAGE in r.flags:
+                self._count("spanwarden.llm_spans_without_usage", tags)
         if records:
             self._count("spanwarden.pipeline.records", (), len(records))
             self._gauge_max("spanwarden.pipeline.lag_s", (), max(0.0, now_s - min(r.time_s for r in records)))

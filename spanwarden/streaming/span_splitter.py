@@ -7,13 +7,14 @@ import logging
 from collections import defaultdict
 from typing import NamedTuple
 
-from spanwarden.collector.normalize import Normalizer
+from spanwarden.collector.normalize import NO_USAGE, Normalizer
 from spanwarden.collector.otlp_decode import PROTOBUF, OtlpError, decode_request
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.collector.trace_stage import TraceStage
 from spanwarden.streaming.record_batch import SourceRecords
 
 log = logging.getLogger(__name__)
+MAX_TOLD = 10_000  # agents named in the no-usage warning; past this, only the count
 MAX_RECORDS_PER_PART = 2000  # about 600 KB of records: under the broker's default 1 MB message limit
 
 
@@ -34,6 +35,17 @@ class SpanSplitter:
         self.max_records_per_part = max_records_per_part
         self.malformed = 0
         self.spans = 0
+        self._told_no_usage: set[str] = set()
+
+    def _no_usage(self, agent_id: str) -> None:
+        """Say once per agent (bounded) that its LLM spans report no usage: an unknown convention would
+        otherwise cost $0 silently. The count per agent is `stage.without_usage` and Datadog's
+        spanwarden.llm_spans_without_usage."""
+        if agent_id in self._told_no_usage or len(self._told_no_usage) >= MAX_TOLD:
+            return
+        self._told_no_usage.add(agent_id)
+        log.warning("agent %s sends LLM spans without token usage or cost (an instrumentation spanwarden does "
+                    "not read?); they are counted as spanwarden.llm_spans_without_usage", agent_id)
 
     def split(self, messages: list[SpansMessage]) -> dict[str, list[SourceRecords]]:
         """Each agent's records from these messages, in order, with their source positions."""
@@ -47,6 +59,8 @@ class SpanSplitter:
                 continue
             grouped: dict[str, list[SpanRecord]] = defaultdict(list)
             for record in self.stage.process(self.normalizer.iter_records(request)):
+                if NO_USAGE in record.flags:
+                    self._no_usage(record.agent_id)
                 if message.timestamp_s > 0 and self.stamp_received:
                     record = record._replace(received_s=message.timestamp_s)
                 grouped[record.agent_id].append(record)

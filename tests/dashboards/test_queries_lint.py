@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from spanwarden.collector.normalize import NO_USAGE
 from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import make_record
 from spanwarden.dashboards.metrics_catalog import METRICS
@@ -84,7 +85,9 @@ def test_the_telemetry_emits_every_catalogued_metric_with_exactly_its_tags() -> 
     ref = AgentRef("a", "o@x", "t", "prod")
     telemetry = Telemetry(PriceTable.load().canonical_name)
     telemetry.records([make_record(agent_id="a", team="t", environment="prod", model="gpt-4o", cost_usd=1.0,
-                                   is_error=True, end_ns=1)], 10.0)
+                                   is_error=True, end_ns=1),
+                       make_record(agent_id="a", team="t", environment="prod", model="mystery-llm",
+                                   flags=(NO_USAGE,), end_ns=1)], 10.0)
     telemetry.finding(Finding("a", "error_burst", "burst", 2.0, Severity.WARNING, 5, 1, "errors", "x", 9.0), ref)
     telemetry.decision(Decision("a", Action.WARN, "x", "human:omar", 9.0, 1), ref)
     extra = [Point("spanwarden.exporter.dropped", 1.0, ("signal:logs",)),
