@@ -82,3 +82,23 @@ def qualify(base: str, name: str) -> str:
     if base == name or base.endswith("/" + name):
         return base
     return f"{base}/{name}"
+
+
+SOURCES = {  # a record's `agent_source`: where its agent id came from, as `audit explain` says it
+    "explicit": "the spanwarden.agent attribute",
+    "resource": "the resource's gen_ai.agent.id / gen_ai.agent.name",
+    "service": "the resource's service.name",
+    "agent_span": "the span's own invoke_agent/AGENT name",
+    "inherited": "the nearest invoke_agent/AGENT span above it in its trace",
+    "ancestor_missing": "the service (its agent span never arrived within the wait)",
+    "unknown": "nothing: the spans name no agent",
+}
+
+
+def audited(source: str) -> dict[str, str]:
+    """What a finding's audit entry records of its agent's identity (nothing when the source is unknown)."""
+    return {"identity": source} if source else {}
+
+
+def describe(source: str) -> str:
+    return SOURCES.get(source, source)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spanwarden.collector.agent_identity import describe
 from spanwarden.enforcers.audit_log import AuditEntry, read_entries
 
 CSV_COLUMNS = ("seq", "time_s", "kind", "agent_id", "owner", "team", "environment", "agent_version", "actor",
@@ -61,6 +62,7 @@ class Explanation:
     commands: list[AuditEntry] = field(default_factory=list)  # humans who acted on the agent up to then
     history: list[AuditEntry] = field(default_factory=list)  # every decision up to then
     scoped: list[AuditEntry] = field(default_factory=list)  # in force for some calls (a tool, model, resource)
+    identity: str = ""  # where the agent's id came from on its spans (the newest finding's record says)
 
     def to_dict(self) -> dict[str, Any]:
         def brief(e: AuditEntry) -> dict[str, Any]:
@@ -77,6 +79,7 @@ class Explanation:
             "because_of": [brief(f) for f in self.findings],
             "human_commands": [brief(c) for c in self.commands],
             "decisions_so_far": [{**brief(h), "action": h.data.get("action")} for h in self.history],
+            "identity": {"source": self.identity, "from": describe(self.identity)} if self.identity else None,
             "scoped_in_force": [{**brief(e), "action": e.data.get("action"), "scope": e.data.get("scope"),
                                  "decided_by": e.data.get("decided_by")} for e in self.scoped],
         }
@@ -94,7 +97,9 @@ def explain(path: Path, agent: str, at: float | None = None, lookback_s: float =
     decision = agent_wide[-1] if agent_wide else None
     result = Explanation(agent, moment, decision, history=decisions,
                          commands=[e for e in upto if e.kind == "command"],
-                         scoped=_scoped_in_force(decisions, moment))
+                         scoped=_scoped_in_force(decisions, moment),
+                         identity=next((str(e.data["identity"]) for e in reversed(upto)
+                                        if e.kind == "finding" and e.data.get("identity")), ""))
     if decision is not None:
         named = set(decision.data.get("findings", ()))
         start = decision.time_s - lookback_s

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from spanwarden.audit_sink import AuditSink
+from spanwarden.collector import agent_identity
 from spanwarden.collector.ingest_auth import is_untrusted
 from spanwarden.collector.span_record import UNKNOWN_AGENT, SpanRecord
 from spanwarden.detectors.agent_detectors import AgentDetectors, DetectorSettings
@@ -144,7 +145,8 @@ class Pipeline:
         for finding in found:
             self.on_finding(finding)
             self.audit.append("finding", ref, f"detector:{finding.detector}", finding.reason,
-                              finding.time_s, finding.evidence, self.policy.version, finding.to_dict())
+                              finding.time_s, finding.evidence, self.policy.version,
+                              {**finding.to_dict(), **agent_identity.audited(record.agent_source)})
             if agent_id == UNKNOWN_AGENT or is_untrusted(agent_id):
                 continue  # nothing to enforce on: spans with no identity, or no token, come from anywhere
             if self.access_requests and self._asks_for_access(finding, ref):

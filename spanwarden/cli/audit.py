@@ -87,6 +87,8 @@ def explain_cmd(
     typer.echo(f"{agent} at {when}: {decision['action']} (audit entry {decision['seq']})")
     typer.echo(f"  agent:       owner {who['owner'] or '?'}, team {who['team'] or '?'}, environment "
                f"{who['environment'] or '?'}, version {who['version'] or '?'}")
+    if result["identity"]:
+        typer.echo(f"  identity:    from {result['identity']['from']} ({result['identity']['source']})")
     typer.echo(f"  decided by:  {decision['decided_by']} (policy {decision['policy_version']})")
     typer.echo(f"  reason:      {decision['reason']}")
     for f in result["because_of"]:

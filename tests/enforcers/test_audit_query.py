@@ -24,9 +24,9 @@ from ..detectors.traffic import T0
 def state_dir(tmp_path):
     log = AuditLog(tmp_path / "audit.jsonl", fsync="never")
     pipeline = Pipeline(Policy.load(), log)
-    normal = [r._replace(owner="alice@example.com", team="support", environment="prod")
+    normal = [r._replace(owner="alice@example.com", team="support", environment="prod", agent_source="service")
               for r in traffic.normal(1, 3)]
-    runaway = [r._replace(owner="alice@example.com", team="support", environment="prod")
+    runaway = [r._replace(owner="alice@example.com", team="support", environment="prod", agent_source="service")
                for r in traffic.runaway(T0 + 3 * 3600, 20)]
     pipeline.process(traffic.merged(normal, runaway))
     pipeline.command("agent-a", Action.ALLOW, "checked with the owner: a bad deploy, rolled back", "bob",
@@ -44,6 +44,7 @@ def test_explain_names_the_rule_the_evidence_and_the_owner(state_dir):
                              "version": ""}
     assert result["because_of"] and all(f["evidence"] for f in result["because_of"])
     assert all(f["actor"] == "detector:cost_velocity" for f in result["because_of"])
+    assert result["identity"] == {"source": "service", "from": "the resource's service.name"}
     later = explain(state_dir / "audit.jsonl", "agent-a").to_dict()
     assert later["decision"]["action"] == "allow" and later["decision"]["decided_by"] == "human:bob"
     assert [c["actor"] for c in later["human_commands"]] == ["human:bob"]
@@ -74,6 +75,7 @@ def test_cli_explain_and_export(state_dir):
 
     shown = cli("explain", "agent-a", "--at", str(T0 + 3 * 3600 + 30))
     assert shown.returncode == 0 and "halt" in shown.stdout and "alice@example.com" in shown.stdout
+    assert "identity:    from the resource's service.name (service)" in shown.stdout
     exported = cli("export", "--format", "csv", "--since", "2027-01-15T08:00:00")
     assert exported.returncode == 0 and exported.stdout.startswith("seq,")
     assert cli("export", "--since", "yesterday-ish").returncode == 2
