@@ -1,16 +1,24 @@
-"""Soak benchmark: a real `spanwarden serve` process on loopback, fed OTLP/HTTP by many agents for a
-bounded time, while its memory is watched.
+"""Soak benchmark: a real `spanwarden serve` process on loopback with its shipped defaults (audit fsync
+`always`), fed OTLP/HTTP by many agents for a bounded time, while its memory, its event loop and its kill
+switch are watched.
 
 Each agent sends batches of its own spans with advancing times (LLM calls with cost, tool calls touching
-tables, rare errors), so every detector keeps learning and the ladder keeps judging; agents are cycled
-so per-agent state grows to its bound early. `rss_mb_start` is read once every agent has been seen,
-`rss_mb_end` at the end: with state bounded per agent, the two should be close. `dropped` counts requests
-the service did not acknowledge (anything but 200)."""
+tables, rare errors), so every detector keeps learning and the ladder keeps judging. `--churn K` adds K
+brand-new agent names per second on top (a fleet that keeps renaming, or someone inventing names).
+During the load a guarded agent is killed and resumed over and over (`spanwarden.bench.kills`), each kill
+timed from the command to its guard refusing a call. Figures:
+- `spans_per_s`, `p99_ingest_ms`: acknowledged spans per second; the 99th percentile of request latency;
+- `dropped`: requests not acknowledged with a 200 (a 429/503 asking to retry counts here too);
+- `kill_p99_ms_under_load`, `missed` (not refused within 5 s), `kills`;
+- `max_loop_stall_ms`: the service's loop-lag probe, worst over the whole run (`/metrics`);
+- `rss_warm_mb` at the end of warm-up (every agent seen twice and a third of the time gone), `rss_end_mb`
+  at the end; `rss_mb_start`/`rss_mb_end` are the same two figures under their old names."""
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -23,21 +31,24 @@ import numpy as np
 import psutil
 import requests
 
+from spanwarden.bench.kills import KillTimer
 from spanwarden.collector.otlp_encode import to_request
 from spanwarden.collector.span_record import SpanRecord, make_record
 from spanwarden.streaming.local_stack import _wait_for_port, free_port
 
 START_S = 1_800_000_000.0
+ADMIN = "soak-admin"
 
 
 class AgentTraffic:
     """One agent's spans, a batch at a time, with time moving on."""
 
-    def __init__(self, index: int, seed: int) -> None:
-        self.agent = f"soak-{index:04d}"
-        self.rng = random.Random(seed * 100_003 + index)
+    def __init__(self, name: str, seed: int) -> None:
+        self.agent = name
+        self.rng = random.Random(f"{seed}:{name}")
         self.t = START_S + self.rng.uniform(0, 60)
         self.tables = [f"db:pg:app.t{k}" for k in range(self.rng.randint(2, 8))]
+        self.team = f"team-{self.rng.randrange(7)}"
         self.n = 0
 
     def batch(self, size: int) -> list[SpanRecord]:
@@ -47,7 +58,7 @@ class AgentTraffic:
             self.n += 1
             tool = self.rng.random() < 0.5
             out.append(make_record(
-                agent_id=self.agent, team=f"team-{hash(self.agent) % 7}", environment="prod",
+                agent_id=self.agent, team=self.team, environment="prod",
                 span_id=f"{self.n:016x}", trace_id=f"{self.n:032x}", start_ns=int((self.t - 1) * 1e9),
                 end_ns=int(self.t * 1e9), model="gpt-4o-mini", cost_usd=0.0 if tool else
                 self.rng.lognormvariate(-6, 0.7), tool_name="sql_query" if tool else "",
@@ -61,43 +72,78 @@ def _rss_mb(pid: int) -> float:
     return float(psutil.Process(pid).memory_info().rss) / (1 << 20)
 
 
+def _loop_stall_ms(url: str) -> float | None:
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    found = re.search(r"^spanwarden_loop_stall_max_seconds (\S+)$", text, re.M)
+    return round(float(found.group(1)) * 1000, 1) if found else None
+
+
 def run(agents: int = 500, seconds: float = 30.0, batch: int = 100, clients: int = 4, seed: int = 0,
-        max_requests: int = 1_000_000) -> dict[str, Any]:
+        max_requests: int = 1_000_000, churn: float = 0.0, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """`env`: extra settings for the service (the shipped defaults otherwise)."""
     state = Path(tempfile.mkdtemp(prefix="spanwarden-soak-"))
     port = free_port()
-    env = {**os.environ, "SPANWARDEN_PORT": str(port), "SPANWARDEN_STATE_DIR": str(state),
-           "SPANWARDEN_AUDIT_FSYNC": "never", "SPANWARDEN_DATADOG_EXPORT": "off"}
+    full_env = {**os.environ, "SPANWARDEN_PORT": str(port), "SPANWARDEN_STATE_DIR": str(state),
+                "SPANWARDEN_ADMIN_TOKEN": ADMIN, "SPANWARDEN_DATADOG_EXPORT": "off", **(env or {})}
     with open(state / "serve.log", "wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "spanwarden.cli", "serve"], env=env, stdout=log,
+        server = subprocess.Popen([sys.executable, "-m", "spanwarden.cli", "serve"], env=full_env, stdout=log,
                                   stderr=subprocess.STDOUT)
     try:
-        _wait_for_port(port, server, "spanwarden serve", 30.0)
-        return _drive(f"http://127.0.0.1:{port}", server.pid, agents, seconds, batch, clients, seed, max_requests)
+        _wait_for_port(port, server, "spanwarden serve", 60.0)
+        return _drive(f"http://127.0.0.1:{port}", server.pid, agents, seconds, batch, clients, seed,
+                      max_requests, churn)
     finally:
         server.terminate()
-        server.wait(30)
+        server.wait(60)
+
+
+class _Load:
+    """The agents' traffic, handed out a request at a time to the client threads."""
+
+    def __init__(self, agents: int, seconds: float, batch: int, seed: int, max_requests: int,
+                 churn: float) -> None:
+        self.traffic = [AgentTraffic(f"soak-{i:05d}", seed) for i in range(agents)]
+        self.batch, self.seed, self.churn, self.max_requests = batch, seed, churn, max_requests
+        self.lock = threading.Lock()
+        self.latencies: list[float] = []
+        self.spans = self.dropped = self.requests = self.next = self.churned = 0
+        self.started = time.monotonic()
+        self.deadline = self.started + seconds
+        self.warm_at = self.started + seconds / 3
+
+    def take(self) -> list[SpanRecord] | None:
+        with self.lock:  # one agent's batches stay in order
+            if self.requests >= self.max_requests or time.monotonic() >= self.deadline:
+                return None
+            self.requests += 1
+            due = int((time.monotonic() - self.started) * self.churn)
+            if self.churned < due:
+                self.churned += 1
+                return AgentTraffic(f"churn-{self.churned:07d}", self.seed).batch(self.batch)
+            agent = self.traffic[self.next % len(self.traffic)]
+            self.next += 1
+            return agent.batch(self.batch)
+
+    def warmed(self) -> bool:
+        return self.next >= 2 * len(self.traffic) and time.monotonic() >= self.warm_at
+
+    def done(self, elapsed: float, ok: bool, spans: int) -> None:
+        with self.lock:
+            self.latencies.append(elapsed)
+            if ok:
+                self.spans += spans
+            else:
+                self.dropped += 1
 
 
 def _drive(url: str, pid: int, agents: int, seconds: float, batch: int, clients: int, seed: int,
-           max_requests: int) -> dict[str, Any]:
-    traffic = [AgentTraffic(i, seed) for i in range(agents)]
-    lock = threading.Lock()
-    latencies: list[float] = []
-    counts = {"spans": 0, "dropped": 0, "requests": 0, "next": 0}
-    seen_all = threading.Event()
+           max_requests: int, churn: float) -> dict[str, Any]:
+    load = _Load(agents, seconds, batch, seed, max_requests, churn)
     rss: dict[str, float] = {}
-    deadline = time.monotonic() + seconds
 
     def client() -> None:
         session = requests.Session()
-        while time.monotonic() < deadline:
-            with lock:
-                if counts["requests"] >= max_requests:
-                    return
-                counts["requests"] += 1
-                agent = traffic[counts["next"] % agents]
-                counts["next"] += 1
-                records = agent.batch(batch)  # under the lock: one agent's batches stay in order
+        while (records := load.take()) is not None:
             body = to_request(records).SerializeToString()
             started = time.perf_counter()
             try:
@@ -105,23 +151,30 @@ def _drive(url: str, pid: int, agents: int, seconds: float, batch: int, clients:
                                   headers={"Content-Type": "application/x-protobuf"}).status_code == 200
             except requests.RequestException:
                 ok = False
-            elapsed = time.perf_counter() - started
-            with lock:
-                latencies.append(elapsed)
-                counts["spans" if ok else "dropped"] += len(records) if ok else 1
-                if counts["next"] >= agents and not seen_all.is_set():
-                    rss["start"] = _rss_mb(pid)
-                    seen_all.set()
+            load.done(time.perf_counter() - started, ok, len(records))
+            if "warm" not in rss and load.warmed():
+                with load.lock:
+                    rss.setdefault("warm", _rss_mb(pid))
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    kills = KillTimer(url, ADMIN, "soak-victim")
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
+    killer = threading.Thread(target=kills.run_until, args=(load.deadline,), daemon=True)
+    killer.start()
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
-    return {"spans_per_s": round(counts["spans"] / wall, 1),
-            "p99_ingest_ms": round(float(np.percentile(latencies, 99)) * 1000, 2) if latencies else None,
-            "rss_mb_start": round(rss.get("start", float("nan")), 1), "rss_mb_end": round(_rss_mb(pid), 1),
-            "dropped": counts["dropped"], "agents": agents, "seconds": round(wall, 1), "spans_per_request": batch,
-            "requests": counts["requests"]}
+    killer.join(30)
+    kills.close()
+    rss_end = _rss_mb(pid)
+    warm = rss.get("warm", float("nan"))
+    return {"spans_per_s": round(load.spans / wall, 1),
+            "p99_ingest_ms": round(float(np.percentile(load.latencies, 99)) * 1000, 2) if load.latencies else None,
+            "kill_p99_ms_under_load": kills.p99_ms(), "missed": kills.missed, "kills": len(kills.latencies_ms),
+            "max_loop_stall_ms": _loop_stall_ms(url),
+            "rss_warm_mb": round(warm, 1), "rss_end_mb": round(rss_end, 1),
+            "rss_mb_start": round(warm, 1), "rss_mb_end": round(rss_end, 1),
+            "dropped": load.dropped, "agents": agents, "churned_agents": load.churned, "seconds": round(wall, 1),
+            "spans_per_request": batch, "requests": load.requests}

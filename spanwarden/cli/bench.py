@@ -127,12 +127,17 @@ def soak(
     seconds: float = typer.Option(30.0, min=1, max=3600, help="how long to drive it (bounded)"),
     batch: int = typer.Option(100, min=1, max=10_000, help="spans per OTLP request"),
     clients: int = typer.Option(4, min=1, max=64, help="concurrent HTTP clients"),
+    churn: float = typer.Option(0.0, min=0, max=10_000, help="new agent names per second on top"),
 ) -> None:
-    """A real `spanwarden serve` on loopback fed by many agents for a bounded time: throughput, ingest
-    latency, memory at the start (every agent seen) and end, requests not acknowledged."""
+    """A real `spanwarden serve` (shipped defaults: audit fsync `always`) on loopback fed by many agents for a
+    bounded time while a guarded agent is killed over and over: throughput, ingest latency, kill latency
+    under load, the longest event-loop stall, memory after warm-up and at the end, requests not
+    acknowledged."""
     from spanwarden.bench.soak import run
 
-    result = run(agents, seconds, batch, clients)
+    result = run(agents, seconds, batch, clients, churn=churn)
     _emit(as_json, f"soak: {result['spans_per_s']:,.0f} spans/s from {agents} agents for {result['seconds']} s; "
-                   f"p99 ingest {result['p99_ingest_ms']} ms; RSS {result['rss_mb_start']} → "
-                   f"{result['rss_mb_end']} MB; {result['dropped']} dropped", result)
+                   f"p99 ingest {result['p99_ingest_ms']} ms; kill p99 {result['kill_p99_ms_under_load']} ms "
+                   f"({result['missed']} missed of {result['kills'] + result['missed']}); loop stall max "
+                   f"{result['max_loop_stall_ms']} ms; RSS {result['rss_warm_mb']} → {result['rss_end_mb']} MB; "
+                   f"{result['dropped']} dropped", result)

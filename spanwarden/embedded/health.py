@@ -59,6 +59,10 @@ def figures(service: EmbeddedService) -> Figures:
                                      float(getattr(service.audit, "seq", 0)), ()),
         "spanwarden_last_span_age_seconds": ("gauge", "seconds since spans last arrived",
                                              float("nan") if age is None else age, ()),
+        "spanwarden_loop_stall_max_seconds": ("gauge", "longest the event loop was held (loop-lag probe)",
+                                              service.loop_probe.max_stall_s, ()),
+        "spanwarden_loop_stalls_over_100ms": ("counter", "times the event loop was held over 100 ms",
+                                              float(service.loop_probe.stalls_over_100ms), ()),
     }
     if service.reporting is not None:
         dropped = service.reporting.exporter.dropped

@@ -31,6 +31,7 @@ from spanwarden.embedded import commands_api, health, leases_api, self_metrics, 
 from spanwarden.embedded.access_api import AccessApi
 from spanwarden.embedded.activity_journal import ActivityJournal
 from spanwarden.embedded.approvals_api import ApprovalsApi
+from spanwarden.embedded.loop_probe import LoopProbe
 from spanwarden.embedded.profile_api import ProfileApi, load_pinned
 from spanwarden.embedded.self_metrics import SelfMetrics
 from spanwarden.enforcers.audit_log import (
@@ -136,6 +137,7 @@ class EmbeddedService:
         self.agent_registry = self_metrics.registry_of(lambda: health.agent_figures(self))
         self.journal = ActivityJournal(settings.state_dir / "activity", settings.activity_max_bytes)
         self.last_span_wall: float | None = None
+        self.loop_probe = LoopProbe()  # how long anything held the event loop (/metrics)
         self._snapshotted_at = -1
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -406,6 +408,7 @@ class EmbeddedService:
             ready.set()
         flusher = asyncio.create_task(self._flush_datadog()) if self.reporting is not None else None
         clock = asyncio.create_task(self._advance_clock())
+        probe = asyncio.create_task(self.loop_probe.run())
         try:
             while not self._stopping.is_set():
                 try:
@@ -416,6 +419,7 @@ class EmbeddedService:
             if flusher is not None:
                 flusher.cancel()
             clock.cancel()
+            probe.cancel()
             self.board.close()
             await runner.cleanup()
             self.snapshot()
