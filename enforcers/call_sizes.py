@@ -5,6 +5,7 @@ price of the model it names (a switch to a dearer model is priced as such). Pure
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.quantile_sketch import DecayingLogHistogram
@@ -36,6 +37,19 @@ class CallSizes:
         if sizes is None or sizes[0].total < MIN_CALLS:
             return None
         return int(sizes[0].quantile(0.99)), int(sizes[1].quantile(0.99))
+
+    def agent_state(self, agent_id: str) -> dict[str, Any] | None:
+        """One agent's sizes, for a runtime that keeps each agent's state apart (the Kafka workers)."""
+        sizes = self._sizes.get(agent_id)
+        return None if sizes is None else {"input": sizes[0].to_state(), "output": sizes[1].to_state()}
+
+    def load_agent(self, agent_id: str, state: dict[str, Any]) -> None:
+        sizes = self._sizes[agent_id] = (self._histogram(), self._histogram())
+        sizes[0].load_state(state["input"])
+        sizes[1].load_state(state["output"])
+
+    def forget_agent(self, agent_id: str) -> None:
+        self._sizes.pop(agent_id, None)
 
     def _histogram(self) -> DecayingLogHistogram:
         return DecayingLogHistogram(low=1.0, high=1e8, per_decade=8, half_life=self.half_life_calls)

@@ -116,6 +116,38 @@ class LeaseBook:
         if spent > 0:
             account.declared.append((now_s, spent))
 
+    def agent_state(self, agent_id: str) -> dict[str, Any]:
+        """One agent's leases, account and call sizes, for a runtime that saves each agent's state apart (the
+        Kafka workers, in the agent's changelogged state). Leases past their time go at the next grant."""
+        account = self.accounts.get(agent_id)
+        live = self._by_agent.get(agent_id, {}).values()
+        return {"leases": [[lease.id, lease.usd, lease.expires_s] for lease in live],
+                "account": None if account is None else [account.spend_seen, account.touched_s, account.unreported,
+                                                         [list(d) for d in account.declared]],
+                "sizes": self.sizes.agent_state(agent_id)}
+
+    def load_agent(self, agent_id: str, state: dict[str, Any]) -> None:
+        """Take back what `agent_state` gave (replacing what this book held for the agent)."""
+        self.forget_agent(agent_id)
+        for lease_id, usd, expires_s in state["leases"]:
+            lease = Lease(str(lease_id), agent_id, float(usd), float(expires_s))
+            self.outstanding[lease.id] = lease
+            self._by_agent.setdefault(agent_id, {})[lease.id] = lease
+            heapq.heappush(self._expiry, (lease.expires_s, lease.id))
+        if state["account"] is not None:
+            seen, touched, unreported, declared = state["account"]
+            self.accounts[agent_id] = _Account(float(seen), float(touched), float(unreported),
+                                               deque((float(t), float(u)) for t, u in declared))
+        if state["sizes"] is not None:
+            self.sizes.load_agent(agent_id, state["sizes"])
+
+    def forget_agent(self, agent_id: str) -> None:
+        """Drop the agent from memory (its expiry entries go when they fall due)."""
+        for lease in list(self._by_agent.get(agent_id, {}).values()):
+            self._drop(lease)
+        self.accounts.pop(agent_id, None)
+        self.sizes.forget_agent(agent_id)
+
     def _counted(self, agent_id: str, spent_usd: float, now_s: float) -> None:
         """The hour's spend grew since the last grant: that much declared spend is now counted."""
         account = self.accounts.get(agent_id)

@@ -26,6 +26,7 @@ from spanwarden.event_time import TimeBounds
 from spanwarden.pipeline import Pipeline
 from spanwarden.streaming.keyed_audit import KeyedAuditBuffer
 from spanwarden.streaming.record_batch import SourceRecords
+from spanwarden.streaming.shard_leases import ShardLeases
 
 log = logging.getLogger(__name__)
 COMMANDS_REMEMBERED = 64
@@ -57,6 +58,7 @@ class AgentShard:
         self.pipeline = Pipeline(policy, self.audit, settings, on_finding=self._findings.append,
                                  fleet_learning=False, time_bounds=time_bounds)
         self.max_in_memory = max_in_memory
+        self.leases = ShardLeases()
         self.positions: dict[str, dict[str, list[int]]] = {}
         self.commands_seen: dict[str, deque[str]] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
@@ -107,6 +109,7 @@ class AgentShard:
             for decision in self.pipeline.process(records):
                 out.decisions.append(self._message(decision, None))
             out.applied.extend(records)
+            self.leases.observe(records)  # each agent's call sizes, for its guard's estimates
             positions[key] = list(source.position)
         self._at = None
         ref = self.pipeline.agents.get(agent_id)
@@ -115,11 +118,13 @@ class AgentShard:
         return self._finish(out)
 
     def command(self, agent_id: str, command: dict[str, Any]) -> ShardOutput:
-        """Apply an on-call command (once per command id)."""
+        """Apply an on-call command (once per command id), or answer a guard's lease request."""
         self._ensure(agent_id)
         out = ShardOutput(agent_id)
         seen = self.commands_seen[agent_id]
         command_id = str(command["id"])
+        if command.get("type") == "lease":  # answered again when repeated (the book remembers its answers)
+            return self._lease(agent_id, command, out)
         if command_id in seen:
             return self._finish(out)
         self.audit.start(f"{agent_id}/command/{command_id}")
@@ -135,6 +140,14 @@ class AgentShard:
                 str(command.get("calls", "")))
         seen.append(command_id)
         out.decisions.append(self._message(decision, command_id))
+        return self._finish(out)
+
+    def _lease(self, agent_id: str, command: dict[str, Any], out: ShardOutput) -> ShardOutput:
+        bank = self.pipeline.detectors.get(agent_id)
+        answer = self.leases.grant(agent_id, command, self.pipeline.policy.budgets.agent_usd_per_hour,
+                                   bank.cost.hour.sum if bank is not None else 0.0)
+        out.decisions.append({**self._message(self.pipeline.decision(agent_id), str(command["id"])),
+                              "reply": answer})
         return self._finish(out)
 
     def agent_ref(self, agent_id: str) -> AgentRef:
@@ -159,7 +172,8 @@ class AgentShard:
     def state_bytes(self, agent_id: str) -> bytes:
         return orjson.dumps({"format": STATE_FORMAT, "pipeline": self.pipeline.agent_state(agent_id),
                              "positions": self.positions[agent_id],
-                             "commands": list(self.commands_seen[agent_id])})
+                             "commands": list(self.commands_seen[agent_id]),
+                             "leases": self.leases.agent_state(agent_id)})
 
     def _ensure(self, agent_id: str) -> None:
         if agent_id in self._recent:
@@ -175,9 +189,12 @@ class AgentShard:
                 self.pipeline.load_agent(agent_id, state["pipeline"])
                 self.positions[agent_id] = {str(k): [int(v[0]), int(v[1])] for k, v in state["positions"].items()}
                 self.commands_seen[agent_id].extend(str(c) for c in state["commands"])
+                if state.get("leases"):
+                    self.leases.load_agent(agent_id, state["leases"])
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
                 self.corrupt_states += 1
                 self.pipeline.forget_agent(agent_id)
+                self.leases.forget_agent(agent_id)
                 log.error("state of agent %r is unreadable (%s); it starts learning again", agent_id, exc)
         self._recent[agent_id] = None
         while len(self._recent) > self.max_in_memory:
@@ -190,6 +207,7 @@ class AgentShard:
     def _forget(self, agent_id: str) -> None:
         self._recent.pop(agent_id, None)
         self.pipeline.forget_agent(agent_id)
+        self.leases.forget_agent(agent_id)
         self.positions.pop(agent_id, None)
         self.commands_seen.pop(agent_id, None)
 

@@ -41,6 +41,8 @@ def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, sp
             for finding in out.findings:
                 reporting.finding(finding, ref)
             for message in out.decisions:
+                if "reply" in message:  # a lease answer: the decision in it is only the current one again
+                    continue
                 reporting.decision(Decision.from_dict(message["decision"]), ref)
 
     if reporting is not None:

@@ -23,6 +23,7 @@ class DecisionsFeed:
         self.applied = 0
         self.malformed = 0
         self._waiters: dict[str, asyncio.Future[Decision]] = {}
+        self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     def apply(self, value: bytes) -> None:
         """Publish one decisions message (newest versions win; replays and old versions are no-ops)."""
@@ -40,6 +41,9 @@ class DecisionsFeed:
         waiter = self._waiters.pop(str(doc.get("command_id")), None)
         if waiter is not None and not waiter.done():
             waiter.set_result(decision)
+        reply = self._replies.pop(str(doc.get("command_id")), None)
+        if reply is not None and not reply.done() and isinstance(doc.get("reply"), dict):
+            reply.set_result(doc["reply"])
 
     def expect(self, command_id: str) -> asyncio.Future[Decision]:
         """A future resolved with the decision a command makes, once a worker has applied it."""
@@ -47,8 +51,16 @@ class DecisionsFeed:
         self._waiters[command_id] = future
         return future
 
+    def expect_reply(self, command_id: str) -> asyncio.Future[dict[str, Any]]:
+        """A future resolved with the answer a worker gives a request that is not a command (a lease), sent
+        with the agent's current views on the same topic: compaction keeps each agent's newest whole view."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._replies[command_id] = future
+        return future
+
     def forget(self, command_id: str) -> None:
         self._waiters.pop(command_id, None)
+        self._replies.pop(command_id, None)
 
     async def run(self, bootstrap: str, stopping: asyncio.Event, fetch_max_wait_ms: int = 100) -> None:
         await follow(bootstrap, DECISIONS, lambda key, value: self.apply(value), stopping, fetch_max_wait_ms)

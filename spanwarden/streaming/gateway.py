@@ -3,7 +3,8 @@
 It takes OTLP spans in and publishes them to the spans topic, serves the control channel from the
 decisions topic, turns on-call commands into messages for the worker that owns the agent (answering with
 the decision once that worker has made it), and is the audit chain's single writer. Tool approvals
-are held here; spend leases and policy reload need state the workers hold and are not offered here (501)."""
+are held here; spend leases are granted by the agent's worker (`leases_route.py`); policy reload needs
+state the workers hold and is not offered here (501)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ from spanwarden.notify.targets import Target
 from spanwarden.server import http_hints
 from spanwarden.server.claim import claim
 from spanwarden.settings import Settings, admin_token
+from spanwarden.streaming import leases_route
 from spanwarden.streaming.audit_writer import AuditWriter, keys_in_log
 from spanwarden.streaming.decisions_feed import DecisionsFeed
 from spanwarden.streaming.spans_publisher import SpansPublisher
@@ -52,8 +54,8 @@ from spanwarden.tls import server_context
 
 log = logging.getLogger(__name__)
 SHUTDOWN_S = 5.0
-# Guards asking for leases here get 501, and fail closed (see the README); policy reload is a worker restart.
-NOT_HERE = ("/v1/leases", "/v1/policy/reload")
+# Policy reload is a worker restart (see the README).
+NOT_HERE = ("/v1/policy/reload",)
 
 
 class KafkaGateway:
@@ -182,6 +184,7 @@ class KafkaGateway:
                                 lambda agent: agent in self.agents or self.board.version(agent) > 0)
         self.approvals.add_routes(app)
         self.access.add_routes(app)
+        leases_route.add_routes(app, self, self.settings.kafka_command_timeout_s)
         app.router.add_get("/v1/status", self._status)
         app.router.add_get("/healthz", self._health)
         for path in NOT_HERE:
