@@ -68,7 +68,14 @@ MESSAGING_DESTINATION = "messaging.destination.name"
 FILE_PATH = "file.path"
 SERVER_ADDRESS = "server.address"
 URL_FULL = ("url.full", "http.url")
-ROWS = ("db.response.returned_rows", "spanwarden.rows")
+ROWS = ("db.response.returned_rows", "spanwarden.rows")  # rows returned, or changed by a write where reported
+
+# What an operation does (collector/effects.py), and the approval it went out under (stamped by the guard).
+EFFECT = "spanwarden.effect"
+APPROVAL = "spanwarden.approval"
+HTTP_METHOD = ("http.request.method", "http.method")
+MESSAGING_OPERATION = ("messaging.operation.type", "messaging.operation")
+URL_PATH = "url.path"
 BYTES = ("spanwarden.bytes", "http.response.body.size")
 
 
@@ -101,7 +108,7 @@ SPAN_KEYS = aliases(
     REASONING_TOKENS, REPORTED_COST[0], REPORTED_COST[1:], TOOL_NAME, ENTITY_NAME, TOOL_ARGUMENTS, ENTITY_INPUT,
     INPUT_MESSAGES, CONVERSATION_ID, FINGERPRINT, ERROR_TYPE, MCP_METHOD, RESOURCE, DB_SYSTEM, DB_COLLECTION,
     DB_NAMESPACE, DB_QUERY, DB_QUERY_SUMMARY, MCP_RESOURCE_URI, MESSAGING_DESTINATION, FILE_PATH, SERVER_ADDRESS,
-    URL_FULL, ROWS, BYTES,
+    URL_FULL, ROWS, BYTES, EFFECT, APPROVAL, HTTP_METHOD, MESSAGING_OPERATION, URL_PATH,
 )
 # Read whole (hashed or parsed), never kept in a record: arguments, prompts and SQL can be long.
 UNCUT = frozenset({TOOL_ARGUMENTS[0], ENTITY_INPUT[0], INPUT_MESSAGES[0], DB_QUERY[0]})

@@ -26,6 +26,10 @@ class DecisionWatcher:
         self.url = f"{self.base}/v1/decisions/{agent_id}"
         self.environment = environment
         self.approval_tools: tuple[str, ...] = ()  # tool patterns that need a human's approval, from the service
+        # Operations held by their effect: (effect, resource patterns); and, where egress is held, the domain
+        # patterns of the agent's own services (writes to any other host are asked for). From the service.
+        self.approval_effects: tuple[tuple[str, tuple[str, ...]], ...] = ()
+        self.egress_internal: tuple[str, ...] | None = None  # None: egress is not held where the agent runs
         self.access_hold = "wait"  # how a call to a resource awaiting approval is held: wait | fail_fast
         self.access_timeout_s = 300.0
         self.agent_id = agent_id
@@ -96,6 +100,10 @@ class DecisionWatcher:
         response.raise_for_status()
         rules = response.json()
         self.approval_tools = tuple(str(t) for t in rules["tools"])
+        self.approval_effects = tuple((str(r["effect"]), tuple(str(p) for p in r.get("resources", ("*",))))
+                                      for r in rules.get("effects") or ())
+        egress = rules.get("egress") or {}
+        self.egress_internal = tuple(str(d) for d in egress.get("internal", ())) if egress.get("applies") else None
         access = rules.get("access") or {}
         self.access_hold = str(access.get("hold", "wait"))
         self.access_timeout_s = float(access.get("timeout_s", 300.0))

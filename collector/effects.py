@@ -8,6 +8,8 @@ is called. The base of holding destructive operations by their effect and of lis
 - HTTP (`http.request.method`, older `http.method`): GET, HEAD, OPTIONS read; POST, PUT, PATCH write; DELETE
   is destructive.
 - Messaging (`messaging.operation.type` send/publish/create, older `messaging.operation`): a write.
+- Files (`file.path` on a span whose name or tool says what it does): write_/save_/upload_… write,
+  delete_/remove_/unlink_… destructive.
 - `spanwarden.effect` (read | write | destructive), set by the agent, wins.
 
 The summary names the verb and the tables, never a literal, so it can go into an approval request.
@@ -19,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 READ, WRITE, DESTRUCTIVE = "read", "write", "destructive"
 _RANK = {"": 0, READ: 1, WRITE: 2, DESTRUCTIVE: 3}
@@ -40,7 +43,8 @@ _KEYWORDS = {"select": READ, "with": READ, "show": READ, "explain": READ, "descr
 class Effect:
     kind: str  # read | write | destructive | "" (not known)
     summary: str = ""  # e.g. "DELETE FROM customers", "UPDATE orders without WHERE", "POST api.example.com"
-    source: str = ""  # sql | http | messaging | explicit
+    source: str = ""  # sql | http | messaging | file | explicit
+    targets: tuple[str, ...] = ()  # what it acts on: the statement's tables, the HTTP host, the queue, the file
 
     def __bool__(self) -> bool:
         return bool(self.kind)
@@ -53,8 +57,9 @@ def worst(a: str, b: str) -> str:
     return a if _RANK.get(a, 0) >= _RANK.get(b, 0) else b
 
 
-def of_span(attributes: Mapping[str, Any]) -> Effect:
-    """The effect of the operation the span's attributes describe (NONE when they say nothing)."""
+def of_span(attributes: Mapping[str, Any], name: str = "") -> Effect:
+    """The effect of the operation the span's attributes (and its name, for files) describe (NONE when they
+    say nothing)."""
     explicit = str(attributes.get("spanwarden.effect", "")).strip().lower()
     if explicit in _RANK and explicit:
         return Effect(explicit, f"declared {explicit}", "explicit")
@@ -65,23 +70,54 @@ def of_span(attributes: Mapping[str, Any]) -> Effect:
     for key in _HTTP_KEYS:
         method = attributes.get(key)
         if isinstance(method, str) and method:
-            target = str(attributes.get("server.address") or attributes.get("url.full") or "")
-            return of_http(method, target)
+            return of_http(method, *http_target(attributes))
     for key in _MESSAGING_KEYS:
         operation = str(attributes.get(key, "")).lower()
-        destination = attributes.get("messaging.destination.name", "?")
+        destination = str(attributes.get("messaging.destination.name", "?"))
         if operation in ("send", "publish", "create"):
-            return Effect(WRITE, f"{operation} to {destination}", "messaging")
+            return Effect(WRITE, f"{operation} to {destination}", "messaging", (destination,))
         if operation in ("receive", "process"):
-            return Effect(READ, f"{operation} from {destination}", "messaging")
+            return Effect(READ, f"{operation} from {destination}", "messaging", (destination,))
+    path = attributes.get("file.path")
+    if isinstance(path, str) and path:
+        return of_file(str(attributes.get("gen_ai.tool.name") or name), path)
     return NONE
 
 
-def of_http(method: str, target: str = "") -> Effect:
+def http_target(attributes: Mapping[str, Any]) -> tuple[str, str]:
+    """(host, path) of an HTTP span; never the query string, where secrets and literals live."""
+    host, path = str(attributes.get("server.address") or ""), str(attributes.get("url.path") or "")
+    url = attributes.get("url.full") or attributes.get("http.url")
+    if isinstance(url, str) and url and not (host and path):
+        try:
+            parts = urlsplit(url)
+            host, path = host or (parts.hostname or ""), path or parts.path
+        except ValueError:
+            pass
+    return host, path
+
+
+def of_http(method: str, host: str = "", path: str = "") -> Effect:
     verb = method.upper()
     kind = {"GET": READ, "HEAD": READ, "OPTIONS": READ, "POST": WRITE, "PUT": WRITE, "PATCH": WRITE,
             "DELETE": DESTRUCTIVE}.get(verb, WRITE)  # an unknown method could change anything
-    return Effect(kind, f"{verb} {target}".strip(), "http")
+    return Effect(kind, f"{verb} {host}{path[:200]}".strip(), "http", (host,) if host else ())
+
+
+_FILE_VERBS = {"write": WRITE, "save": WRITE, "create": WRITE, "append": WRITE, "upload": WRITE, "put": WRITE,
+               "edit": WRITE, "move": WRITE, "rename": WRITE, "delete": DESTRUCTIVE, "remove": DESTRUCTIVE,
+               "unlink": DESTRUCTIVE, "rm": DESTRUCTIVE, "truncate": DESTRUCTIVE, "read": READ, "open": READ,
+               "list": READ, "get": READ, "stat": READ}
+
+
+def of_file(operation: str, path: str) -> Effect:
+    """A file operation named by its span or tool (`write_file`, `delete_file`, `fs.unlink`, ...)."""
+    words = [w for w in operation.lower().replace(".", "_").replace(" ", "_").split("_") if w]
+    kind = next((_FILE_VERBS[w] for w in words if w in _FILE_VERBS), "")
+    if not kind:
+        return NONE
+    verb = {READ: "read", WRITE: "write", DESTRUCTIVE: "delete"}[kind]
+    return Effect(kind, f"{verb} file {path[:200]}", "file", (path,))
 
 
 def of_sql(sql: str, system: str = "") -> Effect:
@@ -127,16 +163,22 @@ def _parsed(sql: str, system: str) -> Effect | None:
             return None  # something it only half understands (a Command): the keyword decides
         kind = worst(kind, one)
         summaries.append(summary)
-    return Effect(kind, "; ".join(summaries)[:500], "sql")
+    return Effect(kind, "; ".join(summaries)[:500], "sql", tuple(dict.fromkeys(t for s in statements
+                                                                         for t in _table_names(s, exp))))
+
+
+def _table_names(statement: Any, exp: Any) -> list[str]:
+    names: list[str] = []
+    ctes = {cte.alias for cte in statement.find_all(exp.CTE)}  # a CTE's name is not a table
+    for table in statement.find_all(exp.Table):
+        name = f"{table.db}.{table.name}" if table.db else table.name
+        if name and name not in names and (table.db or name not in ctes):
+            names.append(name)
+    return names
 
 
 def _tables(statement: Any, exp: Any) -> str:
-    names = []
-    for table in statement.find_all(exp.Table):
-        name = f"{table.db}.{table.name}" if table.db else table.name
-        if name and name not in names:
-            names.append(name)
-    return ", ".join(names) or "?"
+    return ", ".join(_table_names(statement, exp)) or "?"
 
 
 def _statement(statement: Any, exp: Any) -> tuple[str, str]:

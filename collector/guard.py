@@ -23,11 +23,13 @@ from typing import Any, TypeVar
 
 import requests
 from opentelemetry.context import Context
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from spanwarden.collector import call_limits
 from spanwarden.collector.call_limits import CallLimits
 from spanwarden.collector.decision_watcher import DecisionWatcher
+from spanwarden.collector.effect_gate import EffectGate
 from spanwarden.collector.halted import AccessPending, AgentHalted
 from spanwarden.collector.normalize import resource_of
 from spanwarden.collector.spend_lease import Reservation, SpendLease
@@ -129,8 +131,10 @@ class Guard:
             if left <= 0:
                 raise pending
             try:
-                response = watcher.session.get(f"{watcher.base}/v1/access-requests/{pending.request_id}",
-                                               params={"wait": min(poll_s, left)}, timeout=min(poll_s, left) + 10)
+                with suppress_instrumentation():
+                    response = watcher.session.get(f"{watcher.base}/v1/access-requests/{pending.request_id}",
+                                                   params={"wait": min(poll_s, left)},
+                                                   timeout=min(poll_s, left) + 10)
                 response.raise_for_status()
                 status = str(response.json()["status"])
             except (requests.RequestException, ValueError, KeyError) as exc:
@@ -166,27 +170,39 @@ class Guard:
         if watcher is None or not any(fnmatch.fnmatchcase(tool, p) for p in watcher.approval_tools):
             return
         digest = hashlib.blake2b(arguments.encode(), digest_size=8).hexdigest()
-        try:
-            response = watcher.session.post(f"{watcher.base}/v1/approvals", timeout=10, json={
-                "agent": self.agent_id, "tool": tool, "arguments_digest": digest,
-                "environment": watcher.environment})
-            response.raise_for_status()  # a service that cannot take requests must not read as "not required"
-            opened = response.json()
-            if not opened.get("required"):
-                return
-            log.warning("spanwarden: %s waits for approval of %s (request %s)", self.agent_id, tool, opened["id"])
-            state = opened
-            while state["status"] == "pending":
-                state = watcher.session.get(f"{watcher.base}/v1/approvals/{opened['id']}", timeout=poll_s + 10,
-                                            params={"wait": poll_s}).json()
-        except (requests.RequestException, ValueError, KeyError) as exc:
-            self.refused += 1
-            raise AgentHalted(self.agent_id, f"approval for {tool} could not be obtained ({exc})",
-                              "guard:approval-unreachable", -1) from exc
-        if state["status"] != "approved":
+        state = self.ask(tool, {"tool": tool, "arguments_digest": digest}, poll_s)
+        if state is not None and state["status"] != "approved":
             self.refused += 1
             raise AgentHalted(self.agent_id, f"call to {tool} {state['status']} (request {state['id']}): "
                               f"{state.get('reason', '')}", state.get("decided_by") or "service", -1)
+
+    def ask(self, what: str, body: dict[str, Any], poll_s: float = 20.0) -> dict[str, Any] | None:
+        """Open an approval request (`POST /v1/approvals` with `body`) and wait for its answer: the final
+        state, or None when the service says no approval is needed. Raises AgentHalted when the service cannot
+        be asked (approvals fail closed)."""
+        watcher = self.watcher
+        assert watcher is not None
+        try:
+            with suppress_instrumentation():  # the guard's own requests are not the agent's calls
+                response = watcher.session.post(f"{watcher.base}/v1/approvals", timeout=10, json={
+                    "agent": self.agent_id, "environment": watcher.environment, **body})
+                response.raise_for_status()  # a service that cannot take requests must not read as "not required"
+                opened: dict[str, Any] = response.json()
+                if not opened.get("required"):
+                    return None
+                if opened.get("kind") == "access":
+                    return opened  # an access request (egress): the caller waits on it as on any access request
+                log.warning("spanwarden: %s waits for approval of %s (request %s)", self.agent_id, what,
+                            opened["id"])
+                state = opened
+                while state["status"] == "pending":
+                    state = watcher.session.get(f"{watcher.base}/v1/approvals/{opened['id']}",
+                                                timeout=poll_s + 10, params={"wait": poll_s}).json()
+            return state
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            self.refused += 1
+            raise AgentHalted(self.agent_id, f"approval for {what} could not be obtained ({exc})",
+                              "guard:approval-unreachable", -1) from exc
 
     def _take_token(self, decision: Decision, now: float) -> float:
         """A token bucket per throttle decision (agent-wide and each scope have their own)."""
@@ -250,6 +266,7 @@ class GuardSpanProcessor(SpanProcessor):
     def __init__(self, guard: Guard, lease: SpendLease | None = None) -> None:
         self.guard = guard
         self.lease = lease
+        self.effects = EffectGate(guard)
         self._reserved: dict[int, Reservation] = {}
         if lease is not None:
             call_limits.listen(self)
@@ -265,6 +282,8 @@ class GuardSpanProcessor(SpanProcessor):
             self.guard.check(str(tool or ""), str(attributes.get("gen_ai.request.model", "")), resource)
         if tool:
             self.guard.await_approval(str(tool), str(attributes.get("gen_ai.tool.call.arguments", "")))
+        if watcher is not None and (watcher.approval_effects or watcher.egress_internal is not None):
+            self.effects.on_start(span, attributes, str(tool or ""))
         if self.lease is not None and not tool:
             reserved = self.lease.reserve(self.lease.call(attributes))
             if reserved is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from spanwarden.collector import agent_identity, span_kind, span_resource
+from spanwarden.collector import agent_identity, effects, span_kind, span_resource
 from spanwarden.collector import attributes as A
 from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import LLM_OPERATIONS, UNKNOWN_AGENT, SpanRecord
@@ -103,7 +103,8 @@ class Normalizer:
             usage[0], usage[1], usage[2], cost, cost_source, tool_name,
             span_resource.resource(a, flags, llm_call and not tool_name),
             a.get(K_ROWS, 0), a.get(K_BYTES, 0), _fingerprint(a, tool_name, model, kind), a.get(K_CONV) or run_id,
-            tuple(flags), *_BETWEEN, usage[3], kind, _text(a.get(K_RESPONSE_ID)), agent_name, source, *_AFTER,
+            tuple(flags), *_BETWEEN, usage[3], kind, _text(a.get(K_RESPONSE_ID)), agent_name, source,
+            *_effect(a, name), *_AFTER,
         ))
 
     def _cost(self, reported: Any, own: bool, model: str, usage: tuple[int, int, int, int],
@@ -136,9 +137,16 @@ _new_record = tuple.__new__
 _FIELDS = SpanRecord._fields
 _MINE = _FIELDS.index("cache_write_tokens")
 _BETWEEN = tuple(SpanRecord._field_defaults[f] for f in _FIELDS[_FIELDS.index("flags") + 1:_MINE])
-_AFTER = tuple(SpanRecord._field_defaults[f] for f in _FIELDS[_FIELDS.index("agent_source") + 1:])
+_AFTER = tuple(SpanRecord._field_defaults[f] for f in _FIELDS[_FIELDS.index("approval") + 1:])
 NO_USAGE = "llm_without_usage"  # looks like an LLM call (a model, an LLM kind) but reports no tokens or cost
 _NOT_CALLS = frozenset({*span_kind.AGGREGATE_KINDS, span_kind.TOOL})  # a model named there is not a call
+
+
+def _effect(a: dict[str, Any], name: str) -> tuple[str, str, str]:
+    """(effect, its summary, the approval stamped by the guard): what the operation did, for the guard's
+    findings, the write-volume detector and the incident report's list of writes."""
+    found = effects.of_span(a, name)
+    return found.kind, found.summary[:MAX_TEXT], _text(a.get(A.APPROVAL))[:64]
 
 
 def _token_like(kvs: Any) -> bool:

@@ -51,6 +51,12 @@ class SpanRecord(NamedTuple):
     response_id: str = ""  # gen_ai.response.id: the same call reported by two instrumentations
     agent_name: str = ""  # the stable name of the agent span this span is (or is under)
     agent_source: str = ""  # where agent_id came from: explicit, resource, service, agent_span, inherited, ...
+    # What the operation did (collector/effects.py): read | write | destructive | "" (nothing said), a summary
+    # without literals ("DELETE FROM customers without WHERE", "POST files.example.org/upload"), and the
+    # approval it went out under, as the guard stamped it ("req-…", "ar-…"; "denied:req-…" when refused).
+    effect: str = ""
+    effect_summary: str = ""
+    approval: str = ""
 
     @property
     def time_s(self) -> float:
@@ -66,10 +72,16 @@ class SpanRecord(NamedTuple):
         return bool(self.model) or self.operation in LLM_OPERATIONS
 
     @property
+    def is_write(self) -> bool:
+        """It changed something: a write or a destructive operation (refused ones did not run)."""
+        return self.effect in ("write", "destructive") and not self.approval.startswith(REFUSED)
+
+    @property
     def is_tool_call(self) -> bool:
         return bool(self.tool_name) or self.operation == "execute_tool"
 
 
+REFUSED = "denied:"  # the prefix of `approval` when the guard refused the operation before it ran
 LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 
 
@@ -90,5 +102,5 @@ _DEFAULTS: dict[str, object] = {
     "input_tokens": 0, "output_tokens": 0, "cached_tokens": 0, "cost_usd": 0.0, "cost_source": "none",
     "tool_name": "", "resource": "", "rows": 0, "bytes": 0, "fingerprint": "", "conversation_id": "",
     "flags": (), "received_s": 0.0, "cache_write_tokens": 0, "span_kind": "", "response_id": "",
-    "agent_name": "", "agent_source": "",
+    "agent_name": "", "agent_source": "", "effect": "", "effect_summary": "", "approval": "",
 }

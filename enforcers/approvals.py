@@ -1,15 +1,20 @@
-"""Human approval for destructive actions: which tool calls need it (policy), and the requests themselves.
+"""Human approval for destructive actions: which calls need it (policy: tools by name, operations by their
+effect and resource), and the requests themselves.
 
 A request is opened when an agent is about to make such a call, is answered by a human (approve or deny),
-or expires; the guard holds the call until then. Pure: time comes in as arguments.
+or expires; the guard holds the call until then. Pure: time comes in as arguments. The matching functions
+run in the agent's guard too (with the rules it is sent) and on the service (which decides).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+_RANK = {"write": 1, "destructive": 2}
 
 PENDING, APPROVED, DENIED, EXPIRED = "pending", "approved", "denied", "expired"
 
@@ -25,17 +30,52 @@ class ApprovalRequest:
     status: str = PENDING
     decided_by: str = ""
     reason: str = ""
+    # Held by its effect rather than (or besides) its tool's name: what it does, to what, never a literal.
+    effect: str = ""
+    resource: str = ""
+    summary: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def rules_view(tools: tuple[str, ...], environments: tuple[str, ...], timeout_s: float,
-               environment: str | None) -> dict[str, Any]:
-    """What an agent's guard is told: the tool patterns that need approval where it runs (all of them when
-    its environment is not known)."""
+               environment: str | None, effects: Sequence[tuple[str, Sequence[str]]] = ()) -> dict[str, Any]:
+    """What an agent's guard is told: the tool patterns and effect rules that need approval where it runs
+    (all of them when its environment is not known)."""
     applies = environment is None or not environments or environment in environments
-    return {"tools": list(tools) if applies else [], "timeout_s": timeout_s}
+    return {"tools": list(tools) if applies else [], "timeout_s": timeout_s,
+            "effects": [{"effect": e, "resources": list(r)} for e, r in effects] if applies else []}
+
+
+def effect_needs_approval(rules: Iterable[tuple[str, Sequence[str]]], effect: str, resource: str,
+                          targets: Iterable[str] = ()) -> bool:
+    """Whether an operation with `effect` on `resource` (and the tables or hosts it names) matches a rule
+    (effect, resource patterns): a write rule covers destructive operations too."""
+    rank = _RANK.get(effect, 0)
+    if not rank:
+        return False
+    names = _names(resource, targets)
+    return any(rank >= _RANK.get(wanted, 3) and any(fnmatch.fnmatchcase(n, p.lower()) for p in patterns
+                                                    for n in names) for wanted, patterns in rules)
+
+
+def _names(resource: str, targets: Iterable[str]) -> list[str]:
+    """What a resource pattern is matched against: `db:pg:prod.orders`, `prod.orders`, and each table."""
+    names = [resource.lower()] if resource else []
+    kind, _, rest = resource.partition(":")
+    if kind == "db":
+        rest = rest.partition(":")[2]
+    if rest:
+        names.append(rest.lower())
+    names.extend(t.lower() for t in targets if t)
+    return names or [""]
+
+
+def is_external(host: str, internal: Iterable[str]) -> bool:
+    """A host that is not one of the agent's own services (`internal`: fnmatch patterns, case-insensitive)."""
+    h = host.lower().rstrip(".")
+    return bool(h) and not any(fnmatch.fnmatchcase(h, p.lower()) for p in internal)
 
 
 def needs_approval(tools: tuple[str, ...], environments: tuple[str, ...], tool: str, environment: str) -> bool:
@@ -58,8 +98,8 @@ class ApprovalBook:
             if request_id not in self.requests:
                 return request_id
 
-    def open(self, agent_id: str, tool: str, arguments_digest: str, now_s: float,
-             timeout_s: float) -> tuple[ApprovalRequest, bool]:
+    def open(self, agent_id: str, tool: str, arguments_digest: str, now_s: float, timeout_s: float,
+             effect: str = "", resource: str = "", summary: str = "") -> tuple[ApprovalRequest, bool]:
         """(request, whether it is new)."""
         for request in self.requests.values():
             if (request.status == PENDING and (request.agent_id, request.tool, request.arguments_digest)
@@ -69,7 +109,8 @@ class ApprovalBook:
             answered = [k for k, r in self.requests.items() if r.status != PENDING]
             for key in answered[: max(1, len(answered) // 2)]:
                 del self.requests[key]
-        request = ApprovalRequest(self._new_id(), agent_id, tool, arguments_digest, now_s, now_s + timeout_s)
+        request = ApprovalRequest(self._new_id(), agent_id, tool, arguments_digest, now_s, now_s + timeout_s,
+                                  effect=effect, resource=resource, summary=summary)
         self.requests[request.id] = request
         return request, True
 

@@ -97,11 +97,22 @@ class Budgets(_Strict):
     team_usd_per_day: float | None = Field(None, gt=0)
 
 
+class EffectRule(_Strict):
+    """Operations that wait for a human by what they do, whatever the tool is called: `effect` (a write rule
+    covers destructive operations too) on a resource matching one of `resources` (fnmatch, case-insensitive,
+    against the resource id, its name, and each table the statement names)."""
+
+    effect: Literal["write", "destructive"]
+    resources: tuple[str, ...] = ("*",)
+
+
 class Approvals(_Strict):
-    """Tool calls that wait for a human's approval (fnmatch patterns), in these environments."""
+    """Calls that wait for a human's approval in these environments: tools by name (fnmatch patterns) and
+    operations by their effect (`effects`)."""
 
     environments: tuple[str, ...] = ("prod",)
     tools: tuple[str, ...] = ()
+    effects: tuple[EffectRule, ...] = ()
     timeout_s: float = Field(300.0, gt=0)
 
 
@@ -114,6 +125,10 @@ class AccessRequests(_Strict):
     kinds: tuple[str, ...] = ("sensitive_outside_profile", "sensitive_unreviewed", "novel_resources")
     hold: Literal["wait", "fail_fast"] = "wait"
     timeout_s: float = Field(300.0, gt=0)
+    # A write (POST/PUT/PATCH, an upload, a message sent) to an external host outside the profile asks for that
+    # host, held at the call's start by the guard; reads of new hosts stay findings. Which hosts are the
+    # agent's own (not external) is the service setting SPANWARDEN_INTERNAL_DOMAINS.
+    egress: bool = True
 
 
 class Policy(_Strict):

@@ -12,6 +12,10 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+# Hosts that are never external (egress): loopback and the usual private suffixes.
+INTERNAL_DOMAINS = ("localhost", "127.0.0.1", "::1", "*.local", "*.internal", "*.svc", "*.svc.cluster.local")
+
+
 class Settings(BaseSettings):
     """Every setting of the embedded service; each is also `SPANWARDEN_<NAME>` in the environment."""
 
@@ -88,6 +92,10 @@ class Settings(BaseSettings):
                                     'share agent="other"')
     console_url: str | None = Field(None, description="the URL people reach this service's console at, for "
                                     "the links in notifications")
+    internal_domains: list[str] = Field(
+        default_factory=lambda: list(INTERNAL_DOMAINS), description="the agents' own services (host patterns, "
+        "JSON list): a write to any other host outside an agent's profile is held as an access request in the "
+        "environments of the policy's access_requests (egress)")
 
     @field_validator("notify")
     @classmethod
