@@ -8,6 +8,7 @@ every append; `verify` checks the log still reaches it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -15,10 +16,12 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spanwarden.enforcers.audit_writer import GroupWriter
 from spanwarden.enforcers.redact import Redactor
 
 GENESIS = "0" * 64
@@ -186,10 +189,19 @@ def _bad(result: VerifyResult, seq: int | None, where: str, message: str) -> Ver
     return result
 
 
+class HeadUnwritable(AuditUnwritable):
+    """The entries are on disk but the head file could not be rewritten (a tolerated state, still an error)."""
+
+
 class AuditLog:
     """Appends entries to a JSON-lines file. Opening verifies the existing chain and refuses to append to a
     broken one. `fsync`: "always" (each entry is on disk when `append` returns), or "never" (the OS decides;
-    faster, may lose the last entries on power loss)."""
+    faster, may lose the last entries on power loss).
+
+    Entries are written by a writer thread in groups (`spanwarden.enforcers.audit_writer`): `append` seals
+    the entry and waits for its group to be written; inside `deferred()` (on this thread) it returns at once
+    and the caller waits for `last_ticket` itself (`wait`, or `durable` from an event loop) before
+    acknowledging anything that depends on the entries."""
 
     def __init__(self, path: Path, key: bytes | None = None, fsync: str = "always",
                  redactor: Redactor | None = None, rotate_bytes: int = 64 << 20) -> None:
@@ -200,14 +212,17 @@ class AuditLog:
         self.fsync = fsync
         self.redactor = redactor or Redactor()
         self.rotate_bytes = rotate_bytes
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # sealing: seq and last_hash follow the queued entries
+        self._local = threading.local()
         self.torn_tail = _set_aside_torn_tail(self.path)
         existing = verify(self.path, key)
         if not existing.ok:
             raise AuditChainBroken(f"refusing to append to {self.path}: {existing.message}")
         self.last_hash, self.seq = existing.last_hash, existing.last_seq
+        self._written = (self.seq, self.last_hash)  # the newest entry on disk (the writer's)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open for appends
+        self.writer = GroupWriter(self._write_group, self._roll_back, self._lock, (HeadUnwritable,))
 
     def append(self, kind: str, agent: AgentRef, actor: str, reason: str, time_s: float,
                evidence: tuple[str, ...] = (), policy_version: str = "",
@@ -215,32 +230,49 @@ class AuditLog:
         if kind not in KINDS:
             raise ValueError(f"unknown audit entry kind {kind!r}; one of {KINDS}")
         r = self.redactor
+        agent = AgentRef(*(r.text(v) for v in (agent.id, agent.owner, agent.team, agent.environment,
+                                               agent.version)))
+        actor, reason, evidence = r.text(actor), r.text(reason), tuple(r.text(e) for e in evidence)
+        data = r.value(data or {})
         with self._lock:
-            entry = AuditEntry(
-                seq=self.seq + 1, time_s=time_s, kind=kind,
-                agent=AgentRef(*(r.text(v) for v in (agent.id, agent.owner, agent.team, agent.environment,
-                                                     agent.version))),
-                actor=r.text(actor), reason=r.text(reason), evidence=tuple(r.text(e) for e in evidence),
-                policy_version=policy_version, data=r.value(data or {}), prev_hash=self.last_hash,
-            )
+            entry = AuditEntry(seq=self.seq + 1, time_s=time_s, kind=kind, agent=agent, actor=actor,
+                               reason=reason, evidence=evidence, policy_version=policy_version, data=data,
+                               prev_hash=self.last_hash)
             sealed = AuditEntry(**{**_fields(entry), "hash": entry_hash(entry.body(), self.key)})
-            self._write_line((sealed.to_json() + "\n").encode())
+            ticket = self.writer.submit(sealed.seq, sealed.hash, (sealed.to_json() + "\n").encode())
             self.seq, self.last_hash = sealed.seq, sealed.hash
-            if self._file.tell() >= self.rotate_bytes:
-                self._rotate()
-            try:
-                self._write_head()
-            except OSError as exc:  # the entry is durable; a head one entry behind is a tolerated state
-                raise AuditUnwritable(f"wrote entry {sealed.seq} but not {head_path(self.path).name}: "
-                                      f"{exc.strerror or exc}") from exc
-            return sealed
+        if not getattr(self._local, "deferred", False):
+            self.writer.wait(ticket)
+        return sealed
 
-    def _write_line(self, line: bytes) -> None:
-        """Write one whole entry or none: a failed write (disk full) is cut back, so the log never holds
-        half an entry the next append would follow."""
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Appends on this thread return without waiting (wait for `last_ticket` afterwards)."""
+        before = getattr(self._local, "deferred", False)
+        self._local.deferred = True
+        try:
+            yield
+        finally:
+            self._local.deferred = before
+
+    @property
+    def last_ticket(self) -> int:
+        return self.writer.last_ticket
+
+    def wait(self, ticket: int | None = None) -> None:
+        """Block until the entries appended so far (or up to `ticket`) are acknowledged."""
+        self.writer.wait(self.writer.last_ticket if ticket is None else ticket)
+
+    def durable(self, ticket: int | None = None) -> asyncio.Future[None]:
+        """An event-loop future: the entries appended so far (or up to `ticket`) are acknowledged."""
+        return self.writer.future(self.writer.last_ticket if ticket is None else ticket)
+
+    def _write_group(self, lines: bytes, last_seq: int, last_hash: str) -> None:
+        """Write a group of whole entries or none: a failed write (disk full) is cut back, so the log never
+        holds half an entry the next append would follow. Runs on the writer thread."""
         start = self._file.tell()
         try:
-            view = memoryview(line)
+            view = memoryview(lines)
             while view:
                 view = view[self._file.write(view) or 0:]
             if self.fsync == "always":
@@ -248,6 +280,18 @@ class AuditLog:
         except OSError as exc:
             self._file.truncate(start)
             raise AuditUnwritable(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from exc
+        self._written = (last_seq, last_hash)
+        if self._file.tell() >= self.rotate_bytes:
+            self._rotate()
+        try:
+            self._write_head(last_seq, last_hash)
+        except OSError as exc:  # the entries are durable; a head behind them is a tolerated state
+            raise HeadUnwritable(f"wrote entry {last_seq} but not {head_path(self.path).name}: "
+                                 f"{exc.strerror or exc}") from exc
+
+    def _roll_back(self) -> None:
+        """A group was refused: the chain goes on from the newest entry on disk (sealing lock held)."""
+        self.seq, self.last_hash = self._written
 
     def _rotate(self) -> None:
         """Close this file as the next numbered segment and go on in a fresh one; the chain just continues
@@ -257,13 +301,12 @@ class AuditLog:
         os.replace(self.path, self.path.with_name(f"{self.path.name}.{max(numbers, default=0) + 1:06d}"))
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open for appends
 
-    def _write_head(self) -> None:
+    def _write_head(self, seq: int, digest: str) -> None:
         head = head_path(self.path)
         tmp = head.with_name(head.name + ".tmp")
         try:
             with open(tmp, "w", encoding="utf-8") as handle:
-                json.dump({"seq": self.seq, "hash": self.last_hash,
-                           "mac": _head_mac(self.seq, self.last_hash, self.key)}, handle)
+                json.dump({"seq": seq, "hash": digest, "mac": _head_mac(seq, digest, self.key)}, handle)
                 if self.fsync == "always":
                     handle.flush()
                     os.fsync(handle.fileno())
@@ -273,10 +316,10 @@ class AuditLog:
         os.replace(tmp, head)
 
     def close(self) -> None:
-        with self._lock:
-            if not self._file.closed:
-                os.fsync(self._file.fileno())
-                self._file.close()
+        self.writer.close()
+        if not self._file.closed:
+            os.fsync(self._file.fileno())
+            self._file.close()
 
 
 def _set_aside_torn_tail(path: Path) -> Path | None:
