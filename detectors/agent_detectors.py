@@ -21,6 +21,7 @@ from spanwarden.detectors.error_burst import ErrorBurst, ErrorBurstConfig
 from spanwarden.detectors.finding import Finding
 from spanwarden.detectors.runaway_loop import RunawayLoop, RunawayLoopConfig
 from spanwarden.detectors.window_totals import WindowTotals
+from spanwarden.detectors.write_volume import WriteVolume, WriteVolumeConfig
 
 STATE_VERSION = 1
 
@@ -35,6 +36,7 @@ class DetectorSettings:
     runaway_loop: RunawayLoopConfig = field(default_factory=RunawayLoopConfig)
     call_volume: CallVolumeConfig = field(default_factory=CallVolumeConfig)
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
+    write_volume: WriteVolumeConfig = field(default_factory=WriteVolumeConfig)
     repeat_s: float = 60.0
 
 
@@ -49,12 +51,14 @@ class AgentDetectors:
         self.cost = CostVelocity(agent_id, s.cost_velocity, cost_prior)
         self.behaviour = Behaviour(agent_id, s.behaviour)
         self.data_access = DataAccess(agent_id, s.data_access)
+        self.write_volume = WriteVolume(agent_id, s.write_volume)
         self.detectors: list[Detector] = [
             self.cost,
             self.data_access,
             ErrorBurst(agent_id, s.error_burst),
             RunawayLoop(agent_id, s.runaway_loop),
             CallVolume(agent_id, s.call_volume),
+            self.write_volume,
             self.behaviour,
         ]
         self.last_emitted: dict[str, tuple[float, int]] = {}  # gate key -> (time, severity)
@@ -85,6 +89,7 @@ class AgentDetectors:
         self.settings = settings
         self.cost.config = settings.cost_velocity
         self.data_access.configure(settings.data_access)
+        self.write_volume.config = settings.write_volume
 
     def detector(self, name: str) -> Detector:
         for detector in self.detectors:

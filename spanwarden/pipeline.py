@@ -44,6 +44,8 @@ def detector_settings_for(policy: Policy, base: DetectorSettings | None = None) 
                               daily_budget_usd=policy.budgets.agent_usd_per_day),
         data_access=replace(base.data_access, sensitive_patterns=policy.sensitive_resources
                             or base.data_access.sensitive_patterns),
+        write_volume=replace(base.write_volume, held_environments=policy.approvals.environments,
+                             held_effects=tuple((r.effect, r.resources) for r in policy.approvals.effects)),
     )
 
 
