@@ -16,7 +16,7 @@ from spanwarden.collector import agent_identity
 from spanwarden.collector.ingest_auth import is_untrusted
 from spanwarden.collector.span_record import UNKNOWN_AGENT, SpanRecord
 from spanwarden.detectors.agent_detectors import AgentDetectors, DetectorSettings
-from spanwarden.detectors.finding import Finding
+from spanwarden.detectors.finding import Finding, Severity
 from spanwarden.detectors.isolation_model import IsolationModel
 from spanwarden.detectors.peer_prior import FLEET, PeerPriors
 from spanwarden.detectors.pinned_profile import PinnedProfile, ProfileDrift
@@ -190,6 +190,20 @@ class Pipeline:
                                           f"access to {finding.subject} waits for a human (request {request.id})",
                                           actor, now_s, command=f"access_request:{request.id}")
         return [self._record_decision(decision, ref, finding.evidence)]
+
+    def egress_request(self, agent_id: str, resource: str, summary: str, now_s: float) -> AccessRequest | None:
+        """A write to an external host, held by the agent's guard at its start (issue 20): None when the host
+        is in the agent's profile; else its access request (opened, with its scoped decision, if new)."""
+        bank = self.detectors.get(agent_id)
+        if bank is not None and resource in bank.data_access.profile and bank.data_access.granted.get(
+                resource, float("inf")) > now_s:
+            return None
+        finding = Finding(agent_id, "data_access", "egress_outside_profile", 1.0, Severity.WARNING, 1.0, 0.0,
+                          "writes", f"{summary}: a write to {resource}, outside its profile", now_s,
+                          subject=resource)
+        self._request_access(finding, self.agents.get(agent_id, AgentRef(id=agent_id)), self._ladder(agent_id),
+                             now_s)
+        return next((r for r in reversed(self.access.of_agent(agent_id)) if r.resource == resource), None)
 
     def answer_access(self, request_id: str, approve: bool, actor: str, reason: str, now_s: float,
                       for_s: float | None = None) -> Decision:
