@@ -14,10 +14,12 @@ def incident(agent: str = typer.Argument(..., help="the agent"),
              since: str = typer.Option(None, help="start here (epoch s or ISO 8601) instead of at the onset of "
                                        "the agent's latest anomaly"),
              as_json: bool = typer.Option(False, "--json", help="one JSON object instead of Markdown"),
+             writes: bool = typer.Option(False, "--writes", help="only the writes and destructive operations "
+                                         "since the onset (with --json: the list a rollback script needs)"),
              state_dir: Path = STATE) -> None:
     """What the agent touched, spent and broke since it went wrong, the decisions and who acted, with trace
     ids — for a post-incident review."""
-    from spanwarden.embedded.incident_report import build, markdown
+    from spanwarden.embedded.incident_report import build, markdown, writes_markdown
     from spanwarden.enforcers.audit_query import AuditReadError
 
     if not (state_dir / "audit.jsonl").exists():
@@ -28,4 +30,7 @@ def incident(agent: str = typer.Argument(..., help="the agent"),
     except (LookupError, AuditReadError) as exc:
         typer.echo(f"spanwarden: {exc}", err=True)
         raise typer.Exit(2) from None
+    if writes:
+        typer.echo(json.dumps(report["writes"]) if as_json else "\n".join(writes_markdown(report["writes"])))
+        return
     typer.echo(json.dumps(report) if as_json else markdown(report))

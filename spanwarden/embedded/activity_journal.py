@@ -27,9 +27,12 @@ def file_name(agent_id: str) -> str:
 
 
 def entry(record: SpanRecord) -> dict[str, Any]:
-    return {"t": record.time_s, "trace": record.trace_id, "span": record.span_id, "resource": record.resource,
+    line = {"t": record.time_s, "trace": record.trace_id, "span": record.span_id, "resource": record.resource,
             "tool": record.tool_name, "model": record.model, "usd": record.cost_usd, "rows": record.rows,
             "error": record.error_type if record.is_error else ""}
+    if record.is_write:  # what the incident report's list of writes needs (only on writes: lines stay small)
+        line.update(effect=record.effect, op=record.effect_summary, approval=record.approval)
+    return line
 
 
 class ActivityJournal:

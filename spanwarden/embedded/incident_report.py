@@ -1,7 +1,8 @@
 """The blast-radius report of an incident: from the onset of the agent's first anomaly (or a given time)
-until now, every resource it touched (new ones marked), its tool calls, models, spend and errors, the
-decisions made and the humans who acted, with trace ids to jump to the traces. Built from the spans
-actually received (the activity journal) and the audit log."""
+until now, every resource it touched (new ones marked), every write and destructive operation (what a
+rollback has to undo: resource, operation, rows, statement summary, trace and span ids, who approved it),
+its tool calls, models, spend and errors, the decisions made and the humans who acted, with trace ids to
+jump to the traces. Built from the spans actually received (the activity journal) and the audit log."""
 
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ def build(state_dir: Path, agent_id: str, since_s: float | None = None) -> dict[
     tools, errors = Counter[str](), Counter[str]()
     models: dict[str, dict[str, float]] = defaultdict(lambda: {"calls": 0, "usd": 0.0})
     spans, spend = 0, 0.0
+    writes: list[dict[str, Any]] = []
+    approvers = _approvers(trail)
     for item in read_activity(activity, agent_id):
         history_from = item["t"] if history_from is None else history_from
         if item["t"] < onset.time_s:
@@ -66,6 +69,8 @@ def build(state_dir: Path, agent_id: str, since_s: float | None = None) -> dict[
             seen["rows"] += item["rows"]
             if len(seen["traces"]) < TRACES_PER_RESOURCE and item["trace"] not in seen["traces"]:
                 seen["traces"].append(item["trace"])
+        if item.get("effect"):
+            writes.append(_write(item, approvers))
         if item["tool"]:
             tools[item["tool"]] += 1
         if item["model"]:
@@ -82,6 +87,7 @@ def build(state_dir: Path, agent_id: str, since_s: float | None = None) -> dict[
         "onset_s": onset.time_s, "onset": onset.reason, "history_from_s": history_from,
         "spans": spans, "spend_usd": round(spend, 6),
         "resources": dict(sorted(resources.items(), key=lambda kv: kv[1]["first_s"])),
+        "writes": writes,
         "tools": dict(tools.most_common()), "models": {m: {"calls": int(v["calls"]), "usd": round(v["usd"], 6)}
                                                       for m, v in models.items()},
         "errors": dict(errors.most_common()),
@@ -92,9 +98,47 @@ def build(state_dir: Path, agent_id: str, since_s: float | None = None) -> dict[
     }
 
 
+def _approvers(trail: list[AuditEntry]) -> dict[str, str]:
+    """Approval (and access) request id -> the human who approved it."""
+    out: dict[str, str] = {}
+    for e in trail:
+        if e.kind == "approval" and e.data.get("status") == "approved":
+            request_id = e.data.get("request_id") or e.data.get("id")
+            if request_id:
+                out[str(request_id)] = e.actor
+    return out
+
+
+def _write(item: dict[str, Any], approvers: dict[str, str]) -> dict[str, Any]:
+    approval = item.get("approval") or None
+    return {"time_s": item["t"], "resource": item["resource"], "operation": item["effect"],
+            "summary": item.get("op", ""), "rows": item["rows"], "trace_id": item["trace"],
+            "span_id": item["span"],
+            "approval": approval, "approved_by": approvers.get(approval) if approval else None,
+            "error": item["error"] or None}
+
+
+def _when(t: float | None) -> str:
+    return "—" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def writes_markdown(writes: list[dict[str, Any]]) -> list[str]:
+    """The section listing every write and destructive operation since the onset, oldest first."""
+    lines = ["## Writes and destructive operations", ""]
+    if not writes:
+        return [*lines, "- none"]
+    lines += ["| time | operation | resource | statement | rows | trace / span | approved by |",
+              "|---|---|---|---|---|---|---|"]
+    for w in writes:
+        failed = f" (failed: {w['error']})" if w["error"] else ""
+        lines.append(f"| {_when(w['time_s'])} | {w['operation']}{failed} | `{w['resource'] or '—'}` | "
+                     f"{w['summary'] or '—'} | {w['rows']} | {w['trace_id']} / {w['span_id']} | "
+                     f"{w['approved_by'] or ('request ' + w['approval'] if w['approval'] else '—')} |")
+    return lines
+
+
 def markdown(report: dict[str, Any]) -> str:
-    def when(t: float | None) -> str:
-        return "—" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    when = _when
 
     lines = [f"# Incident report: {report['agent']}", "",
              f"- Owner: {report['owner'] or 'unknown'} · team {report['team'] or '—'} · "
@@ -108,6 +152,7 @@ def markdown(report: dict[str, Any]) -> str:
     for name, seen in report["resources"].items():
         lines.append(f"| `{name}` | {'**new**' if seen['new'] else ''} | {seen['calls']} | {seen['rows']} | "
                      f"{when(seen['first_s'])} | {', '.join(seen['traces'])} |")
+    lines += ["", *writes_markdown(report["writes"])]
     lines += ["", "## Tool calls", ""] + [f"- `{t}`: {n}" for t, n in report["tools"].items()]
     lines += ["", "## Models", ""] + [f"- `{m}`: {v['calls']} calls, ${v['usd']:.2f}"
                                       for m, v in report["models"].items()]
