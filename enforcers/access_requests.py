@@ -74,6 +74,14 @@ class AccessBook:
             del self.requests[request.id]
 
 
+def egress_view(rules: Any, environment: str | None, internal: list[str] | tuple[str, ...],
+                supported: bool = True) -> dict[str, Any]:
+    """What a guard is told about egress (`rules`: the policy's `access_requests`): whether writes to external
+    hosts are held where it runs (only where its environment is known), and which hosts are the agents' own."""
+    applies = supported and rules.egress and environment is not None and environment in rules.environments
+    return {"applies": bool(applies), "internal": list(internal)}
+
+
 def request_id(agent_id: str, resource: str, opened_s: float) -> str:
     """Named by what it asks for and when: the same on every replay, and unique across workers."""
     digest = hashlib.blake2b(f"{agent_id}\x00{resource}\x00{opened_s!r}".encode(), digest_size=5).hexdigest()

@@ -48,6 +48,22 @@ def rules_view(tools: tuple[str, ...], environments: tuple[str, ...], timeout_s:
             "effects": [{"effect": e, "resources": list(r)} for e, r in effects] if applies else []}
 
 
+def required(rules: Any, environment: str | None, tool: str, effect: str = "", resource: str = "",
+             targets: Iterable[str] = ()) -> bool:
+    """Whether the policy's `approvals` (`rules`) hold this call where the agent runs (`None`: an agent the
+    service has not heard from, for which the rules apply): its tool by name, or what it does."""
+    environments, env = (() if environment is None else rules.environments), environment or ""
+    if needs_approval(rules.tools, environments, tool, env):
+        return True
+    return (not environments or env in environments) and effect_needs_approval(
+        [(r.effect, r.resources) for r in rules.effects], effect, resource, targets)
+
+
+def effect_rules(rules: Any) -> list[tuple[str, tuple[str, ...]]]:
+    """The policy's `approvals.effects` as (effect, resource patterns), for `rules_view`."""
+    return [(r.effect, tuple(r.resources)) for r in rules.effects]
+
+
 def effect_needs_approval(rules: Iterable[tuple[str, Sequence[str]]], effect: str, resource: str,
                           targets: Iterable[str] = ()) -> bool:
     """Whether an operation with `effect` on `resource` (and the tables or hosts it names) matches a rule
