@@ -28,11 +28,19 @@ class DeliveryFailed(RuntimeError):
     """The request was valid but could not be passed on; the client should retry (503)."""
 
 
+class Overloaded(RuntimeError):
+    """The pipeline's queue is full: 429 with Retry-After, which OTLP exporters honour."""
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 def traces_handler(
     deliver: Callable[[ExportTraceServiceRequest, str], Awaitable[None]], max_body_bytes: int
 ) -> Callable[[web.Request], object]:
     """An aiohttp handler that passes each decoded request, with its Authorization header, to `deliver`
-    before answering; `deliver` raises IngestRefused (401/403) or DeliveryFailed (503)."""
+    before answering; `deliver` raises IngestRefused (401/403), Overloaded (429) or DeliveryFailed (503)."""
 
     async def handle(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > max_body_bytes:
@@ -51,6 +59,10 @@ def traces_handler(
         except IngestRefused as exc:
             log.warning("refused spans from %s: %s", request.remote, exc)
             return _error(exc.status, str(exc))
+        except Overloaded as exc:
+            response = _error(429, str(exc))
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+            return response
         except DeliveryFailed as exc:
             log.warning("could not pass on an OTLP request from %s: %s", request.remote, exc)
             return _error(503, str(exc))

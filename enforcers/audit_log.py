@@ -256,6 +256,11 @@ class AuditLog:
             self._local.deferred = before
 
     @property
+    def deferring(self) -> bool:
+        """Inside `deferred()` on this thread."""
+        return bool(getattr(self._local, "deferred", False))
+
+    @property
     def last_ticket(self) -> int:
         return self.writer.last_ticket
 

@@ -70,6 +70,7 @@ class Pipeline:
         self.ladders: dict[str, AgentLadder] = {}
         self.agents: dict[str, AgentRef] = {}
         self.records_seen = 0
+        self.dirty: set[str] = set()  # agents whose state changed since the last snapshot took them
         self.priors = PeerPriors(self.settings.cost_velocity.windows)
         self.team_budgets = TeamBudgets(_team_budget_config(policy))
         self.refitter = refitter or SyncRefitter()
@@ -96,6 +97,7 @@ class Pipeline:
         arrived: set[str] = set()
         for record in records:
             self.records_seen += 1
+            self.dirty.add(record.agent_id)
             self._agent_ref(record)
             self._bank(record)  # known from its first span on, though judged after the lateness bound
             self.arrivals.admit(record)
@@ -112,6 +114,7 @@ class Pipeline:
         for agent_id, ladder in self.ladders.items():
             lapsed = ladder.tick(now_s) if ladder.current.expires_s is not None else None
             if lapsed is not None:
+                self.dirty.add(agent_id)
                 decisions.append(self._record_decision(lapsed, self.agents.get(agent_id, AgentRef(agent_id))))
         return decisions
 
@@ -125,6 +128,7 @@ class Pipeline:
         """Detect on one record in event-time order, decide at `now_s` (its decision time)."""
         decisions: list[Decision] = []
         agent_id = record.agent_id
+        self.dirty.add(agent_id)
         ref = self.agents.get(agent_id) or self._agent_ref(record)
         bank = self._bank(record)
         ladder = self._ladder(agent_id)
@@ -270,6 +274,7 @@ class Pipeline:
         self.team_budgets.config = _team_budget_config(policy)
         for bank in self.detectors.values():
             bank.apply_settings(self.settings)
+        self.dirty.update(self.detectors)
         self.audit.append("config_change", AgentRef(), actor, f"policy {old} replaced by {policy.version}", now_s,
                           (), policy.version, {"outcome": "applied", "from": old, "to": policy.version})
 
@@ -283,6 +288,7 @@ class Pipeline:
         return ladder.current if ladder else allow(agent_id)
 
     def _ladder(self, agent_id: str) -> AgentLadder:
+        self.dirty.add(agent_id)  # asked for to change it (a command, an answer, a restored decision)
         ladder = self.ladders.get(agent_id)
         if ladder is None:
             ladder = self.ladders[agent_id] = AgentLadder(agent_id)

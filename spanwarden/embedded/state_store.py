@@ -1,16 +1,30 @@
-"""Pipeline snapshots on local disk, written atomically (temp file + rename) so a crash mid-write leaves
-the previous snapshot intact; decisions issued after the last snapshot are recovered from the audit log."""
+"""Pipeline snapshots on local disk. `StateStore` (`state.db`, SQLite in WAL mode) holds one row per agent
+and one for the fleet; a snapshot writes only the agents changed since the last one, in one transaction (a
+crash mid-write leaves the previous snapshot whole). `Snapshotter` takes the parts off the pipeline a chunk
+at a time on the event loop (with orjson) and writes them on a thread, so the loop is never held for long.
+Decisions issued after the last snapshot are recovered from the audit log. `state.json` (a whole-state
+document, the format before `state.db`) is still read once, to carry its baselines over."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from spanwarden.enforcers.audit_log import read_entries
 from spanwarden.enforcers.decision import Decision
+from spanwarden.pipeline_snapshot import agent_part, fleet_part, load_parts
+
+if TYPE_CHECKING:
+    from spanwarden.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +75,131 @@ def decisions_from_audit(path: Path) -> list[Decision]:
         if held is None or decision.version > held.version:
             newest[key] = decision
     return sorted(newest.values(), key=lambda d: d.version)
+
+
+FLEET = "fleet"
+CHUNK_AGENTS = 200  # agents serialised between two yields to the loop
+
+
+class StateStore:
+    """Agent parts and the fleet part as orjson rows. Written from one thread at a time (`write`), read from
+    any (each thread its own connection; WAL lets reads go on during a write)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        with self._connection() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, part BLOB NOT NULL)")
+            db.execute("CREATE TABLE IF NOT EXISTS fleet (id TEXT PRIMARY KEY, part BLOB NOT NULL)")
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # a committed snapshot survives a power cut
+        return db
+
+    def write(self, agents: dict[str, bytes | None], fleet: bytes) -> None:
+        """One transaction: changed agents (None: forgotten) and the fleet part; then the WAL is folded
+        into the database file, so `state.db` alone is the snapshot."""
+        with self._write_lock:
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("INSERT OR REPLACE INTO agents (id, part) VALUES (?, ?)",
+                               [(a, p) for a, p in agents.items() if p is not None])
+                db.executemany("DELETE FROM agents WHERE id = ?", [(a,) for a, p in agents.items() if p is None])
+                db.execute("INSERT OR REPLACE INTO fleet (id, part) VALUES (?, ?)", (FLEET, fleet))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def fleet(self) -> dict[str, Any] | None:
+        row = self._connection().execute("SELECT part FROM fleet WHERE id = ?", (FLEET,)).fetchone()
+        return None if row is None else dict(orjson.loads(row[0]))
+
+    def agent(self, agent_id: str) -> dict[str, Any] | None:
+        row = self._connection().execute("SELECT part FROM agents WHERE id = ?", (agent_id,)).fetchone()
+        return None if row is None else dict(orjson.loads(row[0]))
+
+    def agents(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for agent_id, part in self._connection().execute("SELECT id, part FROM agents"):
+            yield agent_id, orjson.loads(part)
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+
+def restore(store: StateStore, legacy: Path, pipeline: Pipeline) -> bool:
+    """Load the last snapshot into an empty pipeline: `state.db`, or else a `state.json` of the format before
+    (every agent then counts as changed, to be written to `state.db` by the next snapshot)."""
+    fleet = store.fleet()
+    if fleet is not None:
+        load_parts(pipeline, fleet, dict(store.agents()))
+        return True
+    snapshot = load_snapshot(legacy)
+    if snapshot is None:
+        return False
+    pipeline.load_state(snapshot)
+    pipeline.dirty.update(pipeline.detectors, pipeline.ladders, pipeline.agents)
+    return True
+
+
+class Snapshotter:
+    """Takes the changed agents' parts off the pipeline and writes them. `run()` is the event-loop version
+    (a chunk at a time, the write on a thread); `now()` does it all at once (at shutdown, in tests). Both
+    are called on the loop's thread, the only one that touches the pipeline; a refused write raises
+    (OSError or sqlite3.Error) and its agents are written next time."""
+
+    def __init__(self, store: StateStore, pipeline: Pipeline) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.written = 0  # agent rows written, for figures and tests
+
+    def _parts(self, taken: Iterable[str]) -> Iterator[dict[str, bytes | None]]:
+        chunk: dict[str, bytes | None] = {}
+        for agent_id in taken:
+            part = agent_part(self.pipeline, agent_id)
+            chunk[agent_id] = None if part is None else orjson.dumps(part)
+            if len(chunk) >= CHUNK_AGENTS:
+                yield chunk
+                chunk = {}
+        yield chunk
+
+    def _take(self) -> set[str]:
+        taken, self.pipeline.dirty = self.pipeline.dirty, set()
+        return taken
+
+    def now(self) -> None:
+        taken = self._take()
+        rows: dict[str, bytes | None] = {}
+        for chunk in self._parts(taken):
+            rows.update(chunk)
+        try:
+            self.store.write(rows, orjson.dumps(fleet_part(self.pipeline)))
+        except (OSError, sqlite3.Error):
+            self.pipeline.dirty |= taken  # written next time
+            raise
+        self.written += len(rows)
+
+    async def run(self) -> None:
+        taken = self._take()
+        rows: dict[str, bytes | None] = {}
+        for chunk in self._parts(taken):
+            rows.update(chunk)
+            await asyncio.sleep(0)
+        fleet = orjson.dumps(fleet_part(self.pipeline))
+        try:
+            await asyncio.to_thread(self.store.write, rows, fleet)
+        except (OSError, sqlite3.Error):
+            self.pipeline.dirty |= taken  # on the loop: written next time
+            raise
+        self.written += len(rows)
