@@ -20,9 +20,11 @@ from spanwarden.demo.sim_agent import SimAgent
 from spanwarden.embedded.service import EmbeddedService
 from spanwarden.enforcers.audit_log import read_entries, verify
 from spanwarden.enforcers.decision import Action
+from spanwarden.enforcers.roles import Role, add_token
 from spanwarden.settings import Settings
 
 START = datetime(2026, 11, 23, 6, 0, tzinfo=UTC).timestamp()
+CONSOLE_USER = "demo-oncall"  # the named oncall token the demo prints, to sign in to the console
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class DemoConfig:
     live_tick_s: float = 1.0  # fine ticks from shortly before the first incident
     state_dir: Path | None = None
     datadog_host: str | None = None  # export to this Datadog API (e.g. `spanwarden datadog record`)
+    oncall_answers: bool = True  # the simulated on-call engineer denies access requests (off: they wait)
+    port: int = 0  # the service's (and console's) port on 127.0.0.1; 0 picks a free one
 
 
 @dataclass
@@ -47,16 +51,23 @@ class DemoOutcome:
 
 
 def run_demo(config: DemoConfig, on_tick: Callable[[float, list[SimAgent], EmbeddedService], None]
-             | None = None) -> DemoOutcome:
+             | None = None, on_start: Callable[[str, str], None] | None = None,
+             before_stop: Callable[[EmbeddedService, DemoOutcome], None] | None = None) -> DemoOutcome:
+    """`on_start(console_url, token)` once the service listens (the token signs in to the console as
+    `demo-oncall`); `before_stop(service, outcome)` after the run, while the service and console still
+    serve (the outcome is what the run did, before anyone answers in the console)."""
     state_dir = config.state_dir or Path(tempfile.mkdtemp(prefix="spanwarden-demo-"))
-    settings = Settings(port=0, state_dir=state_dir, audit_fsync="never",
+    settings = Settings(port=config.port, state_dir=state_dir, audit_fsync="never",
                         datadog_export="on" if config.datadog_host else "off", datadog_host=config.datadog_host,
                         datadog_flush_s=2.0)
     now = {"t": 0.0}
+    console_token = add_token(settings.tokens_path, CONSOLE_USER, Role.ONCALL)
     service = EmbeddedService(settings, clock=lambda: START + now["t"])  # the service lives in simulated time
     oncall = OnCall(service, settings)
     port = service.start_in_thread()
     endpoint = f"http://127.0.0.1:{port}"
+    if on_start is not None:
+        on_start(f"{endpoint}/", console_token)
     fleet = build_fleet(config.seed, config.agents, config.duration_s)
     prices = PriceTable.load()
     by_agent = {i.agent_id: i for i in fleet.incidents}
@@ -64,7 +75,7 @@ def run_demo(config: DemoConfig, on_tick: Callable[[float, list[SimAgent], Embed
                        new_table_from_s=0.6 * config.duration_s)
               for n, p in enumerate(fleet.agents)]
     started = time.perf_counter()
-    spans = 0
+    spans, completed = 0, False
     try:
         live_from = min(i.onset_s for i in fleet.incidents) - 300
         t = 0.0
@@ -73,16 +84,25 @@ def run_demo(config: DemoConfig, on_tick: Callable[[float, list[SimAgent], Embed
             spans += _tick(agents, t, min(t + tick, config.duration_s))
             t += tick
             now["t"] = t
-            oncall.answer(START + t)
+            if config.oncall_answers:
+                oncall.answer(START + t)
             if on_tick is not None:
                 on_tick(t, agents, service)
+        completed = True
     finally:
         for agent in agents:
             agent.close()
-        service.stop()
+        if not completed:
+            service.stop()
     wall = time.perf_counter() - started
-    summary = summarise(fleet, agents, settings.audit_path)
-    return DemoOutcome(summary, wall, spans, settings.audit_path, timeline=oncall.said, agents=agents)
+    try:
+        outcome = DemoOutcome(summarise(fleet, agents, settings.audit_path), wall, spans, settings.audit_path,
+                              timeline=oncall.said, agents=agents)
+        if before_stop is not None:
+            before_stop(service, outcome)
+    finally:
+        service.stop()
+    return outcome
 
 
 class OnCall:
