@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from opentelemetry.trace import SpanKind
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind, get_current_span
 
 from spanwarden.collector import effects
 from spanwarden.collector.halted import AccessPending, AgentHalted
@@ -51,7 +52,9 @@ class EffectGate:
         self.allowed_hosts: set[str] = set()
         self._lock = threading.Lock()
 
-    def on_start(self, span: Span, attributes: Mapping[str, Any], tool: str = "") -> None:
+    def on_start(self, span: Span, attributes: Mapping[str, Any], tool: str = "",
+                 parent_context: Context | None = None) -> None:
+        tool = tool or _parent_tool(parent_context)  # the tool the statement runs under (`run_sql`)
         if any(key in attributes for key in WATCHED):
             self.judge(span, attributes, tool)
         elif span.kind is SpanKind.CLIENT:
@@ -131,3 +134,9 @@ class EffectGate:
         span.set_attribute(APPROVAL, str(state["id"]))
         with self._lock:
             self.allowed_hosts.add(host)
+
+
+def _parent_tool(parent_context: Context | None) -> str:
+    parent = get_current_span(parent_context)
+    attributes = getattr(parent, "attributes", None) or {}
+    return str(attributes.get("gen_ai.tool.name") or "")

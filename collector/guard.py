@@ -283,7 +283,7 @@ class GuardSpanProcessor(SpanProcessor):
         if tool:
             self.guard.await_approval(str(tool), str(attributes.get("gen_ai.tool.call.arguments", "")))
         if watcher is not None and (watcher.approval_effects or watcher.egress_internal is not None):
-            self.effects.on_start(span, attributes, str(tool or ""))
+            self.effects.on_start(span, attributes, str(tool or ""), parent_context)
         if self.lease is not None and not tool:
             reserved = self.lease.reserve(self.lease.call(attributes))
             if reserved is not None:
