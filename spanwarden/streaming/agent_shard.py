@@ -150,6 +150,12 @@ class AgentShard:
                               "reply": answer})
         return self._finish(out)
 
+    def set_policy(self, policy: Policy, actor: str, now_s: float) -> None:
+        """Put the policy from the policy topic in force, keeping every baseline. The gateway audits the
+        reload (it is the one that validated and published it), so the pipeline's entry is not sent."""
+        self.pipeline.set_policy(policy, actor, now_s)
+        self.audit.drain()
+
     def agent_ref(self, agent_id: str) -> AgentRef:
         return self.pipeline.agents.get(agent_id, AgentRef(agent_id))
 
@@ -161,7 +167,8 @@ class AgentShard:
     def _message(self, decision: Decision, command_id: str | None) -> dict[str, Any]:
         agent_id = decision.agent_id
         return {"decision": decision.to_dict(), "current": self.pipeline.decision(agent_id).to_dict(),
-                "scoped": [d.to_dict() for d in self.pipeline.scoped(agent_id)], "command_id": command_id}
+                "scoped": [d.to_dict() for d in self.pipeline.scoped(agent_id)], "command_id": command_id,
+                "policy_version": self.pipeline.policy.version}  # the policy this worker had in force
 
     def _finish(self, out: ShardOutput) -> ShardOutput:
         out.audit = self.audit.drain()

@@ -1,5 +1,5 @@
-"""`POST /v1/leases` on `serve --kafka`: the same request and answer as the embedded service
-(`embedded/leases_api.py`), granted by the worker that holds the agent (`streaming/shard_leases.py`): the
+"""`POST /v1/leases` on `serve --kafka` (the route is the server layer's, `server/leases.py`, as for `serve`),
+granted by the worker that holds the agent (`streaming/shard_leases.py`): the
 gateway sends a lease command on the commands topic, keyed by agent, and answers with what the worker
 replies on the decisions topic.
 
@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
-from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from spanwarden.collector.ingest_auth import IngestGate
-from spanwarden.embedded.agent_auth import acting_agent
 from spanwarden.streaming.decisions_feed import DecisionsFeed
 from spanwarden.streaming.topics import COMMANDS
 
@@ -56,31 +53,16 @@ async def ask_worker(gateway: LeaseGateway, agent_id: str, command: dict[str, An
         gateway.feed.forget(command_id)
 
 
-def add_routes(app: web.Application, gateway: LeaseGateway, timeout_s: float) -> None:
-    async def grant(request: web.Request) -> web.Response:
-        try:
-            body: dict[str, Any] = await request.json()
-            claimed = str(body["agent"])
-            returning, unused = str(body.get("returning", "")), float(body.get("unused_usd", 0.0))
-            reservation = str(body.get("reservation", ""))
-            if not math.isfinite(unused):
-                raise ValueError("unused_usd must be a finite number")
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            return web.json_response({"code": 400, "message": f"expected JSON with agent ({exc})"}, status=400)
-        agent = acting_agent(request, gateway.ingest, claimed)
-        if isinstance(agent, web.Response):
-            return agent
-        command_id = command_id_for(agent, reservation) if reservation else uuid.uuid4().hex
-        answer = await ask_worker(gateway, agent, {
-            "id": command_id, "type": "lease", "returning": returning, "unused_usd": unused,
-            "now_s": gateway.clock()}, timeout_s)
-        if answer is None:
-            return web.json_response({"code": 504, "message": f"no worker answered the lease request within "
-                                      f"{timeout_s:g} s (is a worker running for this agent's partition?)"},
-                                     status=504)
-        if "refused" in answer:
-            return web.json_response({"code": 429, "message": str(answer["refused"])}, status=429,
-                                     headers={"Retry-After": str(answer.get("retry_after_s", 60))})
-        return web.json_response(answer)
+async def ask_for_lease(gateway: LeaseGateway, agent_id: str, returning: str, unused_usd: float,
+                        reservation: str, timeout_s: float) -> dict[str, Any] | None:
+    """The worker's answer to a lease request — the lease, or `{"refused": why, "retry_after_s": s}` when
+    its book is full — or None when no worker answered within `timeout_s`."""
+    command_id = command_id_for(agent_id, reservation) if reservation else uuid.uuid4().hex
+    return await ask_worker(gateway, agent_id, {
+        "id": command_id, "type": "lease", "returning": returning, "unused_usd": unused_usd,
+        "now_s": gateway.clock()}, timeout_s)
 
-    app.router.add_post("/v1/leases", grant)
+
+def no_answer(timeout_s: float) -> str:
+    return (f"no worker answered the lease request within {timeout_s:g} s (is a worker running for this "
+            "agent's partition?); ask again with the same reservation")

@@ -8,7 +8,7 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from spanwarden.streaming.topics import ALL, COMPACTED
+from spanwarden.streaming.topics import ALL, COMPACTED, SINGLE_PARTITION
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ async def ensure_topics(bootstrap: str, partitions: int, replication_factor: int
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [NewTopic(name, partitions, replication_factor,
+        wanted = [NewTopic(name, 1 if name in SINGLE_PARTITION else partitions, replication_factor,
                            topic_configs={"cleanup.policy": "compact"} if name in COMPACTED else None)
                   for name in ALL if name not in existing]
         created = []

@@ -13,8 +13,10 @@ FINDINGS = "spanwarden.findings"  # every finding, keyed by agent id
 DECISIONS = "spanwarden.decisions"  # compacted: each agent's newest decision and current view
 AUDIT = "spanwarden.audit"  # audit entries with idempotence keys, written to the chained log by the gateway
 AGENTS = "spanwarden.agents"  # compacted: each agent's identity (owner, team, environment), the fleet directory
-COMPACTED = (DECISIONS, AGENTS)
-ALL = (SPANS, RECORDS, COMMANDS, FINDINGS, DECISIONS, AUDIT, AGENTS)
+POLICY = "spanwarden.policy"  # compacted, one partition: the policy in force (`policy_topic.py`)
+COMPACTED = (DECISIONS, AGENTS, POLICY)
+SINGLE_PARTITION = (POLICY,)  # one order for everyone who reads it
+ALL = (SPANS, RECORDS, COMMANDS, FINDINGS, DECISIONS, AUDIT, AGENTS, POLICY)
 AGENT_STATE_TABLE = "agent-state"  # Faust table (changelog `<app id>-agent-state-changelog`)
 SPANS_ENCODING = "otlp_proto"  # the Collector Kafka exporter's `encoding` for what SPANS carries
 

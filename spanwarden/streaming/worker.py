@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,10 +15,13 @@ from spanwarden.event_time import TimeBounds
 from spanwarden.server.listen import bind
 from spanwarden.server.state_lock import StateDirLock
 from spanwarden.settings import Settings
-from spanwarden.streaming import agents, tables, topics
+from spanwarden.streaming import agents, policy_topic, tables, topics
 from spanwarden.streaming.agent_shard import AgentShard
 from spanwarden.streaming.app import create_app
 from spanwarden.streaming.span_splitter import SpanSplitter
+from spanwarden.streaming.topic_admin import ensure_topics
+from spanwarden.streaming.topic_follower import follow
+from spanwarden.streaming.topics import POLICY
 
 
 @dataclass
@@ -29,7 +34,12 @@ class Worker:
 
 
 def build(settings: Settings) -> Worker:
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.kafka_partitions,
+                              settings.kafka_replication_factor))
     policy = Policy.load(settings.policy_file)
+    published = policy_topic.read_newest(settings.kafka_bootstrap)
+    if published is not None:  # what the gateway put in force wins over this worker's own file
+        policy = policy_topic.decode(published)[0]
     prices = PriceTable.load(settings.price_file, (settings.default_input_price, settings.default_output_price))
     app = create_app(settings)
     declared = topics.declare(app, settings.kafka_partitions)
@@ -44,6 +54,13 @@ def build(settings: Settings) -> Worker:
                                   settings.datadog_queue_batches)
                  if enabled(settings.datadog_export) else None)
     agents.register(app, declared, states, shard, splitter, reporting, settings.datadog_flush_s)
+    follower = policy_topic.PolicyFollower(lambda: shard.pipeline.policy,
+                                           lambda new, actor: shard.set_policy(new, actor, time.time()))
+
+    @app.task
+    async def follow_policy() -> None:
+        await follow(settings.kafka_bootstrap, POLICY, follower, asyncio.Event(), settings.kafka_fetch_max_wait_ms)
+
     return Worker(app, declared, table, shard, splitter)
 
 

@@ -7,12 +7,14 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from spanwarden.streaming.span_splitter import SpansMessage
-from spanwarden.streaming.topics import SPANS
+from spanwarden.streaming.topics import COMMANDS, DECISIONS, SPANS
 
 
 def produce_spans(bootstrap: str, messages: list[tuple[str, bytes]]) -> list[SpansMessage]:
@@ -68,3 +70,28 @@ def assigned_records_partitions(log_path: Path) -> set[int]:
         if low:
             out.update(range(int(low), int(high or low) + 1))
     return out
+
+
+def ask_for_leases(bootstrap: str, agents: list[str], tag: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    """Send each agent's worker a lease command (id `<tag>-<agent>`) as the gateway does; the decisions
+    message each answered with, by agent (missing when none came within the timeout)."""
+    ids = {f"{tag}-{agent}": agent for agent in agents}
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            for command_id, agent in ids.items():
+                await producer.send_and_wait(COMMANDS, orjson.dumps({
+                    "id": command_id, "agent": agent, "type": "lease", "now_s": time.time()}), key=agent.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+    def answers(messages: list[ConsumerRecord]) -> dict[str, Any]:
+        docs = (orjson.loads(m.value) for m in messages if m.value)
+        return {ids[d["command_id"]]: d for d in docs if d.get("command_id") in ids}
+
+    read = read_topic(bootstrap, DECISIONS, lambda messages: len(answers(messages)) == len(ids), timeout_s)
+    return answers(read)
