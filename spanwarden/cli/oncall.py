@@ -144,10 +144,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command("approvals")
     def approvals(url: str = URL, state_dir: Path = STATE, as_json: bool = typer.Option(False, "--json")) -> None:
-        """Pending approval requests: agents waiting to call a destructive tool (viewer)."""
-        columns = ("request", "agent", "tool", "waiting since", "expires")
+        """Pending approval requests: agents waiting to call a destructive tool, or to run an operation held by
+        what it does (its statement's summary, never a literal) (viewer)."""
+        columns = ("request", "agent", "tool", "operation", "waiting since", "expires")
         _pending(url, "/v1/approvals", state_dir, as_json, columns,
-                 lambda r: (r["id"], r["agent_id"], r["tool"], _when(r["created_s"]), _when(r["expires_s"])))
+                 lambda r: (r["id"], r["agent_id"], r["tool"] or "—", r.get("summary") or "—",
+                            _when(r["created_s"]), _when(r["expires_s"])))
 
     @app.command("requests")
     def access_requests(url: str = URL, state_dir: Path = STATE,

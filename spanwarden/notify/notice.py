@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from spanwarden.enforcers.audit_log import AgentRef, AuditEntry
 
@@ -30,6 +31,11 @@ class Notice:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def agent_page(agent_id: str) -> str:
+    """The console's page of an agent (spanwarden/console/; agent ids come from spans: quoted)."""
+    return "/agents/" + quote(agent_id, safe="")
+
+
 def _approval(entry: AuditEntry) -> Notice | None:
     data, agent = entry.data, entry.agent
     status = str(data.get("status", ""))
@@ -37,7 +43,9 @@ def _approval(entry: AuditEntry) -> Notice | None:
         request_id, what = str(data.get("request_id", "")), f"access to {data.get('resource', '?')}"
         kind, path = ACCESS, f"/access-requests/{request_id}"
     else:
-        request_id, what = str(data.get("id", "")), f"a call of {data.get('tool', '?')}"
+        request_id = str(data.get("id", ""))
+        what = (f"{data['summary']} ({data.get('resource') or '?'})" if data.get("summary")
+                else f"a call of {data.get('tool', '?')}")
         kind, path = APPROVAL, f"/approvals/{request_id}"
     if not request_id:
         return None
@@ -59,7 +67,7 @@ def _decision(entry: AuditEntry) -> Notice | None:
     if data.get("scope"):
         return None  # a scoped decision (one tool, model or resource) is not the agent halted
     action = str(data.get("action", ""))
-    base = dict(kind=HALT, key=f"{HALT}:{agent.id}", agent=agent, time_s=entry.time_s, path=f"/agents/{agent.id}",
+    base = dict(kind=HALT, key=f"{HALT}:{agent.id}", agent=agent, time_s=entry.time_s, path=agent_page(agent.id),
                 details={"decided_by": entry.actor, "version": data.get("version"), "owner": agent.owner,
                          "environment": agent.environment, "team": agent.team,
                          "findings": list(data.get("findings", []))})
@@ -80,7 +88,7 @@ def _finding(entry: AuditEntry) -> Notice | None:
     return Notice(kind=BUDGET, key=f"{BUDGET}:{agent.id}:{data['kind']}", agent=agent, time_s=entry.time_s,
                   title=f"{agent.id}: {str(data['kind']).replace('_', ' ')}", text=entry.reason,
                   severity="critical" if data.get("severity") == "critical" else "warning",
-                  path=f"/agents/{agent.id}", details={"observed": data.get("observed"),
+                  path=agent_page(agent.id), details={"observed": data.get("observed"),
                                                         "baseline": data.get("baseline"), "owner": agent.owner})
 
 
