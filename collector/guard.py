@@ -2,7 +2,9 @@
 
 `halt` raises `AgentHalted` (the one exception spanwarden ever raises in an agent), `throttle` waits on a
 token bucket at the decided rate, `warn` only logs. A call to a tool the policy marks destructive waits
-for a human's approval, and raises `AgentHalted` if it is denied or expires.
+for a human's approval, and raises `AgentHalted` if it is denied or expires; so does an operation the
+policy holds by what it does, whatever the tool is called, and in prod a write to an external host outside
+the agent's profile (`effect_gate.py`).
 
 Before the service has answered once, a call is held until it does, up to `first_contact_s` from the
 guard's start (so a restarted halted agent's first call is refused, and a destructive tool waits for its
