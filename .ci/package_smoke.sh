@@ -87,6 +87,9 @@ SERVE_PID=$!
 for _ in $(seq 100); do curl -sf "$URL/healthz" > /dev/null && break; sleep 0.1; done
 curl -sf "$URL/healthz" > /dev/null || { cat "$WORK/serve.log"; exit 1; }
 say "serve answers /healthz on $URL"
+curl -sf "$URL/sign-in" | grep -q 'id="sign-in"' && curl -sf "$URL/console/static/htmx.min.js" | grep -q htmx \
+  || { echo "the web console's templates or htmx are missing from the wheel"; cat "$WORK/serve.log"; exit 1; }
+say "the web console answers from the wheel (templates and htmx shipped)"
 cp "$REPO/.ci/smoke_agent.py" "$REPO/tests/collector/fake_llm.py" "$WORK/"
 export OTEL_BSP_SCHEDULE_DELAY=100 SPANWARDEN_STATE_DIR="$WORK/state" SPANWARDEN_URL="$URL"
 "$WORK/full/bin/python" "$WORK/smoke_agent.py" "$URL" | tee "$WORK/first.json"

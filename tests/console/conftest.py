@@ -16,6 +16,7 @@ from spanwarden.demo.fleet import build_fleet
 from spanwarden.demo.runner import DemoConfig, DemoOutcome, run_demo
 from spanwarden.embedded.service import EmbeddedService
 from spanwarden.enforcers.roles import Role, add_token
+from tests.streaming.conftest import broker  # noqa: F401  (the Kafka console test's broker)
 
 SEED, AGENTS, HOURS = 7, 6, 1.5
 
@@ -62,8 +63,9 @@ def demo_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoConso
     fleet = build_fleet(SEED, AGENTS, HOURS * 3600)
     exfiltrating = next(i.agent_id for i in fleet.incidents if i.kind == "unusual_access")
     try:
-        yield DemoConsole(started["url"], started["token"], viewer, state_dir, running["service"],  # type: ignore[arg-type]
-                          running["outcome"], exfiltrating)  # type: ignore[arg-type]
+        service, outcome = running["service"], running["outcome"]
+        assert isinstance(service, EmbeddedService) and isinstance(outcome, DemoOutcome)
+        yield DemoConsole(started["url"], started["token"], viewer, state_dir, service, outcome, exfiltrating)
     finally:
         done.set()
         thread.join(60)

@@ -119,3 +119,22 @@ def test_htmx_is_served_from_the_package(demo_console: DemoConsole) -> None:
     answer = requests.get(demo_console.url + "console/static/htmx.min.js", timeout=10)
     assert answer.status_code == 200 and "htmx" in answer.text[:2000]
     assert requests.get(demo_console.url + "console/static/../sessions.py", timeout=10).status_code == 404
+
+
+def test_an_approval_notifications_link_opens_its_console_page_after_sign_in(demo_console: DemoConsole) -> None:
+    from spanwarden.notify.notice import ACCESS, from_entry
+
+    audit = demo_console.state_dir / "audit.jsonl"
+    opened = [n for e in entries(audit, agent=demo_console.exfiltrating)
+              if (n := from_entry(e)) is not None and n.kind == ACCESS and not n.resolved]
+    assert opened, "the demo's exfiltrating agent opened no access request"
+    link = demo_console.url.rstrip("/") + opened[-1].path
+    session = requests.Session()
+    first = session.get(link, allow_redirects=False, timeout=10)
+    assert first.status_code == 303 and first.headers["Location"] == f"/sign-in?next={opened[-1].path}"
+    form = session.get(demo_console.url.rstrip("/") + first.headers["Location"], timeout=10)
+    landed = session.post(demo_console.url + "sign-in", timeout=10, data={
+        "csrf": page_csrf(form.text), "token": demo_console.viewer_token, "next": opened[-1].path})
+    assert landed.url == link and landed.status_code == 200
+    request_id = opened[-1].details["request_id"]
+    assert f'id="request-{request_id}"' in landed.text or f"{request_id} is no longer waiting" in landed.text
