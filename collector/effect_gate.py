@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanKind, get_current_span
 
 from spanwarden.collector import effects
 from spanwarden.collector.halted import AccessPending, AgentHalted
+from spanwarden.collector.span_record import LLM_OPERATIONS
 from spanwarden.collector.span_resource import resource_of
 from spanwarden.enforcers.approvals import effect_needs_approval, is_external
 
@@ -54,13 +55,12 @@ class EffectGate:
 
     def on_start(self, span: Span, attributes: Mapping[str, Any], tool: str = "",
                  parent_context: Context | None = None) -> None:
-        tool = tool or _parent_tool(parent_context)  # the tool the statement runs under (`run_sql`)
-        if any(key in attributes for key in WATCHED):
-            self.judge(span, attributes, tool)
-        elif span.kind is SpanKind.CLIENT:
-            self._watch(span, tool)
+        if not WATCHED.isdisjoint(attributes):
+            self.judge(span, attributes, tool, parent_context)
+        elif span.kind is SpanKind.CLIENT and attributes.get("gen_ai.operation.name") not in LLM_OPERATIONS:
+            self._watch(span, tool, parent_context)  # an LLM call's own span never carries a statement
 
-    def _watch(self, span: Span, tool: str) -> None:
+    def _watch(self, span: Span, tool: str, parent_context: Context | None) -> None:
         """Judge the span when its instrumentation sets the statement (or method), before the call runs."""
         set_many, set_one = span.set_attributes, span.set_attribute
 
@@ -68,7 +68,7 @@ class EffectGate:
             if not any(key in WATCHED for key in keys):
                 return False
             del span.set_attributes, span.set_attribute  # back to the class's own: judged once
-            self.judge(span, span.attributes or {}, tool)
+            self.judge(span, span.attributes or {}, tool, parent_context)
             return True
 
         def many(attributes: Mapping[str, Any]) -> None:
@@ -82,14 +82,17 @@ class EffectGate:
         span.set_attributes = many  # type: ignore[method-assign]
         span.set_attribute = one  # type: ignore[method-assign]
 
-    def judge(self, span: Span, attributes: Mapping[str, Any], tool: str = "") -> None:
+    def judge(self, span: Span, attributes: Mapping[str, Any], tool: str = "",
+              parent_context: Context | None = None) -> None:
         """Hold the operation if the policy says so; raise AgentHalted (the call is not made) if refused."""
+        attributes = dict(attributes)  # one copy: the SDK's mapping is several times slower to read
         effect = effects.of_span(attributes, span.name)
         if effect.kind not in _CHANGES:
             return
         watcher = self.guard.watcher
         if watcher is None:
             return
+        tool = tool or _parent_tool(parent_context)  # the tool the statement runs under (`run_sql`)
         resource = resource_of(attributes)
         if effect_needs_approval(watcher.approval_effects, effect.kind, resource, effect.targets):
             self._approve(span, effect, resource, tool)
