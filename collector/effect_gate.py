@@ -63,6 +63,7 @@ class EffectGate:
     def _watch(self, span: Span, tool: str, parent_context: Context | None) -> None:
         """Judge the span when its instrumentation sets the statement (or method), before the call runs."""
         set_many, set_one = span.set_attributes, span.set_attribute
+        tool = tool or _parent_tool(parent_context)  # now: by then the span itself is the current one
 
         def judged(keys: Any) -> bool:
             if not any(key in WATCHED for key in keys):
