@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     worker_web_port: int = Field(6066, ge=1, le=65535, description="a worker's Faust web port (loopback)")
     worker_max_agents_in_memory: int = Field(20_000, ge=1, description="agents a worker keeps loaded; others "
                                              "are read back from the state table on their next span")
+    worker_store: Literal["rocksdb", "memory"] = Field("rocksdb", description="where a worker keeps its state "
+                                                       "table: rocksdb (on disk: a restart reads only the "
+                                                       "changelog's tail) or memory (the whole changelog)")
     kafka_fetch_max_wait_ms: int = Field(100, ge=1, le=10_000, description="longest a worker's fetch waits "
                                          "for data (Faust fixes 1500 ms; brokers that hold fetches add that "
                                          "per hop)")

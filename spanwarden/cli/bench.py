@@ -120,6 +120,22 @@ def pipeline(
                    f"{result['p99_span_to_decision_ms']:.0f} ms at half load", result)
 
 
+@app.command("recovery")
+def recovery(
+    as_json: bool = typer.Option(False, "--json", help="print only the JSON line"),
+    bootstrap: str = typer.Option(None, help="a Kafka to use (test cluster); default: a local Tansu broker"),
+    agents: int = typer.Option(10_000, min=1, max=1_000_000, help="agent states in the changelog"),
+    partitions: int = typer.Option(8, min=1, max=256),
+) -> None:
+    """A `spanwarden worker` restarted over a changelog of agent states: recovery with the memory store
+    (the whole changelog) and with RocksDB (the tail only)."""
+    from spanwarden.bench.recovery import run
+
+    result = run(bootstrap, agents, partitions)
+    _emit(as_json, f"recovery: {result['recovery_s']:.2f} s with RocksDB, {result['memory_recovery_s']:.2f} s "
+                   f"in memory, {agents} agents ({result['changelog_mb']} MB of state)", result)
+
+
 @app.command("soak")
 def soak(
     as_json: bool = typer.Option(False, "--json", help="print only the JSON line"),

@@ -22,7 +22,8 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.kafka_app_id,
         broker=broker_urls(settings.kafka_bootstrap),
-        store="memory://",  # state is rebuilt from the changelogs on start
+        # rocksdb: the table on disk with the changelog offset it holds, so a restart reads only the tail.
+        store=f"{settings.worker_store}://",
         topic_partitions=settings.kafka_partitions,
         topic_replication_factor=settings.kafka_replication_factor,
         key_serializer="raw",

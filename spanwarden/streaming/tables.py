@@ -34,16 +34,29 @@ class MemoryStates(dict[str, bytes]):
 
 
 class AgentStates(MutableMapping[str, bytes]):
-    """The table seen with agent ids as keys (Kafka keys are bytes)."""
+    """The table seen with agent ids as keys (Kafka keys are bytes).
+
+    With Faust's RocksDB store (one database per partition) reads and writes name the partition themselves:
+    the store would take it from the current event, and a round of `take_events` spans partitions. That
+    uses the store's per-partition calls (faust-streaming is pinned below 0.16 for `fetch_wait.py` too)."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
 
     def __getitem__(self, agent_id: str) -> bytes:
-        return bytes(self.table[agent_id.encode()])
+        value = self.get(agent_id)
+        if value is None:
+            raise KeyError(agent_id)
+        return bytes(value)
 
     def get(self, agent_id: str, default: Any = None) -> Any:
-        value = self.table.get(agent_id.encode())
+        key = agent_id.encode()
+        data = self.table.data
+        if hasattr(data, "_get_bucket_for_key"):  # RocksDB: look in every partition's database it holds
+            found = data._get_bucket_for_key(key)
+            value = None if found is None else found[1]
+        else:
+            value = self.table.get(key)
         return default if value is None else bytes(value)
 
     def __setitem__(self, agent_id: str, state: bytes) -> None:
@@ -54,7 +67,12 @@ class AgentStates(MutableMapping[str, bytes]):
         receives them recovers it. (Faust picks the partition of the current event, but a round of
         `take_events` spans partitions, and its key partitioner needs metadata the producer may not have.)"""
         key = agent_id.encode()
-        self.table.data[key] = state
+        data = self.table.data
+        if hasattr(data, "_db_for_partition"):  # RocksDB
+            data._db_for_partition(partition).put(key, state)
+            data._key_index[key] = partition
+        else:
+            data[key] = state
         self.table.send_changelog(partition, key, state)
 
     def __delitem__(self, agent_id: str) -> None:
