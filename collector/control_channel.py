@@ -7,11 +7,14 @@ than VERSION, or with the current one when WAIT runs out; `GET /v1/decisions` li
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from spanwarden.enforcers.decision import Action, Decision, allow
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 class DecisionBoard:
@@ -76,6 +79,14 @@ class DecisionBoard:
 
 
 def add_routes(app: web.Application, board: DecisionBoard, max_wait_s: float) -> None:
+    one, every = handlers(board, max_wait_s)
+    app.router.add_get("/v1/decisions/{agent}", one)
+    app.router.add_get("/v1/decisions", every)
+
+
+def handlers(board: DecisionBoard, max_wait_s: float) -> tuple[Handler, Handler]:
+    """`GET /v1/decisions/{agent}` (long-polled) and `GET /v1/decisions`, for the server layer's route table."""
+
     async def one(request: web.Request) -> web.Response:
         agent_id = request.match_info["agent"]
         try:
@@ -91,5 +102,4 @@ def add_routes(app: web.Application, board: DecisionBoard, max_wait_s: float) ->
     async def every(request: web.Request) -> web.Response:
         return web.json_response({"decisions": [d.to_dict() for d in board.all()]})
 
-    app.router.add_get("/v1/decisions/{agent}", one)
-    app.router.add_get("/v1/decisions", every)
+    return one, every

@@ -44,15 +44,28 @@ class IngestGate:
         self.tokens = tokens
         self.mode = mode
 
+    def caller(self, authorization: str, spans: bool = False) -> Principal | None:
+        """Who calls an agent's route (spans, a lease, an approval request): the token's principal, or None
+        where none is needed (auth off; no token in `untrusted` mode); IngestRefused(401) for a missing token
+        where one is required, and for one that is not valid. Which agent it may act for is checked once the
+        request names it (`admit`, `acting_for`)."""
+        if self.mode == "off":
+            return None
+        principal = self.tokens.authenticate(authorization) if authorization else None
+        if principal is None and (authorization or self.mode == "required"):
+            if spans:
+                raise IngestRefused(401, "spans need a valid bearer token (OTEL_EXPORTER_OTLP_HEADERS="
+                                         "Authorization=Bearer%20<token>, from `spanwarden token add`)")
+            raise IngestRefused(401, "requests for an agent need its agent token (the guard sends the "
+                                     "Authorization header of OTEL_EXPORTER_OTLP_HEADERS)")
+        return principal
+
     def admit(self, authorization: str, records: list[SpanRecord]) -> list[SpanRecord]:
         """The records as they may be taken in, or IngestRefused."""
         if self.mode == "off":
             return records
-        principal = self.tokens.authenticate(authorization) if authorization else None
+        principal = self.caller(authorization, spans=True)
         if principal is None:
-            if authorization or self.mode == "required":
-                raise IngestRefused(401, "spans need a valid bearer token (OTEL_EXPORTER_OTLP_HEADERS="
-                                         "Authorization=Bearer%20<token>, from `spanwarden token add`)")
             return [r._replace(agent_id=UNTRUSTED_PREFIX + r.agent_id, flags=(*r.flags, "untrusted"))
                     for r in records]
         own = principal.agents[0] if principal.role is Role.AGENT and len(principal.agents) == 1 and not any(
@@ -65,18 +78,14 @@ class IngestGate:
                                     principal.actor, agent_id)
         return records
 
-
     def acting_for(self, authorization: str, agent_id: str) -> str:
         """The agent a lease or approval request from this caller is for: `agent_id` when its token speaks
         for it (or auth is off), `untrusted:<agent_id>` without a token in `untrusted` mode; else
         IngestRefused (401 without a valid token, 403 for a token that speaks for other agents)."""
         if self.mode == "off":
             return agent_id
-        principal = self.tokens.authenticate(authorization) if authorization else None
+        principal = self.caller(authorization)
         if principal is None:
-            if authorization or self.mode == "required":
-                raise IngestRefused(401, f"requests for agent {agent_id!r} need its agent token (the guard sends "
-                                         "the Authorization header of OTEL_EXPORTER_OTLP_HEADERS)")
             return UNTRUSTED_PREFIX + agent_id
         if principal.role is not Role.AGENT or not may_report(principal, agent_id):
             raise IngestRefused(403, f"token {principal.name!r} may not act for agent {agent_id!r}",

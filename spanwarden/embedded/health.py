@@ -1,47 +1,29 @@
-"""Monitoring the monitor: `/healthz` (can the service take spans and commands, and if not, why) and the
-figures behind `/metrics`, read from the service when asked."""
+"""Monitoring the monitor, embedded side: what `serve` adds to `/healthz` and the figures behind `/metrics`,
+read from the service when asked (the health rules themselves are the server layer's, alike for both
+runtimes: spanwarden/server/service_routes.py)."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
-from spanwarden.settings import Settings
+from spanwarden.server.runtime import Figures
 
 if TYPE_CHECKING:
     from spanwarden.embedded.service import EmbeddedService
-
-Figures = dict[str, tuple[str, str, Any, tuple[str, ...]]]
-
-
-def disk_short(settings: Settings) -> str | None:
-    """Why the state dir has too little room to audit what a request would cause, or None."""
-    free = shutil.disk_usage(settings.state_dir).free
-    if free >= settings.min_free_disk_bytes:
-        return None
-    return (f"only {free:,} bytes free under {settings.state_dir} (below SPANWARDEN_MIN_FREE_DISK_BYTES="
-            f"{settings.min_free_disk_bytes:,}): nothing is taken in that could not be audited")
 
 
 def _span_age(service: EmbeddedService) -> float | None:
     return None if service.last_span_wall is None else time.time() - service.last_span_wall
 
 
-def health(service: EmbeddedService) -> web.Response:
-    """200 while the service can take spans and commands; 503 with why (audit chain broken, disk full)."""
+def body(service: EmbeddedService) -> dict[str, Any]:
+    """What `/healthz` says of the pipeline."""
     age = _span_age(service)
-    body = {"records": service.pipeline.records_seen, "agents": len(service.pipeline.agents),
+    return {"records": service.pipeline.records_seen, "agents": len(service.pipeline.agents),
             "last_span_age_s": None if age is None else round(age, 3),
             "policy_version": service.pipeline.policy.version}
-    if service.audit_broken is not None:
-        return web.json_response({"status": "audit_broken", "message": service.audit_broken, **body}, status=503)
-    if (short := disk_short(service.settings)) is not None:
-        return web.json_response({"status": "disk_full", "message": short, **body}, status=503)
-    return web.json_response({"status": "ok", **body})
 
 
 def figures(service: EmbeddedService) -> Figures:
@@ -53,8 +35,6 @@ def figures(service: EmbeddedService) -> Figures:
         "spanwarden_agents": ("gauge", "agents known", len(pipeline.agents), ()),
         "spanwarden_decisions_in_force": ("gauge", "agents by the action in force",
                                           {(a,): float(n) for a, n in in_force.items()}, ("action",)),
-        "spanwarden_audit_chain_ok": ("gauge", "1 while the audit chain is intact",
-                                      0.0 if service.audit_broken else 1.0, ()),
         "spanwarden_audit_entries": ("counter", "audit entries in the chain",
                                      float(getattr(service.audit, "seq", 0)), ()),
         "spanwarden_last_span_age_seconds": ("gauge", "seconds since spans last arrived",

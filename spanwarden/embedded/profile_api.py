@@ -14,13 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from spanwarden.detectors.pinned_profile import PinnedProfile
 from spanwarden.embedded.activity_journal import file_name, read_activity
-from spanwarden.embedded.commands_api import authorize
 from spanwarden.enforcers.audit_log import AgentRef, AuditEntry, read_entries
-from spanwarden.enforcers.roles import TokenBook
 from spanwarden.pipeline import Pipeline
 
 
@@ -33,16 +29,12 @@ def load_pinned(directory: Path) -> dict[str, PinnedProfile]:
 
 
 class ProfileApi:
-    def __init__(self, pipeline: Pipeline, tokens: TokenBook, state_dir: Path,
-                 clock: Callable[[], float] = time.time) -> None:
+    """What `GET /v1/profile/{agent}` and its pin answer on `serve` (the routes are the server layer's)."""
+
+    def __init__(self, pipeline: Pipeline, state_dir: Path, clock: Callable[[], float] = time.time) -> None:
         self.pipeline = pipeline
-        self.tokens = tokens
         self.state_dir = state_dir
         self.clock = clock
-
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_get("/v1/profile/{agent}", self.show)
-        app.router.add_post("/v1/profile/{agent}/pin", self.pin)
 
     def profile(self, agent_id: str) -> dict[str, Any] | None:
         bank = self.pipeline.detectors.get(agent_id)
@@ -75,40 +67,20 @@ class ProfileApi:
                 "error_rate": round(errors / spans, 6) if spans else None, "approvals": approvals,
                 "pinned": pinned.to_dict() if pinned else None, "drift_from_pinned": drift}
 
-    async def show(self, request: web.Request) -> web.Response:
-        allowed = authorize(request, self.tokens, "status", self.pipeline, self.clock())
-        if isinstance(allowed, web.Response):
-            return allowed
-        profile = self.profile(request.match_info["agent"])
-        if profile is None:
-            return web.json_response({"code": 404, "message": "no such agent"}, status=404)
-        return web.json_response(profile)
-
-    async def pin(self, request: web.Request) -> web.Response:
-        agent_id = request.match_info["agent"]
-        allowed = authorize(request, self.tokens, "profile_pin", self.pipeline, self.clock(), agent_id)
-        if isinstance(allowed, web.Response):
-            return allowed
-        try:
-            body: dict[str, Any] = await request.json() if request.can_read_body else {}
-            reason = str(body.get("reason", "")).strip()
-            given = body.get("profile")
-            current = self.profile(agent_id)
-            source = given if given is not None else current
-            if source is None:
-                raise KeyError(f"no learned profile for {agent_id!r}; pin one from a file")
-            pinned = PinnedProfile(frozenset(map(str, source["resources"])), frozenset(map(str, source["tools"])),
-                                   frozenset(map(str, source["models"])), allowed.actor, self.clock())
-        except (ValueError, KeyError, TypeError) as exc:
-            return web.json_response({"code": 400, "message": f"cannot pin: {exc}"}, status=400)
-        if not reason:
-            return web.json_response({"code": 400, "message": "pinning needs a reason"}, status=400)
+    def pin(self, agent_id: str, actor: str, reason: str, given: dict[str, Any] | None) -> dict[str, Any]:
+        """Pin `given` (the learned profile when None) for the agent, audited; KeyError/ValueError/TypeError
+        for one that cannot be pinned."""
+        source = given if given is not None else self.profile(agent_id)
+        if source is None:
+            raise KeyError(f"no learned profile for {agent_id!r}; pin one from a file")
+        pinned = PinnedProfile(frozenset(map(str, source["resources"])), frozenset(map(str, source["tools"])),
+                               frozenset(map(str, source["models"])), actor, self.clock())
         directory = self.state_dir / "profiles"
         directory.mkdir(parents=True, exist_ok=True)
         (directory / file_name(agent_id).replace(".jsonl", ".json")).write_text(
             json.dumps({"agent": agent_id, **pinned.to_dict()}, indent=2))
         self.pipeline.pinned[agent_id] = pinned
         self.pipeline.audit.append("config_change", self.pipeline.agents.get(agent_id, AgentRef(agent_id)),
-                                   allowed.actor, f"pinned profile: {reason}", self.clock(), (),
+                                   actor, f"pinned profile: {reason}", self.clock(), (),
                                    self.pipeline.policy.version, {"command": "profile_pin", **pinned.to_dict()})
-        return web.json_response(pinned.to_dict())
+        return pinned.to_dict()

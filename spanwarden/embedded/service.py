@@ -4,10 +4,9 @@ keeping its state on local disk so that a restart loses nothing."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -17,8 +16,8 @@ from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanwarden.audit_sink import AuditSink, TeeAuditSink
-from spanwarden.collector import control_channel, receiver
-from spanwarden.collector.ingest_auth import IngestGate, IngestRefused
+from spanwarden.collector import control_channel
+from spanwarden.collector.ingest_auth import IngestGate
 from spanwarden.collector.normalize import Normalizer
 from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import SpanRecord
@@ -27,23 +26,14 @@ from spanwarden.dashboards import reporting
 from spanwarden.dashboards.prometheus import AgentMetrics
 from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.detectors.finding import Finding
-from spanwarden.embedded import commands_api, health, leases_api, self_metrics, state_store
-from spanwarden.embedded.access_api import AccessApi
+from spanwarden.embedded import health, state_store
 from spanwarden.embedded.activity_journal import ActivityJournal
-from spanwarden.embedded.approvals_api import ApprovalsApi
+from spanwarden.embedded.ingest_worker import IngestWorker
 from spanwarden.embedded.loop_probe import LoopProbe
 from spanwarden.embedded.profile_api import ProfileApi, load_pinned
-from spanwarden.embedded.self_metrics import SelfMetrics
-from spanwarden.enforcers.audit_log import (
-    AgentRef,
-    AuditChainBroken,
-    AuditLog,
-    AuditUnwritable,
-    head_path,
-    segments,
-)
-from spanwarden.enforcers.decision import Decision
-from spanwarden.enforcers.leases import LeaseBook
+from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditLog, AuditUnwritable
+from spanwarden.enforcers.decision import Action, Decision
+from spanwarden.enforcers.leases import LeaseBook, LeaseBookFull
 from spanwarden.enforcers.policy import Policy, PolicyError
 from spanwarden.enforcers.redact import Redactor
 from spanwarden.enforcers.roles import TokenBook
@@ -53,31 +43,27 @@ from spanwarden.notify import sink as notify_sink
 from spanwarden.notify.notice import Notice
 from spanwarden.notify.targets import Target
 from spanwarden.pipeline import Pipeline
-from spanwarden.server import http_hints
+from spanwarden.server import app as server_app
+from spanwarden.server.access import AccessApi
 from spanwarden.server.announce import Announcer
+from spanwarden.server.approvals import ApprovalsApi
 from spanwarden.server.claim import claim
+from spanwarden.server.durability import BrokenAudit, Durability, set_aside
+from spanwarden.server.leases import LeaseRefused
+from spanwarden.server.runtime import Figures
+from spanwarden.server.supervisor import Supervisor
 from spanwarden.settings import Settings, admin_token
 from spanwarden.tls import server_context
 
 log = logging.getLogger(__name__)
-ACKNOWLEDGE_PATH = "/v1/audit/acknowledge"
-
-
-class BrokenAudit:
-    """Stands in for the audit log while its chain is broken: every append is refused."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-    def append(self, *args: Any, **kwargs: Any) -> Any:
-        raise AuditChainBroken(self.message)
-
-    def close(self) -> None:
-        return None
 
 
 class EmbeddedService:
-    """Build with settings, then `run()` (blocking) or `start_in_thread()` (returns the bound port)."""
+    """Build with settings, then `run()` (blocking) or `start_in_thread()` (returns the bound port). It is the
+    server layer's `Runtime` for `serve` (spanwarden/server/runtime.py): the app comes from
+    `spanwarden.server.app.build`, like the Kafka gateway's."""
+
+    kind = "embedded"
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
@@ -92,11 +78,12 @@ class EmbeddedService:
             raise
 
     def _open(self, settings: Settings, clock: Callable[[], float]) -> None:
-        self.policy = Policy.load(settings.policy_file)
+        policy = Policy.load(settings.policy_file)
         self.prices = PriceTable.load(settings.price_file,
                                       (settings.default_input_price, settings.default_output_price))
         self.audit_key = settings.audit_hmac_key.encode() if settings.audit_hmac_key else None
-        self.audit_broken: str | None = None
+        self.supervisor = Supervisor()
+        self.durability = Durability(settings, self.supervisor)
         self.audit: AuditLog | BrokenAudit
         try:
             self.audit = AuditLog(settings.audit_path, self.audit_key, settings.audit_fsync, self._redactor(),
@@ -104,7 +91,7 @@ class EmbeddedService:
         except AuditChainBroken as exc:
             # Keep serving decisions (a halted agent stays halted) but take in nothing that would need an
             # audit entry until an admin acknowledges the break.
-            self.audit_broken = str(exc)
+            self.durability.broken = str(exc)
             self.audit = BrokenAudit(str(exc))
             log.error("%s; spans and commands are refused until `spanwarden audit acknowledge`", exc)
         self.board = control_channel.DecisionBoard()
@@ -116,29 +103,30 @@ class EmbeddedService:
                           if reporting.enabled(settings.datadog_export) else None)
         self.notify = notify_sink.build(settings, self._notify_failed)
         self.agent_metrics = AgentMetrics(self.prices.canonical_name, settings.metrics_max_agents)
-        self.pipeline = Pipeline(self.policy, self._sink(self.audit), on_decision=self._on_decision,
+        self.pipeline = Pipeline(policy, self._sink(self.audit), on_decision=self._on_decision,
                                  on_finding=self._remember_finding, refitter=self.refitter,
                                  time_bounds=None if settings.trust_span_time else
                                  TimeBounds(settings.max_lateness_s, settings.max_skew_s))
+        self.state = state_store.StateStore(settings.state_dir / "state.db")
+        self.snapshots = state_store.Snapshotter(self.state, self.pipeline)
+        self.ingest_worker = IngestWorker(self.deliver, lambda: self.audit)  # spans through the pipeline
         self._restore()
         self.token = admin_token(settings)
         self.tokens = TokenBook.load(settings.tokens_path, self.token)
         self.ingest = IngestGate(self.tokens, settings.ingest_mode)
-        self._refusals_audited: set[tuple[str, str]] = set()
         self.pipeline.pinned = load_pinned(settings.state_dir / "profiles")
-        self.access = AccessApi(self.pipeline, self.tokens, self.pipeline.access, self._answer_access, clock,
-                                settings.long_poll_s)
-        self.profiles = ProfileApi(self.pipeline, self.tokens, settings.state_dir, clock)
-        self.approvals = ApprovalsApi(self.pipeline, self.tokens, self.ingest, clock, settings.long_poll_s)
+        self.access = AccessApi(self.pipeline.access, self.answer_access, clock, settings.long_poll_s)
+        self.profiles = ProfileApi(self.pipeline, settings.state_dir, clock)
+        self.approvals = ApprovalsApi(self, self.ingest, clock, settings.long_poll_s,
+                                      egress=self.pipeline.egress_request,
+                                      internal_domains=settings.internal_domains)
         self.leases = LeaseBook()
         self.trace_stage = TraceStage()  # one cost per LLM call; agents inherited within a bounded wait
+        self._normalizer = Normalizer(self.prices)
         self.port: int | None = None
-        self.self_metrics = SelfMetrics(lambda: health.figures(self))
-        self.agent_registry = self_metrics.registry_of(lambda: health.agent_figures(self))
         self.journal = ActivityJournal(settings.state_dir / "activity", settings.activity_max_bytes)
         self.last_span_wall: float | None = None
         self.loop_probe = LoopProbe()  # how long anything held the event loop (/metrics)
-        self._snapshotted_at = -1
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -150,6 +138,14 @@ class EmbeddedService:
             self.reporting.finding(finding, self.pipeline.agents.get(finding.agent_id, AgentRef(finding.agent_id)))
 
     def _on_decision(self, decision: Decision) -> None:
+        audit = self.audit
+        if isinstance(audit, AuditLog) and audit.deferring:  # from an ingest chunk: published once durable
+            audit.durable().add_done_callback(
+                lambda done: None if done.cancelled() or done.exception() else self._publish(decision))
+            return
+        self._publish(decision)
+
+    def _publish(self, decision: Decision) -> None:
         self.board.publish(decision)
         self.announcer.decision(decision)
         if self.reporting is not None:
@@ -174,9 +170,7 @@ class EmbeddedService:
             self._loop.call_soon_threadsafe(audit)
 
     def _restore(self) -> None:
-        snapshot = state_store.load_snapshot(self.settings.snapshot_path)
-        if snapshot is not None:
-            self.pipeline.load_state(snapshot)
+        state_store.restore(self.state, self.settings.snapshot_path, self.pipeline)
         for decision in state_store.decisions_from_audit(self.settings.audit_path):
             self.pipeline.restore_decision(decision)
         for agent_id in self.pipeline.ladders:
@@ -184,7 +178,7 @@ class EmbeddedService:
                                    key=lambda d: d.version):
                 self.board.publish(decision)
         self.announcer.seen.update(self.pipeline.agents)  # restored agents are not new
-        if self.audit_broken is None:
+        if self.durability.broken is None:
             self._started()
 
     def _started(self) -> None:
@@ -199,22 +193,69 @@ class EmbeddedService:
     def _redactor(self) -> Redactor:
         return Redactor(self.settings.redact_patterns)
 
-    def _audit_refused_ingest(self, exc: IngestRefused) -> None:
-        """A forged report (a token speaking for another agent) is audited, once per token and agent."""
-        key = (exc.principal, exc.agent)
-        if exc.status != 403 or key in self._refusals_audited or len(self._refusals_audited) > 10_000:
-            return
-        self._refusals_audited.add(key)
-        self.pipeline.audit.append("command", self.pipeline.agents.get(exc.agent, AgentRef(exc.agent)),
-                                   exc.principal, f"refused spans: {exc}", self.clock(), (),
-                                   self.pipeline.policy.version, {"command": "ingest", "outcome": "refused",
-                                                                  "status": exc.status})
+    # --- the server layer's Runtime (spanwarden/server/runtime.py) ---
+    @property
+    def sink(self) -> AuditSink:
+        return self.pipeline.audit
 
-    async def _answer_access(self, *args: Any) -> Decision:
-        return self.pipeline.answer_access(*args)
+    @property
+    def agents(self) -> dict[str, AgentRef]:
+        return self.pipeline.agents
 
-    async def _apply_command(self, *args: Any) -> Decision:
-        return self.pipeline.command(*args)
+    @property
+    def policy(self) -> Policy:
+        return self.pipeline.policy
+
+    @property
+    def audit_broken(self) -> str | None:
+        return self.durability.broken
+
+    async def take_spans(self, message: ExportTraceServiceRequest, authorization: str) -> None:
+        records = self.ingest.admit(authorization, self._normalizer.records(message))
+        ready = self.trace_stage.process(records, self.clock())
+        if ready:
+            await self.ingest_worker.take(ready)  # queued for the pipeline worker; 429 when it is full
+
+    async def answer_access(self, request_id: str, approve: bool, actor: str, reason: str, now_s: float,
+                            for_s: float | None) -> Decision:
+        return self.pipeline.answer_access(request_id, approve, actor, reason, now_s, for_s)
+
+    async def apply_command(self, agent_id: str, action: Action, reason: str, actor: str, now_s: float,
+                            expires_s: float | None, throttle_per_s: float | None, selected_by: dict[str, str],
+                            calls: str) -> Decision:
+        return self.pipeline.command(agent_id, action, reason, actor, now_s, expires_s, throttle_per_s,
+                                     selected_by, calls)
+
+    def knows(self, agent_id: str) -> bool:
+        return agent_id in self.pipeline.agents or self.board.version(agent_id) > 0
+
+    def health_body(self) -> dict[str, Any]:
+        return health.body(self)
+
+    def figures(self) -> Figures:
+        return health.figures(self)
+
+    def agent_figures(self) -> Figures:
+        return health.agent_figures(self)
+
+    async def grant_lease(self, agent_id: str, returning: str, unused_usd: float,
+                          reservation: str) -> dict[str, Any]:
+        bank = self.pipeline.detectors.get(agent_id)
+        spent = bank.cost.hour.sum if bank is not None else 0.0
+        try:
+            lease = self.leases.grant(agent_id, self.clock(), self.pipeline.policy.budgets.agent_usd_per_hour,
+                                      spent, returning, unused_usd)
+        except LeaseBookFull as exc:
+            raise LeaseRefused(f"no lease granted: {exc}", self.leases.lease_s) from exc
+        p99 = self.leases.sizes.p99(agent_id)
+        return {**lease.to_dict(), "ttl_s": self.leases.lease_s, "p99_input_tokens": p99[0] if p99 else None,
+                "p99_output_tokens": p99[1] if p99 else None}
+
+    def profile(self, agent_id: str) -> dict[str, Any] | None:
+        return self.profiles.profile(agent_id)
+
+    def pin_profile(self, agent_id: str, actor: str, reason: str, given: dict[str, Any] | None) -> dict[str, Any]:
+        return self.profiles.pin(agent_id, actor, reason, given)
 
     def deliver(self, records: list[SpanRecord]) -> None:
         self.last_span_wall = time.time()
@@ -234,118 +275,24 @@ class EmbeddedService:
         self.announcer.agents(agents[r.agent_id] for r in records
                               if r.agent_id not in seen and r.agent_id in agents)
 
-    @web.middleware
-    async def _refuse_while_audit_broken(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        """What changes state (spans, commands) waits while nothing can be audited: a broken chain (until an
-        admin acknowledges it) or a nearly full disk (until there is room; OTLP exporters retry 503s).
-        Decisions in force are still served."""
-        if request.method != "POST":
-            return await handler(request)
-        if self.audit_broken is not None and request.path != ACKNOWLEDGE_PATH:
-            return web.json_response({"code": 503, "message": f"{self.audit_broken}; an admin must run "
-                                      "`spanwarden audit acknowledge` first"}, status=503)
-        if (short := health.disk_short(self.settings)) is not None:
-            return web.json_response({"code": 503, "message": short}, status=503)
-        try:
-            return await handler(request)
-        except AuditUnwritable as exc:
-            log.error("%s; spans and commands wait until it can be written", exc)
-            return web.json_response({"code": 503, "message": f"{exc}; retry later"}, status=503)
-
-    async def _acknowledge(self, request: web.Request) -> web.Response:
-        allowed = commands_api.authorize(request, self.tokens, "audit_acknowledge", self.pipeline, self.clock())
-        if isinstance(allowed, web.Response):
-            return allowed
-        try:
-            reason = str((await request.json())["reason"]).strip()
-        except (ValueError, KeyError, TypeError):
-            reason = ""
-        if not reason:
-            return web.json_response({"code": 400, "message": "acknowledge needs a reason"}, status=400)
-        if self.audit_broken is None:
-            return web.json_response({"code": 409, "message": "the audit log is intact"}, status=409)
-        moved = self.acknowledge_broken_audit(allowed.actor, reason)
-        return web.json_response({"moved_to": moved})
-
     def acknowledge_broken_audit(self, actor: str, reason: str) -> str:
         """Set the broken log aside (kept for forensics) and start a new chain whose first entry records the
         break, who acknowledged it and why."""
-        path = self.settings.audit_path
-        aside = path.with_name(f"{path.name}.broken-{int(self.clock())}")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
-        rotated = [p for p in segments(path) if p != path]
-        for segment in rotated:  # audit.jsonl.000001 -> audit.jsonl.broken-T.000001
-            os.replace(segment, segment.with_name(f"{aside.name}.{segment.name.rsplit('.', 1)[1]}"))
-        if path.exists():
-            os.replace(path, aside)
-        if head_path(path).exists():
-            os.replace(head_path(path), head_path(aside))
-        new = AuditLog(path, self.audit_key, self.settings.audit_fsync, self._redactor(),
+        aside, digest = set_aside(self.settings.audit_path, self.clock())
+        new = AuditLog(self.settings.audit_path, self.audit_key, self.settings.audit_fsync, self._redactor(),
                        self.settings.audit_rotate_bytes)
         new.append("command", AgentRef(), actor, reason, self.clock(), (), self.policy.version,
-                   {"command": "audit_acknowledge", "break": self.audit_broken, "set_aside": aside.name,
+                   {"command": "audit_acknowledge", "break": self.durability.broken, "set_aside": aside,
                     "sha256_of_set_aside": digest})
         self.audit = new
         self.pipeline.audit = self._sink(new)
-        self.audit_broken = None
+        self.durability.broken = None
         self._started()
-        return aside.name
+        return aside
 
     def build_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.settings.max_body_bytes + 1,
-                              middlewares=[self.self_metrics.count_requests, self._refuse_while_audit_broken])
-        normalizer = Normalizer(self.prices)
-
-        async def deliver(message: ExportTraceServiceRequest, authorization: str) -> None:
-            try:
-                records = self.ingest.admit(authorization, normalizer.records(message))
-            except IngestRefused as exc:
-                self._audit_refused_ingest(exc)
-                raise
-            ready = self.trace_stage.process(records, self.clock())
-            if ready:
-                self.deliver(ready)
-
-        app.router.add_post(receiver.TRACES_PATH, receiver.traces_handler(deliver, self.settings.max_body_bytes))
-        control_channel.add_routes(app, self.board, self.settings.long_poll_s)
-        commands_api.add_routes(app, self.pipeline, self.tokens, self._apply_command, self.clock,
-                                lambda agent: agent in self.pipeline.agents or self.board.version(agent) > 0)
-        self.approvals.add_routes(app)
-        self.profiles.add_routes(app)
-        self.access.add_routes(app)
-        leases_api.add_routes(app, self.pipeline, self.leases, self.ingest, self.clock)
-        app.router.add_get("/v1/status", self._status)
-        app.router.add_post("/v1/policy/reload", self._reload)
-        app.router.add_post(ACKNOWLEDGE_PATH, self._acknowledge)
-        app.router.add_get("/healthz", self._health)
-        app.router.add_get("/metrics", self.self_metrics.endpoint)
-        app.router.add_get("/metrics/agents", self._agent_metrics)
-        http_hints.install(app)
-        return app
-
-    async def _agent_metrics(self, request: web.Request) -> web.Response:
-        allowed = commands_api.authorize(request, self.tokens, "status", self.pipeline, self.clock())
-        if isinstance(allowed, web.Response):
-            return allowed
-        return self_metrics.exposition(self.agent_registry)
-
-    async def _health(self, request: web.Request) -> web.Response:
-        return health.health(self)
-
-    async def _status(self, request: web.Request) -> web.Response:
-        allowed = commands_api.authorize(request, self.tokens, "status", self.pipeline, self.clock())
-        if isinstance(allowed, web.Response):
-            return allowed
-        return web.json_response({"agents": self.status()})
-
-    async def _reload(self, request: web.Request) -> web.Response:
-        allowed = commands_api.authorize(request, self.tokens, "policy_reload", self.pipeline, self.clock())
-        if isinstance(allowed, web.Response):
-            return allowed
-        error = self.reload_policy(allowed.actor)
-        if error:
-            return web.json_response({"code": 400, "message": error}, status=400)
-        return web.json_response({"policy_version": self.pipeline.policy.version})
+        """The server layer's app (one route table, auth, durability) on this runtime."""
+        return server_app.build(self, console=True)  # and the web console at / (spanwarden/console/)
 
     def reload_policy(self, actor: str) -> str | None:
         """Load the policy file again; an invalid one is refused (and audited) and the old one stays."""
@@ -358,7 +305,6 @@ class EmbeddedService:
             log.error("policy reload refused, %s stays in force: %s", self.pipeline.policy.version, exc)
             return str(exc)
         self.pipeline.set_policy(policy, actor, self.clock())
-        self.policy = policy
         log.info("policy %s in force", policy.version)
         return None
 
@@ -384,15 +330,13 @@ class EmbeddedService:
         return out
 
     def snapshot(self) -> None:
-        """Save the baselines; when the disk refuses, keep the previous snapshot and try again next time
-        (decisions are recovered from the audit log whatever the snapshot's age)."""
-        if self.pipeline.records_seen != self._snapshotted_at:
-            try:
-                state_store.save_snapshot(self.settings.snapshot_path, self.pipeline.to_state())
-            except OSError as exc:
-                log.error("could not save the baselines snapshot (%s); the previous one stays", exc)
-                return
-            self._snapshotted_at = self.pipeline.records_seen
+        """Save the baselines of the agents changed since the last snapshot, at once (at shutdown, in tests);
+        when the disk refuses, keep the previous snapshot and try again next time (decisions are recovered
+        from the audit log whatever the snapshot's age)."""
+        try:
+            self.snapshots.now()
+        except (OSError, sqlite3.Error) as exc:
+            log.error("could not save the baselines snapshot (%s); the previous one stays", exc)
 
     async def _serve(self, ready: threading.Event | None = None) -> None:
         self._loop = asyncio.get_running_loop()
@@ -406,30 +350,22 @@ class EmbeddedService:
         log.info("spanwarden listening on http://%s:%s", self.settings.host, self.port)
         if ready is not None:
             ready.set()
-        flusher = asyncio.create_task(self._flush_datadog()) if self.reporting is not None else None
-        clock = asyncio.create_task(self._advance_clock())
-        probe = asyncio.create_task(self.loop_probe.run())
+        self._supervise()
         try:
-            while not self._stopping.is_set():
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), self.settings.snapshot_interval_s)
-                except TimeoutError:
-                    self.snapshot()
+            await self._stopping.wait()
         finally:
-            if flusher is not None:
-                flusher.cancel()
-            clock.cancel()
-            probe.cancel()
+            await self.supervisor.stop(grace_s=0)  # these tasks loop until cancelled
             self.board.close()
             await runner.cleanup()
             self.snapshot()
-            if self.audit_broken is None:
+            if self.durability.broken is None:
                 try:
                     self.pipeline.audit.append("service", AgentRef(), "service", "service stopped", self.clock(),
                                                policy_version=self.policy.version)
                 except AuditUnwritable as exc:  # a full disk at shutdown: say so, and still close cleanly
                     log.error("the stop could not be audited: %s", exc)
             self.audit.close()
+            self.state.close()
             self.journal.close()
             self.refitter.close()
             if self.reporting is not None:
@@ -438,12 +374,39 @@ class EmbeddedService:
                 self.notify.close()
             self.claim.release()
 
+    def _supervise(self) -> None:
+        """Start the background tasks under the supervisor: one that dies turns /healthz 503, and the clock
+        (which judges records and lapses decisions) stops intake with it."""
+        self.supervisor.start("clock", self._advance_clock, stops_intake=True)
+        self.supervisor.start("snapshot", self._snapshots, stops_intake=False)
+        self.supervisor.start("pipeline", self.ingest_worker.run, stops_intake=True)
+        self.supervisor.start("loop_probe", self.loop_probe.run, stops_intake=False)
+        if self.reporting is not None:
+            self.supervisor.start("datadog_flush", self._flush_datadog, stops_intake=False)
+        if self.notify is not None:
+            notifier = self.notify.notifier
+            self.supervisor.watch("notify", lambda: None if notifier._thread.is_alive()  # noqa: SLF001
+                                  else "the notifications thread ended", stops_intake=False)
+
+    async def _snapshots(self) -> None:
+        """Every interval, the changed agents a chunk at a time, written on a thread (state_store.py); a slow
+        snapshot waits four times its own length before the next, so it never takes over a fifth of a core."""
+        pause = self.settings.snapshot_interval_s
+        while True:
+            await asyncio.sleep(pause)
+            started = time.monotonic()
+            try:
+                await self.snapshots.run()
+            except (OSError, sqlite3.Error) as exc:
+                log.error("could not save the baselines snapshot (%s); the previous one stays", exc)
+            pause = max(self.settings.snapshot_interval_s, 4 * (time.monotonic() - started))
+
     async def _advance_clock(self) -> None:
         """Judge records whose time has come and lapse expired decisions, on the service clock, even while no
         spans arrive."""
         while True:
             await asyncio.sleep(1.0)
-            if self.audit_broken is None:
+            if self.durability.broken is None:
                 try:
                     self.pipeline.advance(self.clock())
                 except AuditUnwritable as exc:

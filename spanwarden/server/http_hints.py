@@ -65,10 +65,13 @@ async def _identify(request: web.Request, response: web.StreamResponse) -> None:
     response.headers[HEADER] = spanwarden.__version__
 
 
-def install(app: web.Application, warnings: UnknownPathWarnings | None = None) -> UnknownPathWarnings:
-    """Add the header, the unknown-path warnings and the refusal audit's memory to `app` (before it starts)."""
+def install(app: web.Application, warnings: UnknownPathWarnings | None = None,
+            middleware: bool = True) -> UnknownPathWarnings:
+    """Add the header, the unknown-path warnings (unless the caller placed `warnings.middleware` itself) and
+    the refusal audit's memory to `app` (before it starts)."""
     warnings = warnings or UnknownPathWarnings()
     app[refusals.KEY] = refusals.RefusalAudit()
-    app.middlewares.append(warnings.middleware)
+    if middleware:
+        app.middlewares.append(warnings.middleware)
     app.on_response_prepare.append(_identify)
     return warnings

@@ -4,7 +4,12 @@ It takes OTLP spans in and publishes them to the spans topic, serves the control
 decisions topic, turns on-call commands into messages for the worker that owns the agent (answering with
 the decision once that worker has made it), and is the audit chain's single writer. Tool approvals
 are held here; spend leases are granted by the agent's worker (`leases_route.py`); policy reload needs
-state the workers hold and is not offered here (501)."""
+state the workers hold and is not offered here (501).
+
+It is the server layer's `Runtime` for `serve --kafka` (spanwarden/server/runtime.py): the same route table,
+auth, durability rules, `/metrics` and supervised background tasks as `serve`. On a broken audit chain it
+starts and serves decisions; the audit writer waits (workers' entries stay on the audit topic) until an
+admin acknowledges the break, then writes them to the new chain."""
 
 from __future__ import annotations
 
@@ -22,17 +27,22 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanwarden.audit_sink import AuditSink, TeeAuditSink
-from spanwarden.collector import control_channel, receiver
+from spanwarden.collector import control_channel
 from spanwarden.collector.ingest_auth import IngestGate
 from spanwarden.collector.normalize import Normalizer
 from spanwarden.collector.pricing import PriceTable
+from spanwarden.collector.receiver import DeliveryFailed
 from spanwarden.dashboards import reporting
 from spanwarden.dashboards.reporting import DatadogReporting
-from spanwarden.embedded import commands_api
-from spanwarden.embedded.access_api import AccessApi
-from spanwarden.embedded.approvals_api import ApprovalsApi
 from spanwarden.enforcers.access_requests import AccessBook, AccessRequest
-from spanwarden.enforcers.audit_log import AgentRef, AuditEntry, AuditLog, read_entries
+from spanwarden.enforcers.audit_log import (
+    AgentRef,
+    AuditChainBroken,
+    AuditEntry,
+    AuditLog,
+    AuditUnwritable,
+    read_entries,
+)
 from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.enforcers.policy import Policy
 from spanwarden.enforcers.redact import Redactor
@@ -40,8 +50,15 @@ from spanwarden.enforcers.roles import TokenBook
 from spanwarden.notify import sink as notify_sink
 from spanwarden.notify.notice import Notice
 from spanwarden.notify.targets import Target
-from spanwarden.server import http_hints
+from spanwarden.server import app as server_app
+from spanwarden.server.access import AccessApi
+from spanwarden.server.approvals import ApprovalsApi
 from spanwarden.server.claim import claim
+from spanwarden.server.commands import CommandNotApplied
+from spanwarden.server.durability import BrokenAudit, Durability, set_aside
+from spanwarden.server.leases import LeaseRefused
+from spanwarden.server.runtime import Figures, NotOffered, Unavailable
+from spanwarden.server.supervisor import Supervisor
 from spanwarden.settings import Settings, admin_token
 from spanwarden.streaming import leases_route
 from spanwarden.streaming.audit_writer import AuditWriter, keys_in_log
@@ -54,11 +71,11 @@ from spanwarden.tls import server_context
 
 log = logging.getLogger(__name__)
 SHUTDOWN_S = 5.0
-# Policy reload is a worker restart (see the README).
-NOT_HERE = ("/v1/policy/reload",)
 
 
 class KafkaGateway:
+    kind = "kafka"
+
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock
@@ -72,14 +89,22 @@ class KafkaGateway:
 
     def _open(self, settings: Settings, clock: Callable[[], float]) -> None:
         self.policy = Policy.load(settings.policy_file)
-        key = settings.audit_hmac_key.encode() if settings.audit_hmac_key else None
-        self.audit_log = AuditLog(settings.audit_path, key, settings.audit_fsync,
-                                  Redactor(settings.redact_patterns), settings.audit_rotate_bytes)
+        self.supervisor = Supervisor()
+        self.durability = Durability(settings, self.supervisor)
+        self.audit_key = settings.audit_hmac_key.encode() if settings.audit_hmac_key else None
+        self.audit_log: AuditLog | BrokenAudit
+        try:
+            self.audit_log = self._open_log()
+        except AuditChainBroken as exc:
+            # As `serve`: decisions are still served; nothing that needs an audit entry is taken in (and the
+            # workers' entries wait on the audit topic) until an admin acknowledges the break.
+            self.durability.broken = str(exc)
+            self.audit_log = BrokenAudit(str(exc))
+            log.error("%s; spans and commands are refused until `spanwarden audit acknowledge`", exc)
         # What the gateway appends itself (tool approvals, start and stop) and what workers send both pass the
         # notifications sink, as in `serve`.
         self.notify = notify_sink.build(settings, self._notify_failed)
-        self.audit: AuditSink = (self.audit_log if self.notify is None
-                                 else TeeAuditSink(self.audit_log, self.notify))
+        self.audit: AuditSink = self._own_sink()
         # The fleet directory, from the workers' compacted agents topic: team and environment commands expand
         # to the agents in it (as with `serve`, to the agents known when the command is given).
         self.agents: dict[str, AgentRef] = {}
@@ -92,23 +117,17 @@ class KafkaGateway:
         self.normalizer = Normalizer(PriceTable.load(settings.price_file))
         self.board = control_channel.DecisionBoard()
         # Tool approvals need only the policy and the audit log, both here: the gateway holds them.
-        self.approvals = ApprovalsApi(self, self.tokens, self.ingest, clock, settings.long_poll_s)
+        self.approvals = ApprovalsApi(self, self.ingest, clock, settings.long_poll_s)
         self.feed = DecisionsFeed(self.board)
         # The gateway writes the audit chain, so it sends the audit logs to Datadog; workers send the rest.
         self.reporting = (DatadogReporting(lambda model: None, settings.datadog_host, settings.datadog_max_agents,
                                            settings.datadog_queue_batches)
                           if reporting.enabled(settings.datadog_export) else None)
-        sink: AuditSink = TeeAuditSink(self.audit_log, self._note_access)
-        if self.notify is not None:
-            sink = TeeAuditSink(sink, self.notify)
-        if self.reporting is not None:
-            sink = TeeAuditSink(sink, self.reporting.audit)
-        self.writer = AuditWriter(sink, keys_in_log(settings.audit_path))
+        self.writer = AuditWriter(self._writer_sink(), keys_in_log(settings.audit_path))
         # Access requests are opened and answered by the agents' workers; the gateway keeps a view of them
         # from the audit trail it writes (rebuilt from the log at start) and sends answers as commands.
         self.access_book = AccessBook()
-        self.access = AccessApi(self, self.tokens, self.access_book, self._answer_access, clock,
-                                settings.long_poll_s)
+        self.access = AccessApi(self.access_book, self.answer_access, clock, settings.long_poll_s)
         for _, entry in read_entries(settings.audit_path):
             if isinstance(entry, AuditEntry):
                 self._note_access(entry)
@@ -118,14 +137,37 @@ class KafkaGateway:
         self._stopping: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    def _open_log(self) -> AuditLog:
+        settings = self.settings
+        return AuditLog(settings.audit_path, self.audit_key, settings.audit_fsync,
+                        Redactor(settings.redact_patterns), settings.audit_rotate_bytes)
+
+    def _own_sink(self) -> AuditSink:
+        """Where the gateway appends its own entries: the log, then the notifications."""
+        return self.audit_log if self.notify is None else TeeAuditSink(self.audit_log, self.notify)
+
+    def _writer_sink(self) -> AuditSink:
+        """Where the workers' entries go: the log, the access-request view, notifications, Datadog."""
+        sink: AuditSink = TeeAuditSink(self.audit_log, self._note_access)
+        if self.notify is not None:
+            sink = TeeAuditSink(sink, self.notify)
+        if getattr(self, "reporting", None) is not None:
+            assert self.reporting is not None
+            sink = TeeAuditSink(sink, self.reporting.audit)
+        return sink
+
     def _notify_failed(self, target: Target, notice: Notice, why: str) -> None:
         """A destination that keeps failing is audited once (from the notifier's thread: onto the loop)."""
         loop = getattr(self, "_loop", None)
         data = {"notify": target.kind, "notice": notice.key, "error": why}
+        def audit() -> None:
+            try:
+                self.audit.append("service", AgentRef(), "service", f"notifications to {target.kind} are "
+                                  f"failing ({why})", self.clock(), (), self.policy.version, data)
+            except (AuditChainBroken, AuditUnwritable) as exc:
+                log.error("notifications to %s are failing (%s); not audited: %s", target.kind, why, exc)
         if loop is not None:
-            loop.call_soon_threadsafe(lambda: self.audit.append(
-                "service", AgentRef(), "service", f"notifications to {target.kind} are failing ({why})",
-                self.clock(), (), self.policy.version, data))
+            loop.call_soon_threadsafe(audit)
 
     def _note_access(self, entry: AuditEntry) -> None:
         data = entry.data
@@ -143,8 +185,8 @@ class KafkaGateway:
             found.until_s = data.get("until_s")
             self.access.notify(request_id)
 
-    async def _answer_access(self, request_id: str, approve: bool, actor: str, reason: str, now_s: float,
-                             for_s: float | None) -> Decision:
+    async def answer_access(self, request_id: str, approve: bool, actor: str, reason: str, now_s: float,
+                            for_s: float | None) -> Decision:
         found = self.access_book.requests[request_id]
         return await self._through_worker(found.agent_id, {
             "type": "access_answer", "request_id": request_id, "approve": approve, "actor": actor,
@@ -158,45 +200,109 @@ class KafkaGateway:
             "action": action.value, "reason": reason, "actor": actor, "now_s": now_s, "expires_s": expires_s,
             "throttle_per_s": throttle_per_s, "selected_by": selected_by, "calls": calls})
 
+    def _connected(self) -> AIOKafkaProducer:
+        if self.producer is None:
+            raise Unavailable("the gateway is not connected to Kafka yet; retry in a moment")
+        return self.producer
+
     async def _through_worker(self, agent_id: str, body: dict[str, Any]) -> Decision:
-        assert self.producer is not None
+        producer = self._connected()
         command_id = uuid.uuid4().hex
         waiting = self.feed.expect(command_id)
         try:
             message = orjson.dumps({"id": command_id, "agent": agent_id, **body})
-            await self.producer.send_and_wait(COMMANDS, message, key=agent_id.encode())
+            await producer.send_and_wait(COMMANDS, message, key=agent_id.encode())
             return await asyncio.wait_for(waiting, self.settings.kafka_command_timeout_s)
         except TimeoutError:
-            raise commands_api.CommandNotApplied(
+            raise CommandNotApplied(
                 f"command {command_id} is on the commands topic but no worker applied it within "
                 f"{self.settings.kafka_command_timeout_s:g} s; it will take effect when a worker picks it up"
             ) from None
         finally:
             self.feed.forget(command_id)
 
-    def build_app(self) -> web.Application:
-        assert self.publisher is not None
-        app = web.Application(client_max_size=self.settings.max_body_bytes + 1)
-        app.router.add_post(receiver.TRACES_PATH, receiver.traces_handler(self._deliver,
-                                                                          self.settings.max_body_bytes))
-        control_channel.add_routes(app, self.board, self.settings.long_poll_s)
-        commands_api.add_routes(app, self, self.tokens, self.apply_command, self.clock,
-                                lambda agent: agent in self.agents or self.board.version(agent) > 0)
-        self.approvals.add_routes(app)
-        self.access.add_routes(app)
-        leases_route.add_routes(app, self, self.settings.kafka_command_timeout_s)
-        app.router.add_get("/v1/status", self._status)
-        app.router.add_get("/healthz", self._health)
-        for path in NOT_HERE:
-            app.router.add_route("*", path, self._not_here)
-        http_hints.install(app)
-        return app
+    # --- the server layer's Runtime (spanwarden/server/runtime.py) ---
+    @property
+    def sink(self) -> AuditSink:
+        return self.audit
 
-    async def _deliver(self, message: ExportTraceServiceRequest, authorization: str) -> None:
+    async def take_spans(self, message: ExportTraceServiceRequest, authorization: str) -> None:
         if self.ingest.mode != "off":
             self.ingest.admit(authorization, self.normalizer.records(message))  # raises IngestRefused
-        assert self.publisher is not None
+        if self.publisher is None:
+            raise DeliveryFailed("the gateway is not connected to Kafka yet")
         await self.publisher(message)
+
+    def knows(self, agent_id: str) -> bool:
+        return agent_id in self.agents or self.board.version(agent_id) > 0
+
+    def status(self) -> list[dict[str, Any]]:
+        return [{"agent": d.agent_id, "decision": d.to_dict()} for d in self.board.all()]
+
+    def health_body(self) -> dict[str, Any]:
+        return {"spans_requests_published": self.publisher.published if self.publisher else 0,
+                "decisions_applied": self.feed.applied, "audit_appended": self.writer.appended,
+                "audit_duplicates_skipped": self.writer.duplicates, "agents": len(self.agents),
+                "policy_version": self.policy.version}
+
+    def figures(self) -> Figures:
+        return {
+            "spanwarden_spans_requests_published": ("counter", "OTLP requests published to the spans topic",
+                                                    float(self.publisher.published if self.publisher else 0), ()),
+            "spanwarden_decisions_applied": ("counter", "decisions read from the decisions topic",
+                                             float(self.feed.applied), ()),
+            "spanwarden_agents": ("gauge", "agents in the workers' directory", len(self.agents), ()),
+            "spanwarden_audit_entries": ("counter", "audit entries in the chain",
+                                         float(getattr(self.audit_log, "seq", 0)), ()),
+            "spanwarden_audit_duplicates_skipped": ("counter", "audit messages already in the chain",
+                                                    float(self.writer.duplicates), ()),
+        }
+
+    def agent_figures(self) -> Figures:
+        raise NotOffered("per-agent metrics are not available with `serve --kafka` yet: the workers hold the "
+                         "agents' figures (use their Datadog export)")
+
+    async def grant_lease(self, agent_id: str, returning: str, unused_usd: float,
+                          reservation: str) -> dict[str, Any]:
+        self._connected()
+        timeout_s = self.settings.kafka_command_timeout_s
+        answer = await leases_route.ask_for_lease(self, agent_id, returning, unused_usd, reservation, timeout_s)
+        if answer is None:
+            raise CommandNotApplied(leases_route.no_answer(timeout_s))
+        if "refused" in answer:
+            raise LeaseRefused(str(answer["refused"]), float(answer.get("retry_after_s", 60)))
+        return answer
+
+    def profile(self, agent_id: str) -> dict[str, Any] | None:
+        raise NotOffered("profiles are not available with `serve --kafka` yet: the workers hold the baselines")
+
+    def pin_profile(self, agent_id: str, actor: str, reason: str, given: dict[str, Any] | None) -> dict[str, Any]:
+        raise NotOffered("pinning a profile is not available with `serve --kafka` yet: the workers hold the "
+                         "baselines")
+
+    def reload_policy(self, actor: str) -> str | None:
+        raise NotOffered("policy reload is not available with `serve --kafka` yet: restart the workers (and "
+                         "the gateway) with the new policy file")
+
+    def acknowledge_broken_audit(self, actor: str, reason: str) -> str:
+        """As `serve`: set the broken chain aside, start a new one recording the break, and start the audit
+        writer on it (the workers' entries that waited on the topic are written then)."""
+        aside, digest = set_aside(self.settings.audit_path, self.clock())
+        new = self._open_log()
+        new.append("command", AgentRef(), actor, reason, self.clock(), (), self.policy.version,
+                   {"command": "audit_acknowledge", "break": self.durability.broken, "set_aside": aside,
+                    "sha256_of_set_aside": digest})
+        self.audit_log = new
+        self.audit = self._own_sink()
+        self.writer.audit = self._writer_sink()
+        self.durability.broken = None
+        if self._stopping is not None and self.producer is not None:
+            self._start_writer()
+        return aside
+
+    def build_app(self) -> web.Application:
+        """The server layer's app (one route table, auth, durability) on this runtime."""
+        return server_app.build(self, console=True)  # and the web console at / (spanwarden/console/)
 
     def _learn_agent(self, key: bytes, value: bytes) -> None:
         try:
@@ -207,22 +313,32 @@ class KafkaGateway:
         agent_id = key.decode(errors="replace")
         self.agents[agent_id] = AgentRef(agent_id, owner, team, environment, version)
 
-    async def _not_here(self, request: web.Request) -> web.Response:
-        return web.json_response({"code": 501, "message": f"{request.path} is not available with "
-                                  "`serve --kafka` yet; it needs the embedded service"}, status=501)
+    def _start_writer(self) -> None:
+        stopping, settings = self._stopping, self.settings
+        assert stopping is not None
+        self.supervisor.start("audit_writer", lambda: self.writer.run(
+            settings.kafka_bootstrap, f"{settings.kafka_app_id}-audit-writer", stopping,
+            settings.kafka_fetch_max_wait_ms), stops_intake=True)
 
-    async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "runtime": "kafka",
-                                  "spans_requests_published": self.publisher.published if self.publisher else 0,
-                                  "decisions_applied": self.feed.applied, "audit_appended": self.writer.appended,
-                                  "audit_duplicates_skipped": self.writer.duplicates})
-
-    async def _status(self, request: web.Request) -> web.Response:
-        allowed = commands_api.authorize(request, self.tokens, "status", self, self.clock())
-        if isinstance(allowed, web.Response):
-            return allowed
-        return web.json_response({"agents": [{"agent": d.agent_id, "decision": d.to_dict()}
-                                             for d in self.board.all()]})
+    def _supervise(self) -> None:
+        """The Kafka followers, the audit writer and the Datadog flush, supervised: one that dies turns
+        /healthz 503; the audit writer and the decisions feed stop intake with them (decisions must not flow
+        unaudited, and commands could not be confirmed)."""
+        assert self._stopping is not None
+        stopping, bootstrap = self._stopping, self.settings.kafka_bootstrap
+        wait_ms = self.settings.kafka_fetch_max_wait_ms
+        self.supervisor.start("decisions_feed", lambda: self.feed.run(bootstrap, stopping, wait_ms),
+                              stops_intake=True)
+        self.supervisor.start("agents_follower", lambda: follow(bootstrap, AGENTS, self._learn_agent, stopping,
+                                                                wait_ms), stops_intake=False)
+        if self.durability.broken is None:
+            self._start_writer()
+        if self.reporting is not None:
+            self.supervisor.start("datadog_flush", self._flush_datadog, stops_intake=False)
+        if self.notify is not None:
+            notifier = self.notify.notifier
+            self.supervisor.watch("notify", lambda: None if notifier._thread.is_alive()  # noqa: SLF001
+                                  else "the notifications thread ended", stops_intake=False)
 
     async def serve(self, ready: Callable[[int], None] | None = None) -> None:
         settings = self.settings
@@ -236,20 +352,13 @@ class KafkaGateway:
                                          max_request_size=settings.max_body_bytes + 1024)
         await self.producer.start()
         self.publisher = SpansPublisher(self.producer)
-        wait_ms = settings.kafka_fetch_max_wait_ms
-        tasks = [asyncio.create_task(self.feed.run(bootstrap, self._stopping, wait_ms)),
-                 asyncio.create_task(follow(bootstrap, AGENTS, self._learn_agent, self._stopping, wait_ms)),
-                 asyncio.create_task(self.writer.run(bootstrap, f"{settings.kafka_app_id}-audit-writer",
-                                                     self._stopping, wait_ms))]
-        if self.reporting is not None:
-            tasks.append(asyncio.create_task(self._flush_datadog()))
+        self._supervise()
         runner = web.AppRunner(self.build_app(), access_log=None, auto_decompress=False, shutdown_timeout=2.0)
         await runner.setup()
         site = web.SockSite(runner, self.claim.socket, ssl_context=server_context(settings))
         await site.start()
         self.port = self.claim.port
-        self.audit.append("service", AgentRef(), "service", "gateway started", self.clock(),
-                          policy_version=self.policy.version, data={"runtime": "kafka", "bootstrap": bootstrap})
+        self._append_own("gateway started", {"runtime": "kafka", "bootstrap": bootstrap})
         log.info("spanwarden gateway on http://%s:%s, Kafka at %s", settings.host, self.port, bootstrap)
         if ready is not None:
             ready(self.port)
@@ -259,20 +368,29 @@ class KafkaGateway:
             self.board.close()
             await runner.cleanup()
             # Bounded: with the broker gone, the clients' goodbyes would otherwise wait on it.
+            await self.supervisor.stop(SHUTDOWN_S)
             try:
-                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), SHUTDOWN_S)
                 await asyncio.wait_for(self.producer.stop(), SHUTDOWN_S)
             except TimeoutError:
-                log.warning("the Kafka clients did not stop within %g s (broker away?); stopping anyway",
+                log.warning("the Kafka producer did not stop within %g s (broker away?); stopping anyway",
                             SHUTDOWN_S)
-            self.audit.append("service", AgentRef(), "service", "gateway stopped", self.clock(),
-                              policy_version=self.policy.version)
+            self._append_own("gateway stopped")
             self.audit_log.close()
             if self.reporting is not None:
                 self.reporting.close()
             if self.notify is not None:
                 self.notify.close()
             self.claim.release()
+
+    def _append_own(self, reason: str, data: dict[str, Any] | None = None) -> None:
+        """A service entry of the gateway's own (start, stop), unless the chain is broken (nothing can be)."""
+        if self.durability.broken is not None:
+            return
+        try:
+            self.audit.append("service", AgentRef(), "service", reason, self.clock(),
+                              policy_version=self.policy.version, data=data)
+        except AuditUnwritable as exc:  # a full disk: say so, and go on
+            log.error("%r could not be audited: %s", reason, exc)
 
     async def _flush_datadog(self) -> None:
         assert self.reporting is not None

@@ -145,9 +145,9 @@ def test_decisions_after_the_last_snapshot_come_back_from_the_audit_log(tmp_path
     service.call(service.snapshot)
     command(url, {"command": "kill", "agent": "agent-2", "actor": "bob", "reason": "x"}, "t")
     # Simulate a crash: the snapshot on disk predates the kill; only the audit log has it.
-    snapshot = (tmp_path / "state.json").read_bytes()
+    snapshot = (tmp_path / "state.db").read_bytes()
     service.stop()
-    (tmp_path / "state.json").write_bytes(snapshot)
+    (tmp_path / "state.db").write_bytes(snapshot)
     again, url2 = start(tmp_path, admin_token="t")
     try:
         assert requests.get(f"{url2}/v1/decisions/agent-2", timeout=5).json()["action"] == "halt"

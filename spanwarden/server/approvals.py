@@ -1,8 +1,10 @@
 """Approvals over HTTP: agents' guards open requests and wait on them; on-call people list and answer them.
 
 - `GET  /v1/approvals/rules?agent=A[&environment=E]` → the tool patterns that need approval for that agent
-- `POST /v1/approvals` `{agent, tool, arguments_digest}` → `{required, id, status}` (audited when opened;
-  bound to the agent's token, `agent_auth.py`)
+- `POST /v1/approvals` `{agent, tool, arguments_digest[, effect, resource, summary, targets, egress]}` →
+  `{required, id, status}` (audited when opened; an operation held by its effect carries its summary, never a
+  literal; `egress`: a write to an external host, answered with the host's access request, `kind: access`;
+  bound to the agent's token, `auth.acting_agent`)
 - `GET  /v1/approvals/{id}?wait=S` → the request, as soon as it is answered or expires (long-poll)
 - `GET  /v1/approvals` → pending requests (viewer)
 - `POST /v1/approvals/{id}/answer` `{approve, reason}` → approve or deny (oncall; audited with the person)
@@ -12,54 +14,64 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 
 from spanwarden.collector.ingest_auth import IngestGate
-from spanwarden.embedded.agent_auth import acting_agent
-from spanwarden.embedded.commands_api import Audited, authorize
-from spanwarden.enforcers.approvals import PENDING, ApprovalBook, ApprovalRequest, needs_approval, rules_view
+from spanwarden.enforcers.access_requests import AccessRequest, egress_view
+from spanwarden.enforcers.approvals import (
+    PENDING,
+    ApprovalBook,
+    ApprovalRequest,
+    effect_rules,
+    required,
+    rules_view,
+)
 from spanwarden.enforcers.audit_log import AgentRef
-from spanwarden.enforcers.roles import TokenBook
+from spanwarden.server.auth import acting_agent, principal
+from spanwarden.server.runtime import Audited
+
+# (agent, resource, summary, now_s) -> the host's access request, or None when it is in the agent's profile
+Egress = Callable[[str, str, str, float], AccessRequest | None]
 
 
 class ApprovalsApi:
-    def __init__(self, pipeline: Audited, tokens: TokenBook, gate: IngestGate,
-                 clock: Callable[[], float] = time.time, max_wait_s: float = 25.0) -> None:
-        self.pipeline = pipeline
-        self.tokens = tokens
+    """Tool approvals need only the policy and the audit sink: both runtimes hold them here, alike."""
+
+    def __init__(self, audited: Audited, gate: IngestGate, clock: Callable[[], float] = time.time,
+                 max_wait_s: float = 25.0, egress: Egress | None = None,
+                 internal_domains: Sequence[str] = ()) -> None:
+        self.pipeline = audited
+        self.egress = egress  # the runtime's egress_request; None where egress is not held (Kafka)
+        self.internal_domains = tuple(internal_domains)
         self.gate = gate
         self.clock = clock
         self.max_wait_s = max_wait_s
         self.book = ApprovalBook()
         self._answered: dict[str, asyncio.Event] = {}
 
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_get("/v1/approvals/rules", self.rules)
-        app.router.add_post("/v1/approvals", self.open)
-        app.router.add_get("/v1/approvals", self.pending)
-        app.router.add_get("/v1/approvals/{id}", self.wait)
-        app.router.add_post("/v1/approvals/{id}/answer", self.answer)
-
     def _environment(self, agent: str, stated: str) -> str | None:
         ref = self.pipeline.agents.get(agent)
         return ref.environment if ref is not None else (stated or None)
 
-    def _required(self, agent: str, tool: str, stated_env: str) -> bool:
-        rules = self.pipeline.policy.approvals
-        env = self._environment(agent, stated_env)
-        if env is None:  # an agent the service has not heard from: the rules apply
-            return needs_approval(rules.tools, (), tool, "")
-        return needs_approval(rules.tools, rules.environments, tool, env)
+    def _required(self, agent: str, tool: str, stated_env: str, body: dict[str, Any]) -> bool:
+        """By the tool's name or by what the call does; an agent the service has not heard from (no
+        environment): the rules apply."""
+        return required(self.pipeline.policy.approvals, self._environment(agent, stated_env), tool,
+                        str(body.get("effect", "")), str(body.get("resource", "")),
+                        [str(t) for t in (body.get("targets") or ())][:16])
 
     async def rules(self, request: web.Request) -> web.Response:
         rules = self.pipeline.policy.approvals
         env = self._environment(request.query.get("agent", ""), request.query.get("environment", ""))
         access = self.pipeline.policy.access_requests
-        return web.json_response({**rules_view(rules.tools, rules.environments, rules.timeout_s, env),
-                                  "access": {"hold": access.hold, "timeout_s": access.timeout_s}})
+        return web.json_response({**rules_view(rules.tools, rules.environments, rules.timeout_s, env,
+                                               effect_rules(rules)),
+                                  "access": {"hold": access.hold, "timeout_s": access.timeout_s},
+                                  "egress": egress_view(access, env, self.internal_domains,
+                                                        self.egress is not None)})
 
     async def open(self, request: web.Request) -> web.Response:
         try:
@@ -72,13 +84,32 @@ class ApprovalsApi:
         agent = acting_agent(request, self.gate, claimed)
         if isinstance(agent, web.Response):
             return agent
-        if not self._required(agent, tool, str(body.get("environment", ""))):
+        if body.get("egress"):
+            return self._egress(agent, str(body.get("environment", "")), body)
+        if not self._required(agent, tool, str(body.get("environment", "")), body):
             return web.json_response({"required": False})
         now = self.clock()
-        opened, new = self.book.open(agent, tool, digest, now, self.pipeline.policy.approvals.timeout_s)
+        effect, resource = str(body.get("effect", ""))[:16], str(body.get("resource", ""))[:256]
+        summary = str(body.get("summary", ""))[:256]
+        opened, new = self.book.open(agent, tool, digest or summary[:64], now,
+                                     self.pipeline.policy.approvals.timeout_s, effect, resource, summary)
         if new:
-            self._audit(opened, f"agent:{agent}", f"{agent} asks to call {tool}", now)
+            what = f"{summary} on {resource}" if effect else f"to call {tool}"
+            self._audit(opened, f"agent:{agent}", f"{agent} asks {what}", now)
         return web.json_response({"required": True, **opened.to_dict()})
+
+    def _egress(self, agent: str, stated_env: str, body: dict[str, Any]) -> web.Response:
+        """A write to an external host: not held where egress is not (another environment, or a runtime
+        without it); else the host's access request unless the host is in the agent's profile."""
+        env = self._environment(agent, stated_env)
+        resource = str(body.get("resource", ""))[:256]
+        if (self.egress is None or not resource.startswith("http:")
+                or not egress_view(self.pipeline.policy.access_requests, env, ())["applies"]):
+            return web.json_response({"required": False})
+        found = self.egress(agent, resource, str(body.get("summary", ""))[:256], self.clock())
+        if found is None:
+            return web.json_response({"required": False})
+        return web.json_response({"required": True, "kind": "access", **found.to_dict()})
 
     async def wait(self, request: web.Request) -> web.Response:
         request_id = request.match_info["id"]
@@ -101,9 +132,6 @@ class ApprovalsApi:
                 pass
 
     async def pending(self, request: web.Request) -> web.Response:
-        allowed = authorize(request, self.tokens, "status", self.pipeline, self.clock())
-        if isinstance(allowed, web.Response):
-            return allowed
         return web.json_response({"pending": [r.to_dict() for r in self.book.pending(self.clock())]})
 
     async def answer(self, request: web.Request) -> web.Response:
@@ -113,12 +141,8 @@ class ApprovalsApi:
             approve, reason = bool(body["approve"]), str(body.get("reason", ""))
         except (ValueError, KeyError, TypeError) as exc:
             return web.json_response({"code": 400, "message": f"expected JSON with approve ({exc})"}, status=400)
-        found = self._current(request_id)
-        agent = found.agent_id if found else ""
-        allowed = authorize(request, self.tokens, "approve" if approve else "deny", self.pipeline, self.clock(),
-                            agent)
-        if isinstance(allowed, web.Response):
-            return allowed
+        allowed = principal(request)
+        self._current(request_id)  # an expiry falling due now is audited before the answer is refused
         try:
             answered = self.book.answer(request_id, approve, allowed.actor, reason, self.clock())
         except KeyError as exc:
@@ -139,5 +163,5 @@ class ApprovalsApi:
 
     def _audit(self, request: ApprovalRequest, actor: str, reason: str, now: float) -> None:
         ref = self.pipeline.agents.get(request.agent_id, AgentRef(id=request.agent_id))
-        self.pipeline.audit.append("approval", ref, actor, reason, now, (), self.pipeline.policy.version,
+        self.pipeline.sink.append("approval", ref, actor, reason, now, (), self.pipeline.policy.version,
                                    request.to_dict())

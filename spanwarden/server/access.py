@@ -15,10 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-from spanwarden.embedded.commands_api import Audited, CommandNotApplied, authorize
 from spanwarden.enforcers.access_requests import PENDING, AccessBook
 from spanwarden.enforcers.decision import Decision
-from spanwarden.enforcers.roles import TokenBook
+from spanwarden.server.auth import principal
+from spanwarden.server.commands import CommandNotApplied
 
 # (request id, approve, actor, reason, now_s, for_s) -> the decision the answer made
 Answer = Callable[[str, bool, str, str, float, float | None], Awaitable[Decision]]
@@ -28,10 +28,8 @@ class AccessApi:
     """`book` holds the requests (the pipeline's own, or in the Kafka gateway a view rebuilt from the audit
     trail); `answer` applies an answer (in-process, or through the agent's worker)."""
 
-    def __init__(self, audited: Audited, tokens: TokenBook, book: AccessBook, answer: Answer,
-                 clock: Callable[[], float] = time.time, max_wait_s: float = 25.0) -> None:
-        self.pipeline = audited
-        self.tokens = tokens
+    def __init__(self, book: AccessBook, answer: Answer, clock: Callable[[], float] = time.time,
+                 max_wait_s: float = 25.0) -> None:
         self.book = book
         self.apply = answer
         self.clock = clock
@@ -44,15 +42,7 @@ class AccessApi:
         if event is not None:
             event.set()
 
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_get("/v1/access-requests", self.pending)
-        app.router.add_get("/v1/access-requests/{id}", self.wait)
-        app.router.add_post("/v1/access-requests/{id}/answer", self.answer)
-
     async def pending(self, request: web.Request) -> web.Response:
-        allowed = authorize(request, self.tokens, "status", self.pipeline, self.clock())
-        if isinstance(allowed, web.Response):
-            return allowed
         return web.json_response({"pending": [r.to_dict() for r in self.book.pending()]})
 
     async def wait(self, request: web.Request) -> web.Response:
@@ -84,10 +74,7 @@ class AccessApi:
             return web.json_response({"code": 400, "message": f"expected JSON with approve, and for_s or always "
                                       f"({exc})"}, status=400)
         found = self.book.requests.get(request_id)
-        allowed = authorize(request, self.tokens, "approve" if approve else "deny", self.pipeline, self.clock(),
-                            found.agent_id if found else "")
-        if isinstance(allowed, web.Response):
-            return allowed
+        allowed = principal(request)
         if approve and not body.get("always") and for_s is None:
             return web.json_response({"code": 400, "message": "an approval says for how long: for_s, or always"},
                                      status=400)
