@@ -138,3 +138,18 @@ def to_request_from_spans(spans: list[Any]) -> Any:
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
     return encode_spans(spans)
+
+
+def test_a_file_delete_through_a_tool_of_any_name_is_held_by_its_effect(service, tmp_path):
+    agent = Agent(service, "prod", tmp_path / "prod.db")
+    report = tmp_path / "q4.csv"
+    report.write_text("rows")
+    seen: list[dict[str, Any]] = []
+    helper = answer_first_request(service, approve=False, seen=seen)
+    with pytest.raises(AgentHalted, match="delete file"), agent.tracer.start_as_current_span(
+            "execute_tool remove_report", attributes={"gen_ai.tool.name": "remove_report",
+                                                      "file.path": str(report)}):
+        report.unlink()
+    helper.join()
+    assert report.exists() and seen[0]["effect"] == "destructive" and seen[0]["resource"] == f"file:{report}"
+    agent.close()
