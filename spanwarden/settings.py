@@ -11,7 +11,6 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 # Hosts that are never external (egress): loopback and the usual private suffixes.
 INTERNAL_DOMAINS = ("localhost", "127.0.0.1", "::1", "*.local", "*.internal", "*.svc", "*.svc.cluster.local")
 
