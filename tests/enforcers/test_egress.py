@@ -15,9 +15,11 @@ from typing import Any
 import httpx
 import pytest
 import requests
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from spanwarden import AgentHalted
 from spanwarden.collector.instrument import guard_processor
@@ -76,12 +78,25 @@ def service(tmp_path: Path) -> Iterator[str]:
 
 
 def agent(url: str, environment: str, name: str = "uploader") -> tuple[httpx.Client, Any]:
-    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    """One process of the agent: the guard, its spans exported to the service, an instrumented httpx client."""
+    provider = TracerProvider(resource=Resource.create({"service.name": name,
+                                                        "deployment.environment.name": environment}))
     guard = guard_processor(name, url=url, environment=environment)
     provider.add_span_processor(guard)
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
     client = httpx.Client(timeout=10)
     HTTPXClientInstrumentor.instrument_client(client, tracer_provider=provider)
+    with provider.get_tracer("agent").start_as_current_span("invoke_agent work"):
+        pass  # the service knows the agent (and keeps its profile) from its first span
+    deadline = time.monotonic() + 10
+    while requests.get(f"{url}/v1/profile/{name}", headers=ADMIN, timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, "the service did not take the agent's first span"
+        time.sleep(0.02)
     return client, guard
+
+
+def profile(url: str, name: str) -> dict[str, Any]:
+    return dict(requests.get(f"{url}/v1/profile/{name}", headers=ADMIN, timeout=5).json())
 
 
 def pending(url: str) -> list[dict[str, Any]]:
@@ -117,10 +132,15 @@ def test_a_first_post_to_a_new_external_host_is_held_and_the_second_after_approv
     assert request["resource"] == "http:localhost" and request["agent_id"] == "uploader"
     assert request["received_while_pending"] == []  # held: nothing reached the host before the answer
     assert "s3cret" not in str(request)  # the query string is never in the request
-    assert client.post(f"{base}/upload", content=b"more").status_code == 200  # in the profile now: no asking
-    assert received == ["POST /upload?token=s3cret", "POST /upload"]
+    assert "http:localhost" in profile(service, "uploader")["resources"]  # approval added the host
+    assert client.post(f"{base}/upload", content=b"more").status_code == 200
+    # A new process of the agent (a guard that has asked nothing yet) is let through by the profile too.
+    again, second = agent(service, "prod")
+    assert again.post(f"{base}/upload", content=b"again").status_code == 200
+    assert received == ["POST /upload?token=s3cret", "POST /upload", "POST /upload"]
     assert pending(service) == []
     guard.shutdown()
+    second.shutdown()
 
 
 def test_a_denied_host_receives_nothing(service, external):
