@@ -1,6 +1,7 @@
-"""Cost velocity: USD spent per window (10 s to 10 min) against the agent's own learned spend, the projection
-of when its hourly budget runs out at the current rate, and the hard hourly and daily ceilings that act even
-before anything is learned."""
+"""Cost velocity: USD spent per window (10 s to 10 min) against the agent's own learned spend, a call's price per
+token against the agent's own (`price_jump`: a switch to a dearer model is seen on its first calls, not in the
+hourly spend), the projection of when its hourly budget runs out at the current rate, and the hard hourly and
+daily ceilings that act even before anything is learned."""
 
 from __future__ import annotations
 
@@ -12,17 +13,27 @@ from typing import Any, ClassVar
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.base import clean_time, evidence_of
 from spanwarden.detectors.finding import Finding, Severity
+from spanwarden.detectors.price_jump import PriceJump, PriceJumpConfig
 from spanwarden.detectors.window_totals import WindowTotals, WindowTotalsConfig
+
+
+def _spend_windows() -> WindowTotalsConfig:
+    # Calls' costs are heavy-tailed (log-normal tokens): a 10 s or 1 min window holds a call or two, and two
+    # dear calls close together cross three times its usual peak every few days on a fleet. Short windows are
+    # there to stop a runaway in seconds: they raise only critical findings; the 10-minute window warns. No
+    # window judges on fewer than 100 of its own (six 10-minute windows an hour in are not a baseline).
+    return WindowTotalsConfig(min_history=100, warn_min_window_s=600)
 
 
 @dataclass(frozen=True)
 class CostVelocityConfig:
-    windows: WindowTotalsConfig = field(default_factory=WindowTotalsConfig)
+    windows: WindowTotalsConfig = field(default_factory=_spend_windows)
     warmup_s: float = 3600.0
     hourly_budget_usd: float | None = 100.0
     daily_budget_usd: float | None = None
     projection_warn_s: float = 900.0  # warn when the hourly budget would run out within this
     prior_strictness: float = 3.0  # a new agent judged on its peers' spend needs 3x more to be flagged
+    price: PriceJumpConfig = field(default_factory=PriceJumpConfig)
 
 
 class _Ring:
@@ -69,6 +80,7 @@ class CostVelocity:
         self.totals = WindowTotals(self.config.windows)
         self.hour = _Ring(60.0, 60)
         self.day = _Ring(3600.0, 24)
+        self.price = PriceJump(self.config.price)
 
     def observe(self, record: SpanRecord) -> Finding | None:
         t = clean_time(record.time_s, self.last_time)
@@ -81,8 +93,30 @@ class CostVelocity:
         day_spend = self.day.add(t, cost)
         if cost == 0:
             return None
-        return (self._ceiling(record, hour_spend, day_spend) or self._learned(record, t)
+        jump = self._price_jump(record, t)
+        return (self._ceiling(record, hour_spend, day_spend) or self._most_severe(jump, self._learned(record, t))
                 or self._projection(record, hour_spend))
+
+    @staticmethod
+    def _most_severe(a: Finding | None, b: Finding | None) -> Finding | None:
+        if a is None or b is None:
+            return a or b
+        return a if (a.severity, a.score) >= (b.severity, b.score) else b
+
+    def _price_jump(self, record: SpanRecord, t: float) -> Finding | None:
+        jump = self.price.observe(record, t)
+        if jump is None:
+            return None
+        return Finding(
+            agent_id=self.agent_id, detector=self.name, kind="price_jump",
+            score=round(jump.multiple / self.price.config.warn_multiple, 3),
+            severity=Severity.CRITICAL if jump.critical else Severity.WARNING,
+            observed=round(jump.price, 4), expected=round(jump.usual, 4), unit="usd_per_million_tokens",
+            reason=(f"{record.model or 'a model'} at ${jump.price:.2f} per million tokens, {jump.multiple:.0f}x "
+                    f"its usual ${jump.usual:.3f}: {jump.calls} such calls costing ${jump.spent:.2f} within "
+                    f"{self.price.config.window_s:.0f}s"),
+            time_s=record.time_s, evidence=evidence_of(record),
+        )
 
     def _learned(self, record: SpanRecord, t: float) -> Finding | None:
         if self.warmed_up(t):
@@ -101,7 +135,7 @@ class CostVelocity:
             observed=round(spike.total * per_min, 4), expected=round(spike.expected * per_min, 4),
             unit="usd_per_min",
             reason=(f"spent ${spike.total:.2f} in {spike.events} calls within {spike.window_s}s "
-                    f"(${spike.total * per_min:.2f}/min); {against} 99.9th percentile for {spike.window_s}s "
+                    f"(${spike.total * per_min:.2f}/min); {against} usual peak for {spike.window_s}s "
                     f"is ${spike.expected:.3f}"),
             time_s=record.time_s, evidence=evidence_of(record),
         )
@@ -150,6 +184,7 @@ class CostVelocity:
         return {
             "first_time": self.first_time, "last_time": self.last_time, "windows": self.totals.to_state(),
             "hour": [self.hour.index, list(self.hour.slots)], "day": [self.day.index, list(self.day.slots)],
+            "price": self.price.to_state(),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -158,3 +193,5 @@ class CostVelocity:
         for ring, (index, slots) in ((self.hour, state["hour"]), (self.day, state["day"])):
             ring.index, ring.slots = index, array("d", slots)
             ring.sum = sum(ring.slots)
+        if "price" in state:  # absent from states saved before price jumps were judged: it learns anew
+            self.price.load_state(state["price"])

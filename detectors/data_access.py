@@ -5,7 +5,13 @@ shape of exfiltration), and volume spikes (rows read per window against the agen
 The profile is the set of resources the agent touched during and after warm-up, with counts and first-seen
 times, bounded in size (least-used entries are forgotten first, so memory stays bounded however many
 distinct resources an agent touches). A new sensitive resource is never learned by itself: it takes a
-human approval (enforcers) to add it.
+human approval (enforcers) to add it. Touched before the agent has a profile at all, it is a question for a
+reviewer (an info finding, which the policy turns into an access request), not an anomaly: there is nothing
+yet to be anomalous against.
+
+New resources are news only once the profile has stopped growing by itself: while the agent still meets its
+own tables for the first time (its Good-Turing unseen mass, the share of its touches that went to resources
+touched once, exceeds `novel_max_unseen`), a few new ones are not a warning.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from spanwarden.detectors.window_totals import WindowTotals, WindowTotalsConfig
 
 
 def _rows_windows() -> WindowTotalsConfig:
+    # Rows per read are heavy-tailed and reads come in bursts of task steps: as for spend, the minute window
+    # only raises critical findings, and a history of few reads is judged ten times more leniently.
     return WindowTotalsConfig(windows_s=(60, 600), floor_per_min=10_000, floor_total=10_000, min_events=2, low=1.0,
-                              high=1e10)
+                              high=1e10, warn_min_window_s=600, min_nonempty=50, thin_strictness=10.0)
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class DataAccessConfig:
     novelty_window_s: float = 600.0
     novel_warn: int = 3  # distinct new resources within the window
     novel_critical: int = 8
+    novel_max_unseen: float = 0.05  # the profile is still filling while more touches than this were to one-offs
     exfil_window_s: float = 1800.0  # a new external destination this soon after a sensitive read is critical
     external_prefixes: tuple[str, ...] = ("http:",)
     rows: WindowTotalsConfig = field(default_factory=_rows_windows)
@@ -92,12 +101,13 @@ class DataAccess:
             return self._volume(record, t) if record.rows else None
         cfg = self.config
         warmed = t - self.first_time >= cfg.warmup_s and self.seen > cfg.warmup_spans
-        if sensitive and not warmed:
-            # Policy, not baseline: a sensitive resource is never granted silently, not even to a new agent.
+        if sensitive and (not warmed or self._filling(t)):
+            # Policy, not baseline: a sensitive resource is never granted silently, not even to a new agent; the
+            # policy asks a human (an access request) rather than raising an alarm.
             return Finding(
                 agent_id=self.agent_id, detector=self.name, kind="sensitive_unreviewed", score=1.0,
-                severity=Severity.WARNING, observed=1.0, expected=0.0, unit="new_resources_per_window",
-                reason=f"touched sensitive resource {resource} before it has a reviewed profile",
+                severity=Severity.INFO, observed=1.0, expected=0.0, unit="new_resources_per_window",
+                reason=f"touched sensitive resource {resource} before it has a settled profile",
                 time_s=record.time_s, evidence=evidence_of(record), subject=resource,
             )
         if not sensitive:
@@ -124,6 +134,10 @@ class DataAccess:
               and resource.startswith(cfg.external_prefixes)):
             severity, kind = Severity.CRITICAL, "exfil_after_sensitive"
             why = f"sent to {resource}, never seen before, {t - read_s:.0f}s after reading a sensitive resource"
+        elif distinct >= cfg.novel_warn and self._filling(t):
+            severity, kind = Severity.INFO, "novel_resource"
+            why = (f"touched {distinct} resources new to it within {cfg.novelty_window_s:.0f}s while its profile "
+                   f"is still filling (latest {resource})")
         elif distinct >= cfg.novel_critical:
             severity, kind = Severity.CRITICAL, "enumeration"
             why = f"touched {distinct} resources new to it within {cfg.novelty_window_s:.0f}s (latest {resource})"
@@ -140,6 +154,14 @@ class DataAccess:
             observed=float(distinct), expected=0.0, unit="new_resources_per_window", reason=why,
             time_s=record.time_s, evidence=evidence_of(record), subject=resource,
         )
+
+    def _filling(self, t: float) -> bool:
+        """Whether the profile is still filling: the Good-Turing estimate of how often the agent meets a resource
+        new to it, from the resources it had touched before the novelty window (the new ones being judged are
+        left out: they cannot excuse themselves), is above `novel_max_unseen`."""
+        before = t - self.config.novelty_window_s
+        once = sum(1 for count, first in self.profile.values() if count <= 1 and first < before)
+        return once / max(self.touches, 1) > self.config.novel_max_unseen
 
     def _volume(self, record: SpanRecord, t: float) -> Finding | None:
         if t - (self.first_time or t) < self.config.warmup_s:

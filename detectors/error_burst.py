@@ -5,6 +5,11 @@ probability rather than a fixed count, with a retry storm on one tool called out
 and a quiet one over its last few dozen calls: a burst is seen at any call rate. Calls are learned only as
 they leave that window, and not while a burst is in progress, so a burst that builds slowly cannot raise
 the baseline it is judged against. Wrapper spans (`invoke_agent`) are not calls and are not counted.
+
+Errors are not independent: a client that retries a failed call with backoff turns one failure into up to
+four errors within seconds. So the retries of a call (the same tool, with the same arguments when they are
+recorded, failing again within `retry_window_s`) count as one failure, up to `max_retries` of them: past
+that, every further error counts, since retrying without end is itself the storm.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class ErrorBurstConfig:
     min_errors_critical: int = 10
     warmup_calls: int = 100
     warmup_s: float = 1800.0
+    retry_window_s: float = 60.0
+    max_retries: int = 3
 
 
 WRAPPERS = frozenset({"invoke_agent", "create_agent"})
@@ -59,8 +66,10 @@ class ErrorBurst:
         self.failed: list[str] = [""] * self.config.window_calls
         self.head = 0  # index of the oldest call
         self.size = 0
+        self.counted = array("b", bytes(self.config.window_calls))  # 1: an error that counts as a failure
         self.recent_errors = 0
         self.in_burst = False
+        self.chains: dict[str, tuple[float, int]] = {}  # call -> (latest error, errors in a row)
 
     def observe(self, record: SpanRecord) -> Finding | None:
         cfg = self.config
@@ -73,7 +82,7 @@ class ErrorBurst:
         self.seen += 1
         n = cfg.window_calls
         while self.size and (self.size == n or self.times[self.head] < t - cfg.max_age_s):
-            failed = bool(self.failed[self.head])
+            failed = bool(self.counted[self.head])
             self.head = (self.head + 1) % n
             self.size -= 1
             self.recent_errors -= failed
@@ -83,15 +92,28 @@ class ErrorBurst:
         slot = (self.head + self.size) % n
         self.times[slot] = t
         self.failed[slot] = (record.tool_name or "-") if record.is_error else ""
+        counts = record.is_error and not self._is_retry(record, t)
+        self.counted[slot] = counts
         self.size += 1
-        self.recent_errors += record.is_error
-        if not record.is_error:
+        self.recent_errors += counts
+        if not counts:
             return None
         finding = None
         if self.seen > cfg.warmup_calls and t - self.first_time >= cfg.warmup_s:
             finding = self._score(record, self.errors / self.calls)
         self.in_burst = finding is not None
         return finding
+
+    def _is_retry(self, record: SpanRecord, t: float) -> bool:
+        """Whether this error is one of the first `max_retries` retries of a call that just failed."""
+        cfg = self.config
+        key = record.fingerprint or f"{record.operation}:{record.tool_name or record.model}"
+        latest, in_row = self.chains.get(key, (float("-inf"), 0))
+        in_row = in_row + 1 if t - latest <= cfg.retry_window_s else 1
+        if len(self.chains) >= 64:  # bounded: forget chains that have gone quiet
+            self.chains = {k: v for k, v in self.chains.items() if v[0] >= t - cfg.retry_window_s}
+        self.chains[key] = (t, in_row)
+        return 1 < in_row <= cfg.max_retries + 1
 
     def _score(self, record: SpanRecord, rate: float) -> Finding | None:
         cfg = self.config
@@ -126,18 +148,26 @@ class ErrorBurst:
         n = self.config.window_calls
         return [(self.times[(self.head + k) % n], self.failed[(self.head + k) % n]) for k in range(self.size)]
 
+    def _counted(self) -> list[int]:
+        n = self.config.window_calls
+        return [self.counted[(self.head + k) % n] for k in range(self.size)]
+
     def to_state(self) -> dict[str, Any]:
         return {
             "errors": self.errors, "calls": self.calls, "seen": self.seen, "first_time": self.first_time,
             "last_time": self.last_time, "recent": [list(x) for x in self._recent()], "in_burst": self.in_burst,
+            "counted": self._counted(), "chains": {k: list(v) for k, v in self.chains.items()},
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.errors, self.calls = float(state["errors"]), float(state["calls"])
         self.seen, self.first_time, self.last_time = int(state["seen"]), state["first_time"], state["last_time"]
         recent = state["recent"][-self.config.window_calls:]
+        counted = state.get("counted", [int(bool(tool)) for _, tool in state["recent"]])
+        counted = counted[-self.config.window_calls:]
         self.head, self.size = 0, len(recent)
-        for k, (t, tool) in enumerate(recent):
-            self.times[k], self.failed[k] = float(t), str(tool)
-        self.recent_errors = sum(1 for _, tool in recent if tool)
+        for k, ((t, tool), c) in enumerate(zip(recent, counted, strict=True)):
+            self.times[k], self.failed[k], self.counted[k] = float(t), str(tool), int(c)
+        self.recent_errors = sum(counted)
+        self.chains = {str(k): (float(v[0]), int(v[1])) for k, v in state.get("chains", {}).items()}
         self.in_burst = bool(state["in_burst"])

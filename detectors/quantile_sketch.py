@@ -36,6 +36,11 @@ class DecayingLogHistogram:
         """The faded number of observations."""
         return self._total / self.growth
 
+    @property
+    def nonempty(self) -> float:
+        """The faded number of observations at or above `low` (windows with something in them)."""
+        return (self._total - self.counts[0]) / self.growth
+
     def _bin(self, value: float) -> int:
         if value < self.low:
             return 0

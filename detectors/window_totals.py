@@ -10,6 +10,7 @@ spike is seen in seconds. Critical takes the critical multiple of the quantile a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,10 @@ class WindowTotalsConfig:
     half_life_s: float = 3 * 86_400.0
     low: float = 1e-4  # histogram range, in the total's unit
     high: float = 1e4
+    min_history: float = 0.0  # a window's own history is thin until it has learned this many windows ...
+    min_nonempty: float = 0.0  # ... and this many with something in them (a sparse agent's are mostly empty)
+    thin_strictness: float = math.inf  # a thin history judges with levels this many times higher (inf: not at all)
+    warn_min_window_s: int = 0  # shorter windows only raise critical findings (one or two heavy calls fill them)
 
 
 @dataclass(frozen=True)
@@ -98,9 +103,14 @@ class WindowTotals:
             history = histories.get(window.seconds)
             if window.events < cfg.min_events or history is None:
                 continue
+            strict = strictness
+            if reference is None and (history.total < cfg.min_history or history.nonempty < cfg.min_nonempty):
+                if math.isinf(cfg.thin_strictness):
+                    continue  # too few of its own windows yet to say what is unusual (six 10-minute windows)
+                strict *= cfg.thin_strictness
             expected = history.quantile(cfg.quantile)
             floor = max(cfg.floor_per_min * window.seconds / 60, cfg.floor_total)
-            level = max(expected * cfg.warn_multiple, floor) * strictness
+            level = max(expected * cfg.warn_multiple, floor) * strict
             score = window.total / level
             if score < 1:
                 continue
@@ -108,7 +118,9 @@ class WindowTotals:
                 window.anomalous = True
             # The floors say what is too small to matter at all; past twice them, how far the window is from
             # the agent's own baseline decides the severity (a switch to a model 100x the price is critical).
-            critical = window.total >= max(expected * cfg.critical_multiple, 2 * floor) * strictness
+            critical = window.total >= max(expected * cfg.critical_multiple, 2 * floor) * strict
+            if not critical and window.seconds < cfg.warn_min_window_s:
+                continue
             if worst is None or score > worst.score:
                 worst = Spike(score, critical, window.seconds, window.total, window.events, expected)
         return worst
