@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,12 +75,16 @@ def report(console: Console, outcome: DemoOutcome) -> None:
 
 
 def hold(console: Console, service: EmbeddedService) -> None:
-    """Serve until Ctrl-C."""
+    """Serve until Ctrl-C (or SIGTERM)."""
     console.print(f"The run is over; the service and console stay up at http://127.0.0.1:{service.port}/ "
                   "— Ctrl-C to stop.")
     stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         while not stop.wait(3600):
             pass
     except KeyboardInterrupt:
-        console.print("stopping")
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    console.print("stopping")

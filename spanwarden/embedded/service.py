@@ -325,6 +325,7 @@ class EmbeddedService:
                 else 0.0,  # over the agent's last 5 minutes
                 "last_seen_s": bank.cost.last_time if bank is not None else None,
                 "llm_spans_without_usage": self.trace_stage.without_usage.get(agent_id, 0),
+                "unheld_writes": bank.write_volume.unheld if bank is not None else 0,  # ran without approval
                 "agent_identity_from": self.trace_stage.identity.get(agent_id, ""),
             })
         return out
