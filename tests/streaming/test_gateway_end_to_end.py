@@ -8,11 +8,14 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import requests
+from aiokafka import AIOKafkaProducer
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -24,10 +27,13 @@ from spanwarden.collector.decision_watcher import DecisionWatcher
 from spanwarden.collector.guard import Guard
 from spanwarden.collector.otlp_encode import to_request
 from spanwarden.collector.span_record import SpanRecord
-from spanwarden.enforcers.audit_log import read_entries, verify
+from spanwarden.enforcers.audit_log import AgentRef, AuditEntry, AuditLog, AuditUnwritable, read_entries, verify
+from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.settings import Settings
 from spanwarden.streaming.gateway import KafkaGateway
+from spanwarden.streaming.keyed_audit import KEY_FIELD, encode_entry
 from spanwarden.streaming.local_stack import LocalBroker, WorkerProcess
+from spanwarden.streaming.topics import AUDIT, DECISIONS
 from tests.detectors.traffic import T0, merged, normal, runaway
 from tests.streaming.conftest import PARTITIONS
 
@@ -121,7 +127,8 @@ def test_a_runaway_agent_is_halted_through_kafka_and_commands_round_trip(
         refused = requests.post(f"{url}/v1/commands", timeout=15, json={"command": "kill", "agent": "agent-a",
                                                                           "reason": "no token"})
         assert refused.status_code == 401
-        assert requests.post(f"{url}/v1/leases", json={"agent": "agent-a"}, timeout=5).status_code == 501
+        lease = requests.post(f"{url}/v1/leases", json={"agent": "agent-a"}, timeout=15)  # from its worker
+        assert lease.status_code == 200 and lease.json()["agent_id"] == "agent-a", lease.text
         opened = requests.post(f"{url}/v1/approvals", timeout=5, json={
             "agent": "agent-a", "tool": "delete_rows", "arguments_digest": "d1", "environment": "prod"}).json()
         assert opened["required"] and opened["status"] == "pending"
@@ -213,3 +220,85 @@ def test_access_requests_through_the_kafka_runtime(broker: LocalBroker, gateway:
     finally:
         watcher.stop()
         worker.stop()
+
+
+def _produce(bootstrap: str, topic: str, messages: list[tuple[str, bytes]]) -> None:
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            for key, value in messages:
+                await producer.send_and_wait(topic, value, key=key.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def _until(check: Any, timeout_s: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(0.1)
+    return check()
+
+
+class _FullDisk:
+    def append(self, *args: Any, **kwargs: Any) -> Any:
+        raise AuditUnwritable("cannot write the audit log: No space left on device")
+
+
+def test_on_a_broken_chain_decisions_are_served_and_a_dead_audit_writer_stops_intake(
+        broker: LocalBroker, tmp_path: Path) -> None:
+    """As `serve`: the gateway starts on a broken chain and serves the workers' decisions; the workers' audit
+    entries wait on the topic until an admin acknowledges, then go to the new chain. Then the audit writer
+    dies (disk full): /healthz 503 names it and spans and commands are refused — not audited, not taken."""
+    state = tmp_path / "gw"
+    state.mkdir()
+    log = AuditLog(state / "audit.jsonl", fsync="never")
+    for i in range(3):
+        log.append("service", AgentRef(), "service", f"entry {i}", float(i))
+    log.close()
+    (state / "audit.jsonl").write_text((state / "audit.jsonl").read_text().replace("entry 1", "entry one"))
+    halt = Decision("agent-k", Action.HALT, "runaway", "policy:loop@v1", T0, 3)
+    decisions = orjson.dumps({"decision": halt.to_dict(), "current": halt.to_dict(), "scoped": []})
+    waiting = AuditEntry(1, T0, "decision", AgentRef("agent-k"), "policy:loop@v1", "runaway", (), "v1",
+                         {"action": "halt", KEY_FIELD: "k-1"}, "")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    spans = {"data": to_request(normal(1, 0.05)).SerializeToString(),
+             "headers": {"Content-Type": "application/x-protobuf"}}
+    gateway = running_gateway(broker, tmp_path)
+    url, service = next(gateway)
+    try:
+        assert requests.get(f"{url}/healthz", timeout=5).json()["status"] == "audit_broken"
+        _produce(broker.bootstrap, DECISIONS, [("agent-k", decisions)])
+        _produce(broker.bootstrap, AUDIT, [("agent-k", encode_entry(waiting))])
+        assert _until(lambda: requests.get(f"{url}/v1/decisions/agent-k", timeout=5).json()["action"] == "halt")
+        refused = requests.post(f"{url}/v1/traces", timeout=10, **spans)
+        assert refused.status_code == 503 and "acknowledge" in refused.json()["message"]
+        time.sleep(1.0)
+        assert service.writer.appended == 0  # the worker's entry waits on the topic
+        moved = requests.post(f"{url}/v1/audit/acknowledge", headers=auth, timeout=5, json={"reason": "restored"})
+        assert moved.status_code == 200, moved.text
+        assert _until(lambda: service.writer.appended == 1)
+        assert requests.get(f"{url}/healthz", timeout=5).json()["status"] == "ok"
+        assert requests.post(f"{url}/v1/traces", timeout=10, **spans).status_code == 200
+
+        service.writer.audit = _FullDisk()
+        later = replace(waiting, data={**waiting.data, KEY_FIELD: "k-2"})
+        _produce(broker.bootstrap, AUDIT, [("agent-k", encode_entry(later))])
+        health = _until(lambda: (h := requests.get(f"{url}/healthz", timeout=5)).status_code == 503 and h)
+        assert health.json()["status"] == "task_dead" and "audit_writer" in health.json()["message"]
+        assert "AuditUnwritable" in health.json()["tasks"]["audit_writer"]
+        assert requests.post(f"{url}/v1/traces", timeout=10, **spans).status_code == 503
+        kill = requests.post(f"{url}/v1/commands", headers=auth, timeout=10,
+                             json={"command": "kill", "agent": "agent-k", "reason": "x"})
+        assert kill.status_code == 503 and "audit_writer" in kill.json()["message"]
+        assert requests.get(f"{url}/v1/decisions/agent-k", timeout=5).json()["action"] == "halt"  # still served
+    finally:
+        next(gateway, None)
+    entries = [e for _, e in read_entries(state / "audit.jsonl")]
+    assert verify(state / "audit.jsonl").ok
+    assert [e.data.get("command") for e in entries[:1]] == ["audit_acknowledge"]
+    assert [e.data.get(KEY_FIELD) for e in entries if e.kind == "decision"] == ["k-1"]
