@@ -28,6 +28,7 @@ _RANK = {"": 0, READ: 1, WRITE: 2, DESTRUCTIVE: 3}
 _SQL_KEYS = ("db.query.text", "db.statement")
 _HTTP_KEYS = ("http.request.method", "http.method")
 _MESSAGING_KEYS = ("messaging.operation.type", "messaging.operation")
+_ANY_KEY = frozenset({"spanwarden.effect", *_SQL_KEYS, *_HTTP_KEYS, *_MESSAGING_KEYS, "file.path"})
 _MAX_SQL = 16_384
 _MAX_CACHED = 4096
 _cache: OrderedDict[str, Effect] = OrderedDict()
@@ -60,6 +61,8 @@ def worst(a: str, b: str) -> str:
 def of_span(attributes: Mapping[str, Any], name: str = "") -> Effect:
     """The effect of the operation the span's attributes (and its name, for files) describe (NONE when they
     say nothing)."""
+    if _ANY_KEY.isdisjoint(attributes):  # most spans (LLM calls, agents, chains): one pass over their keys
+        return NONE
     explicit = str(attributes.get("spanwarden.effect", "")).strip().lower()
     if explicit in _RANK and explicit:
         return Effect(explicit, f"declared {explicit}", "explicit")
