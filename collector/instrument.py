@@ -36,6 +36,9 @@ ENV_SPEND_LEASE = "SPANWARDEN_SPEND_LEASE"  # "1": reserve each LLM call's estim
 # How long instrument() waits for the agent's decisions, and calls before the first answer are held (s).
 ENV_READY_TIMEOUT_S = "SPANWARDEN_READY_TIMEOUT_S"
 DEFAULT_READY_TIMEOUT_S = 1.0
+# Spans leave every second (the SDK's default is 5 s), so they reach the service within its lateness bound and
+# a decision is not held back by batching; OTEL_BSP_SCHEDULE_DELAY still decides when it is set.
+EXPORT_DELAY_MS = 1000
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 
 
@@ -115,7 +118,8 @@ def instrument(agent_id: str | None = None, owner: str | None = None, team: str 
     provider.add_span_processor(AgentStampProcessor())  # children carry their agent span's name
     provider.add_span_processor(processor)
     exporter = OTLPSpanExporter(endpoint=f"{control_url(endpoint)}/v1/traces") if endpoint else OTLPSpanExporter()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    delay = None if os.environ.get("OTEL_BSP_SCHEDULE_DELAY") else EXPORT_DELAY_MS
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=delay))
     if set_global:
         trace.set_tracer_provider(provider)
     activated = genai.activate(provider, instrumentations if instrumentations is None

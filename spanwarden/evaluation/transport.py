@@ -1,5 +1,6 @@
 """How the eval fleet's spans reach the pipeline: as each replica's BatchSpanProcessor sends them (queued at
-span end, exported every 5 s at the replica's own phase, after a short network delay), encoded as OTLP
+span end, exported every second as `instrument()` sets it up, at the replica's own phase, after a short network
+delay), encoded as OTLP
 protobuf, decoded and normalised by the receiver's own code, and stamped with the time the service received
 them — never straight into the pipeline in perfect time order."""
 
@@ -10,13 +11,14 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from spanwarden.collector.instrument import EXPORT_DELAY_MS
 from spanwarden.collector.normalize import Normalizer
 from spanwarden.collector.otlp_decode import PROTOBUF, decode_request
 from spanwarden.collector.otlp_encode import to_request
 from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import SpanRecord
 
-EXPORT_EVERY_S = 5.0  # the OTel SDK's BatchSpanProcessor default schedule delay
+EXPORT_EVERY_S = EXPORT_DELAY_MS / 1000  # the BatchSpanProcessor schedule delay `instrument()` sets
 
 
 class Transport:
