@@ -4,6 +4,7 @@ keeping its state on local disk so that a restart loses nothing."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sqlite3
@@ -218,13 +219,25 @@ class EmbeddedService:
 
     async def answer_access(self, request_id: str, approve: bool, actor: str, reason: str, now_s: float,
                             for_s: float | None) -> Decision:
-        return self.pipeline.answer_access(request_id, approve, actor, reason, now_s, for_s)
+        return await self._audited(lambda: self.pipeline.answer_access(request_id, approve, actor, reason, now_s,
+                                                                      for_s))
 
     async def apply_command(self, agent_id: str, action: Action, reason: str, actor: str, now_s: float,
                             expires_s: float | None, throttle_per_s: float | None, selected_by: dict[str, str],
                             calls: str) -> Decision:
-        return self.pipeline.command(agent_id, action, reason, actor, now_s, expires_s, throttle_per_s,
-                                     selected_by, calls)
+        return await self._audited(lambda: self.pipeline.command(agent_id, action, reason, actor, now_s, expires_s,
+                                                                throttle_per_s, selected_by, calls))
+
+    async def _audited(self, change: Callable[[], Decision]) -> Decision:
+        """Make the change with its audit entries queued for the writer thread, and answer once they are
+        durable (the decision reaches the board then too): the loop is not held while the disk syncs."""
+        audit = self.audit
+        if not isinstance(audit, AuditLog):
+            return change()
+        with audit.deferred():
+            decision = change()
+        await audit.durable()
+        return decision
 
     def knows(self, agent_id: str) -> bool:
         return agent_id in self.pipeline.agents or self.board.version(agent_id) > 0
@@ -309,26 +322,38 @@ class EmbeddedService:
         return None
 
     def status(self) -> list[dict[str, Any]]:
-        out = []
-        known = {**{a: AgentRef(a) for a in self.pipeline.ladders}, **self.pipeline.agents}  # decided-for too
-        for agent_id, ref in sorted(known.items()):
-            finding = self.latest_findings.get(agent_id)
-            bank = self.pipeline.detectors.get(agent_id)
-            hour = bank.cost.hour if bank is not None else None
-            out.append({
-                "agent": agent_id, "owner": ref.owner, "team": ref.team, "environment": ref.environment,
-                "decision": self.pipeline.decision(agent_id).to_dict(),
-                "scoped": [d.to_dict() for d in self.pipeline.scoped(agent_id)],  # some calls: tool/model/resource
-                "last_finding": finding.to_dict() if finding else None,
-                "spend_usd_last_hour": round(hour.sum, 6) if hour is not None else 0.0,
-                "spend_usd_per_min": round(hour.recent(5) / 5, 6) if hour is not None and hour.index is not None
-                else 0.0,  # over the agent's last 5 minutes
-                "last_seen_s": bank.cost.last_time if bank is not None else None,
-                "llm_spans_without_usage": self.trace_stage.without_usage.get(agent_id, 0),
-                "unheld_writes": bank.write_volume.unheld if bank is not None else 0,  # ran without approval
-                "agent_identity_from": self.trace_stage.identity.get(agent_id, ""),
-            })
+        return [self._status_row(agent_id, ref) for agent_id, ref in self._known()]
+
+    async def status_rows(self) -> list[dict[str, Any]]:
+        """`status()` a few hundred agents at a time, the loop free in between (thousands of agents)."""
+        out: list[dict[str, Any]] = []
+        for n, (agent_id, ref) in enumerate(self._known(), start=1):
+            out.append(self._status_row(agent_id, ref))
+            if n % 500 == 0:
+                await asyncio.sleep(0)
         return out
+
+    def _known(self) -> list[tuple[str, AgentRef]]:
+        known = {**{a: AgentRef(a) for a in self.pipeline.ladders}, **self.pipeline.agents}  # decided-for too
+        return sorted(known.items())
+
+    def _status_row(self, agent_id: str, ref: AgentRef) -> dict[str, Any]:
+        finding = self.latest_findings.get(agent_id)
+        bank = self.pipeline.detectors.get(agent_id)
+        hour = bank.cost.hour if bank is not None else None
+        return {
+            "agent": agent_id, "owner": ref.owner, "team": ref.team, "environment": ref.environment,
+            "decision": self.pipeline.decision(agent_id).to_dict(),
+            "scoped": [d.to_dict() for d in self.pipeline.scoped(agent_id)],  # some calls: tool/model/resource
+            "last_finding": finding.to_dict() if finding else None,
+            "spend_usd_last_hour": round(hour.sum, 6) if hour is not None else 0.0,
+            "spend_usd_per_min": round(hour.recent(5) / 5, 6) if hour is not None and hour.index is not None
+            else 0.0,  # over the agent's last 5 minutes
+            "last_seen_s": bank.cost.last_time if bank is not None else None,
+            "llm_spans_without_usage": self.trace_stage.without_usage.get(agent_id, 0),
+            "unheld_writes": bank.write_volume.unheld if bank is not None else 0,  # ran without approval
+            "agent_identity_from": self.trace_stage.identity.get(agent_id, ""),
+        }
 
     def snapshot(self) -> None:
         """Save the baselines of the agents changed since the last snapshot, at once (at shutdown, in tests);
@@ -400,6 +425,9 @@ class EmbeddedService:
                 await self.snapshots.run()
             except (OSError, sqlite3.Error) as exc:
                 log.error("could not save the baselines snapshot (%s); the previous one stays", exc)
+            # What lives on (baselines, decisions) is left out of the collector's full passes, which at
+            # thousands of agents would each hold the loop for hundreds of ms; freed objects still go.
+            gc.freeze()
             pause = max(self.settings.snapshot_interval_s, 4 * (time.monotonic() - started))
 
     async def _advance_clock(self) -> None:

@@ -9,6 +9,7 @@ import inspect
 import logging
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from spanwarden.server import auth
@@ -48,7 +49,9 @@ def handlers(runtime: Runtime, metrics: SelfMetrics) -> dict[str, Handler]:
         return exposition(agents_registry)
 
     async def status(request: web.Request) -> web.Response:
-        return web.json_response({"agents": runtime.status()})
+        rows = getattr(runtime, "status_rows", None)  # in chunks, where the runtime can (thousands of agents)
+        agents = await rows() if rows is not None else runtime.status()
+        return web.Response(body=orjson.dumps({"agents": agents}), content_type="application/json")
 
     async def profile(request: web.Request) -> web.Response:
         found = runtime.profile(request.match_info["agent"])
