@@ -94,13 +94,15 @@ def build(runtime: Runtime, extra: Sequence[tuple[Route, Handler]] = (),
     """The app for `runtime`; `resolvers` replace the default bearer-token principal resolution (see
     `auth.py`); `extra` adds routes (each with its access level) of another package; `console` serves the
     web console at `/`."""
+    page_resolvers: dict[tuple[str, str], Sequence[Resolver]] = {}
     if console:  # the web console at / (spanwarden/console/): its pages, and its session-cookie resolver
         from spanwarden import console as web_console  # its templates load only when served
 
         pages, session_resolvers = web_console.for_app(runtime.tokens, runtime.settings)
-        extra, resolvers = (*extra, *pages), resolvers if resolvers is not None else session_resolvers
+        extra = (*extra, *pages)
+        page_resolvers = {(r.method, r.path): session_resolvers for r, _ in pages}  # pages only, never the API
     metrics = SelfMetrics(lambda: figures(runtime))
-    authenticator = Auth(runtime, resolvers)
+    authenticator = Auth(runtime, resolvers, page_resolvers)
     app = web.Application(client_max_size=runtime.settings.max_body_bytes + 1)
     warnings = http_hints.UnknownPathWarnings()
     app.middlewares.extend([metrics.count_requests, warnings.middleware, runtime.durability.middleware,

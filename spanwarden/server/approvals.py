@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,9 +30,11 @@ from spanwarden.enforcers.approvals import (
     required,
     rules_view,
 )
-from spanwarden.enforcers.audit_log import AgentRef
+from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditUnwritable
 from spanwarden.server.auth import acting_agent, principal
 from spanwarden.server.runtime import Audited
+
+log = logging.getLogger(__name__)
 
 # (agent, resource, summary, now_s) -> the host's access request, or None when it is in the agent's profile
 Egress = Callable[[str, str, str, float], AccessRequest | None]
@@ -158,7 +161,10 @@ class ApprovalsApi:
     def _current(self, request_id: str) -> ApprovalRequest | None:
         found, expired_now = self.book.get(request_id, self.clock())
         if found is not None and expired_now:
-            self._audit(found, "service", "approval request expired unanswered", self.clock())
+            try:
+                self._audit(found, "service", "approval request expired unanswered", self.clock())
+            except (AuditChainBroken, AuditUnwritable) as exc:  # a guard's wait (a GET) still gets its answer
+                log.error("approval request %s expired unanswered; not audited: %s", request_id, exc)
         return found
 
     def _audit(self, request: ApprovalRequest, actor: str, reason: str, now: float) -> None:

@@ -11,8 +11,10 @@ Principal resolution is pluggable: `Auth(runtime, resolvers=[...])` tries each r
 first that returns a principal wins. A resolver is `(request) -> Principal | None`; it must return None
 (never raise) for a request it does not recognise, and must only ever return a principal the request
 proved (a token, a signed session) — never one the client merely names. `bearer(tokens)` (the
-`Authorization: Bearer` header) is the default; the web console adds its session-cookie resolver in front
-(it checks the cookie and, for POSTs, the CSRF token itself)."""
+`Authorization: Bearer` header) is the default. `page_resolvers` apply instead to the routes named there:
+the web console's pages take its session cookie (the console checks the CSRF token of each POST itself),
+while the API never does — a cookie the browser sends by itself must not be able to command (CSRF); the
+console calls the API with the person's bearer token."""
 
 from __future__ import annotations
 
@@ -51,12 +53,15 @@ def caller(request: web.Request) -> Principal | None:
 
 
 class Auth:
-    def __init__(self, runtime: Runtime, resolvers: Sequence[Resolver] | None = None) -> None:
+    def __init__(self, runtime: Runtime, resolvers: Sequence[Resolver] | None = None,
+                 page_resolvers: dict[tuple[str, str], Sequence[Resolver]] | None = None) -> None:
         self.runtime = runtime
         self.resolvers: list[Resolver] = list(resolvers) if resolvers is not None else [bearer(runtime.tokens)]
+        self.page_resolvers = {key: list(found) for key, found in (page_resolvers or {}).items()}
 
-    def resolve(self, request: web.Request) -> Principal | None:
-        for resolver in self.resolvers:
+    def resolve(self, request: web.Request, route: routes.Route | None = None) -> Principal | None:
+        chosen = self.page_resolvers.get((route.method, route.path)) if route is not None else None
+        for resolver in chosen if chosen is not None else self.resolvers:
             found = resolver(request)
             if found is not None:
                 return found
@@ -74,7 +79,7 @@ class Auth:
             except IngestRefused as exc:
                 return web.json_response({"code": exc.status, "message": str(exc)}, status=exc.status)
             return await handler(request)
-        found = self.resolve(request)
+        found = self.resolve(request, route)
         needed = route.access.role
         if found is not None and needed is not None and found.role is not Role.AGENT and found.role >= needed:
             request[PRINCIPAL_KEY] = found

@@ -168,3 +168,22 @@ def test_the_readme_gives_each_route_its_role_from_the_table() -> None:
     wrong = {f"{r.method} {r.path}": (listed.get(f"{r.method} {r.path}"), r.access.value) for r in routes.TABLE
              if listed.get(f"{r.method} {r.path}") != r.access.value}
     assert not wrong, f"README role column vs the route table: {wrong}"
+
+
+def test_a_console_session_signs_into_pages_never_into_the_api(running: Running) -> None:
+    """The browser sends the session cookie by itself, so a cookie alone must not command (CSRF): the API
+    takes bearer tokens only; the console's pages take the session."""
+    import requests
+
+    browser = requests.Session()
+    form = browser.get(f"{running.url}/sign-in", timeout=10)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None, form.text[:500]
+    signed = browser.post(f"{running.url}/sign-in", timeout=10, allow_redirects=False,
+                          data={"csrf": csrf.group(1), "token": running.tokens["oncall"], "next": "/"})
+    assert signed.status_code == 303 and "spanwarden_session" in browser.cookies
+    assert browser.get(f"{running.url}/", timeout=10).status_code == 200  # a page: signed in
+    assert browser.get(f"{running.url}/v1/status", timeout=10).status_code == 401  # the API: not by a cookie
+    kill = browser.post(f"{running.url}/v1/commands", timeout=10,
+                        json={"command": "kill", "agent": "billing-bot", "reason": "csrf"})
+    assert kill.status_code == 401
