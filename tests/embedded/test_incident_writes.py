@@ -71,8 +71,9 @@ def answer_next(url: str, token: str, approve: bool) -> threading.Thread:
     return thread
 
 
-@pytest.fixture
-def incident(tmp_path: Path) -> Any:
+@pytest.fixture(scope="module")
+def incident(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp_path = tmp_path_factory.mktemp("incident")
     state = tmp_path / "state"
     state.mkdir()
     token = add_token(state / "tokens.yaml", "omar", Role.ONCALL)
@@ -153,3 +154,21 @@ def test_the_markdown_report_has_the_writes_section(incident):
     report = json.loads(CliRunner().invoke(app, ["incident", AGENT, "--json", "--state-dir", str(state)]).output)
     assert report["writes"] == json.loads(CliRunner().invoke(
         app, ["incident", AGENT, "--writes", "--json", "--state-dir", str(state)]).output)
+
+
+def test_the_console_agent_page_shows_the_same_writes(incident):
+    from spanwarden.console.agent_page import _read
+    from spanwarden.console.render import environment
+    from spanwarden.enforcers.decision import allow
+
+    state, _ = incident
+    page = environment().get_template("agent.html").render(
+        agent={"agent": AGENT, "decision": allow(AGENT).to_dict()}, profile=None, profile_error="", waiting=[],
+        may_act=False, csrf="", **_read(state, AGENT))
+    table = page.split('id="incident-writes"', 1)[1].split("</table>", 1)[0]
+    rows = table.split("<tr>")[2:]
+    listed = build(state, AGENT)["writes"]
+    assert len(rows) == len(listed) == 3
+    for row, write in zip(rows, listed, strict=True):
+        assert write["summary"] in row and write["span_id"] in row and write["resource"] in row
+    assert "human:omar" in rows[2]
