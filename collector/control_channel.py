@@ -17,14 +17,29 @@ from spanwarden.enforcers.decision import Action, Decision, allow
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-class DecisionBoard:
-    """Current decision per agent, with waiters woken on change. Used from one event loop."""
+MAX_HELD_POLLS = 10_000  # held long-polls in all
+MAX_HELD_PER_AGENT = 16  # ... and for any one agent name
 
-    def __init__(self) -> None:
+
+class TooManyPolls(RuntimeError):
+    """More long-polls are held than the board allows (429 with Retry-After; the watcher backs off)."""
+
+
+class DecisionBoard:
+    """Current decision per agent, with waiters woken on change. Used from one event loop.
+
+    Bounded: a long-poll may name any agent, so at most `max_held` polls are held at once (and
+    `max_held_per_agent` for one name), and a name's wake-up event is dropped with its last waiter."""
+
+    def __init__(self, max_held: int = MAX_HELD_POLLS, max_held_per_agent: int = MAX_HELD_PER_AGENT) -> None:
         self._decisions: dict[str, Decision] = {}
         self._scoped: dict[str, dict[str, Decision]] = {}
         self._versions: dict[str, int] = {}
         self._changed: dict[str, asyncio.Event] = {}
+        self._held: dict[str, int] = {}  # polls held per agent name
+        self.held = 0
+        self.max_held, self.max_held_per_agent = max_held, max_held_per_agent
+        self.refused_polls = 0
         self._closed = False
 
     def close(self) -> None:
@@ -71,11 +86,26 @@ class DecisionBoard:
             remaining = deadline - loop.time()
             if self.version(agent_id) > after_version or remaining <= 0 or self._closed:
                 return current
+            if self.held >= self.max_held or self._held.get(agent_id, 0) >= self.max_held_per_agent:
+                self.refused_polls += 1
+                raise TooManyPolls(f"{self.held:,} long-polls are held; retry shortly")
             event = self._changed.setdefault(agent_id, asyncio.Event())
+            self.held += 1
+            self._held[agent_id] = self._held.get(agent_id, 0) + 1
             try:
                 await asyncio.wait_for(event.wait(), remaining)
             except TimeoutError:
                 return self.get(agent_id)
+            finally:
+                self._release(agent_id, event)
+
+    def _release(self, agent_id: str, event: asyncio.Event) -> None:
+        self.held -= 1
+        left = self._held.pop(agent_id) - 1
+        if left:
+            self._held[agent_id] = left
+        elif self._changed.get(agent_id) is event:
+            del self._changed[agent_id]  # no one waits on this name any more
 
 
 def add_routes(app: web.Application, board: DecisionBoard, max_wait_s: float) -> None:
@@ -96,7 +126,11 @@ def handlers(board: DecisionBoard, max_wait_s: float) -> tuple[Handler, Handler]
             return web.json_response({"code": 400, "message": "after must be an integer, wait a number"},
                                      status=400)
         if wait > 0:
-            await board.wait_newer(agent_id, after, wait)
+            try:
+                await board.wait_newer(agent_id, after, wait)
+            except TooManyPolls as exc:
+                return web.json_response({"code": 429, "message": str(exc)}, status=429,
+                                         headers={"Retry-After": "1"})
         return web.json_response(board.view(agent_id))
 
     async def every(request: web.Request) -> web.Response:
