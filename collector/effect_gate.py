@@ -41,7 +41,8 @@ APPROVAL = "spanwarden.approval"
 REFUSED = "denied:"
 # Attributes that say what an operation does; a client span without them at start is watched until it has one.
 WATCHED = frozenset({"db.query.text", "db.statement", "http.request.method", "http.method", "spanwarden.effect",
-                     "messaging.operation.type", "messaging.operation", "file.path"})
+                     "messaging.operation.type", "messaging.operation", "file.path", "db.query.summary",
+                     "db.operation.name", "db.operation"})
 _CHANGES = (effects.WRITE, effects.DESTRUCTIVE)
 
 

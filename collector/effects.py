@@ -5,6 +5,9 @@ is called. The base of holding destructive operations by their effect and of lis
   clause, CREATE and ALTER write; DELETE, DROP, TRUNCATE, ALTER … DROP and an UPDATE without WHERE are
   destructive. A script of several statements takes its worst. Without sqlglot (the agent-side install), or
   for what it cannot parse, the statement's leading keyword decides, erring towards destructive.
+- Without the statement (it is opt-in in the current database conventions), `db.query.summary` or
+  `db.operation.name` (`DELETE customers`, `deleteMany`, `FLUSHALL`): its verb decides — without the WHERE
+  clause an UPDATE counts as a write, a DELETE as destructive.
 - HTTP (`http.request.method`, older `http.method`): GET, HEAD, OPTIONS read; POST, PUT, PATCH write; DELETE
   is destructive.
 - Messaging (`messaging.operation.type` send/publish/create, older `messaging.operation`): a write.
@@ -28,7 +31,9 @@ _RANK = {"": 0, READ: 1, WRITE: 2, DESTRUCTIVE: 3}
 _SQL_KEYS = ("db.query.text", "db.statement")
 _HTTP_KEYS = ("http.request.method", "http.method")
 _MESSAGING_KEYS = ("messaging.operation.type", "messaging.operation")
-_ANY_KEY = frozenset({"spanwarden.effect", *_SQL_KEYS, *_HTTP_KEYS, *_MESSAGING_KEYS, "file.path"})
+_DB_OPERATION_KEYS = ("db.query.summary", "db.operation.name", "db.operation")
+_ANY_KEY = frozenset({"spanwarden.effect", *_SQL_KEYS, *_HTTP_KEYS, *_MESSAGING_KEYS, *_DB_OPERATION_KEYS,
+                      "file.path"})
 _MAX_SQL = 16_384
 _MAX_CACHED = 4096
 _cache: OrderedDict[str, Effect] = OrderedDict()
@@ -70,6 +75,10 @@ def of_span(attributes: Mapping[str, Any], name: str = "") -> Effect:
         sql = attributes.get(key)
         if isinstance(sql, str) and sql.strip():
             return of_sql(sql, str(attributes.get("db.system.name") or attributes.get("db.system") or ""))
+    for key in _DB_OPERATION_KEYS:
+        operation = attributes.get(key)
+        if isinstance(operation, str) and operation.strip():
+            return of_db_operation(operation)
     for key in _HTTP_KEYS:
         method = attributes.get(key)
         if isinstance(method, str) and method:
@@ -85,6 +94,26 @@ def of_span(attributes: Mapping[str, Any], name: str = "") -> Effect:
     if isinstance(path, str) and path:
         return of_file(str(attributes.get("gen_ai.tool.name") or name), path)
     return NONE
+
+
+# A database operation's verb (SQL keywords, MongoDB, Redis, Elasticsearch, DynamoDB ...), by its prefix.
+_DB_VERBS = (("delete", DESTRUCTIVE), ("drop", DESTRUCTIVE), ("truncate", DESTRUCTIVE), ("remove", DESTRUCTIVE),
+             ("del", DESTRUCTIVE), ("flush", DESTRUCTIVE), ("unlink", DESTRUCTIVE), ("expire", DESTRUCTIVE),
+             ("alter", WRITE), ("insert", WRITE), ("update", WRITE), ("replace", WRITE), ("merge", WRITE),
+             ("upsert", WRITE), ("create", WRITE), ("set", WRITE), ("put", WRITE), ("write", WRITE),
+             ("bulk", WRITE), ("index", WRITE), ("copy", WRITE), ("hset", WRITE), ("lpush", WRITE),
+             ("rpush", WRITE), ("incr", WRITE), ("select", READ), ("find", READ), ("get", READ), ("read", READ),
+             ("count", READ), ("aggregate", READ), ("scan", READ), ("query", READ), ("search", READ),
+             ("show", READ), ("with", READ), ("describe", READ), ("explain", READ), ("mget", READ))
+
+
+def of_db_operation(text: str) -> Effect:
+    """From `db.query.summary` ("DELETE customers") or `db.operation.name` ("deleteMany"): low cardinality,
+    literal-free by the conventions; the words after the verb are its collections."""
+    words = text.split()
+    verb = words[0].lower() if words else ""
+    kind = next((k for prefix, k in _DB_VERBS if verb.startswith(prefix)), WRITE if verb else "")
+    return Effect(kind, text.strip()[:200], "db", tuple(words[1:9]))
 
 
 def http_target(attributes: Mapping[str, Any]) -> tuple[str, str]:

@@ -44,6 +44,15 @@ def record_of(name: str, attributes: dict[str, object]):
     ("execute_tool run", {"gen_ai.tool.name": "run", "spanwarden.effect": "destructive"}, "destructive",
      "declared destructive"),
     ("chat gpt-4o", {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}, "", ""),
+    # Without the statement (opt-in in the current conventions): the summary's or the operation's verb.
+    ("DELETE customers", {"db.system.name": "postgresql", "db.query.summary": "DELETE customers"},
+     "destructive", "DELETE customers"),
+    ("UPDATE orders", {"db.system.name": "postgresql", "db.query.summary": "UPDATE orders"}, "write",
+     "UPDATE orders"),
+    ("deleteMany", {"db.system.name": "mongodb", "db.operation.name": "deleteMany",
+                    "db.collection.name": "carts"}, "destructive", "deleteMany"),
+    ("FLUSHALL", {"db.system.name": "redis", "db.operation.name": "FLUSHALL"}, "destructive", "FLUSHALL"),
+    ("find", {"db.system.name": "mongodb", "db.operation.name": "find"}, "read", "find"),
 ])
 def test_the_record_says_what_the_operation_did(name, attributes, effect, summary):
     record = record_of(name, attributes)
