@@ -138,3 +138,16 @@ def test_an_approval_notifications_link_opens_its_console_page_after_sign_in(dem
     assert landed.url == link and landed.status_code == 200
     request_id = opened[-1].details["request_id"]
     assert f'id="request-{request_id}"' in landed.text or f"{request_id} is no longer waiting" in landed.text
+
+
+def test_the_console_session_opens_the_console_pages_never_the_api(demo_console: DemoConsole) -> None:
+    session = sign_in(demo_console.url, demo_console.oncall_token)
+    assert session.get(demo_console.url + "v1/status", timeout=10).status_code == 401
+    agent = demo_console.outcome.summary["incidents"][0]["agent"]
+    csrf = page_csrf(session.get(demo_console.url + "approvals", timeout=10).text)
+    forged = session.post(demo_console.url + "v1/commands", json={"command": "kill", "agent": agent,
+                                                                   "reason": "cookie on the api"},
+                          headers={"X-Spanwarden-CSRF": csrf}, timeout=10)
+    assert forged.status_code == 401
+    audit = demo_console.state_dir / "audit.jsonl"
+    assert not [e for e in entries(audit, agent=agent) if "cookie on the api" in e.reason]
