@@ -90,10 +90,10 @@ CSRF_HEADER = "X-Spanwarden-CSRF"
 
 
 class SessionResolver:
-    """The principal behind a request's console session cookie, or None: a principal resolver for the server
-    layer's auth middleware (`spanwarden.server.auth`), in front of the bearer-token one. A POST to the API
-    (`/v1/...`) with only a cookie must also carry the session's CSRF token in `X-Spanwarden-CSRF`; the
-    console's own forms carry it in the form, which the console checks itself."""
+    """The principal behind a request's console session cookie, or None: the server layer's auth middleware
+    (`spanwarden.server.auth`) uses it for the console's own routes only, whose forms carry the CSRF token the
+    console checks itself. Should it ever be given an API route (`/v1/...`), a POST there must also carry the
+    session's CSRF token in `X-Spanwarden-CSRF`."""
 
     def __init__(self, sessions: Sessions) -> None:
         self.sessions = sessions
