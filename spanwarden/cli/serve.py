@@ -64,5 +64,7 @@ def serve(
     bound = service.claim.port  # type: ignore[attr-defined]
     typer.echo(f"spanwarden: listening on {settings.host}:{bound}; point agents at it with\n"
                f"  OTEL_EXPORTER_OTLP_ENDPOINT={endpoint_hint(settings, bound)}\n"
-               f"commands (spanwarden status, kill, ...) use the token in {settings.token_path}", err=True)
+               f"commands (spanwarden status, kill, ...) use the token in {settings.token_path}\n"
+               f"web console: {endpoint_hint(settings, bound)}/ (sign in with a named token: spanwarden token add "
+               "NAME --role oncall)", err=True)
     service.run()  # type: ignore[attr-defined]
