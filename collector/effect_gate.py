@@ -44,14 +44,17 @@ WATCHED = frozenset({"db.query.text", "db.statement", "http.request.method", "ht
                      "messaging.operation.type", "messaging.operation", "file.path", "db.query.summary",
                      "db.operation.name", "db.operation"})
 _CHANGES = (effects.WRITE, effects.DESTRUCTIVE)
+ALLOWED_FOR_S = 300.0
+MAX_ALLOWED = 4096
 
 
 class EffectGate:
-    """The guard's view of effects; `allowed_hosts` are external hosts the service let this agent write to."""
+    """The guard's view of effects. `allowed_hosts`: external hosts the service let this agent write to, until
+    when (asked again after ALLOWED_FOR_S: an approval for a while runs out, the profile forgets)."""
 
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
-        self.allowed_hosts: set[str] = set()
+        self.allowed_hosts: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def on_start(self, span: Span, attributes: Mapping[str, Any], tool: str = "",
@@ -99,7 +102,8 @@ class EffectGate:
         if effect_needs_approval(watcher.approval_effects, effect.kind, resource, effect.targets):
             self._approve(span, effect, resource, tool)
         host = resource[5:] if resource.startswith("http:") else ""
-        if (host and watcher.egress_internal is not None and host not in self.allowed_hosts
+        if (host and watcher.egress_internal is not None
+                and self.allowed_hosts.get(host, 0.0) <= self.guard.clock()
                 and host != urlsplit(watcher.base).hostname and is_external(host, watcher.egress_internal)):
             self._egress(span, effect, resource, host, tool)
 
@@ -123,7 +127,7 @@ class EffectGate:
             "summary": effect.summary, "targets": [host], "egress": True})
         if state is None:  # in the profile already (or the runtime does not hold egress)
             with self._lock:
-                self.allowed_hosts.add(host)
+                self._allow(host)
             return
         pending = AccessPending(self.guard.agent_id, resource, str(state["id"]),
                                 "policy:access-requests", -1)
@@ -138,7 +142,12 @@ class EffectGate:
             raise
         span.set_attribute(APPROVAL, str(state["id"]))
         with self._lock:
-            self.allowed_hosts.add(host)
+            self._allow(host)
+
+    def _allow(self, host: str) -> None:
+        if len(self.allowed_hosts) >= MAX_ALLOWED:
+            self.allowed_hosts.clear()
+        self.allowed_hosts[host] = self.guard.clock() + ALLOWED_FOR_S
 
 
 def _parent_tool(parent_context: Context | None) -> str:

@@ -3,8 +3,8 @@
 It takes OTLP spans in and publishes them to the spans topic, serves the control channel from the
 decisions topic, turns on-call commands into messages for the worker that owns the agent (answering with
 the decision once that worker has made it), and is the audit chain's single writer. Tool approvals
-are held here; spend leases are granted by the agent's worker (`leases_route.py`); policy reload needs
-state the workers hold and is not offered here (501).
+are held here; spend leases are granted by the agent's worker (`leases_route.py`); a policy reload is
+validated here and published on the policy topic, where every worker puts it in force (`policy_topic.py`).
 
 It is the server layer's `Runtime` for `serve --kafka` (spanwarden/server/runtime.py): the same route table,
 auth, durability rules, `/metrics` and supervised background tasks as `serve`. On a broken audit chain it
@@ -44,7 +44,7 @@ from spanwarden.enforcers.audit_log import (
     read_entries,
 )
 from spanwarden.enforcers.decision import Action, Decision
-from spanwarden.enforcers.policy import Policy
+from spanwarden.enforcers.policy import Policy, PolicyError
 from spanwarden.enforcers.redact import Redactor
 from spanwarden.enforcers.roles import TokenBook
 from spanwarden.notify import sink as notify_sink
@@ -60,7 +60,7 @@ from spanwarden.server.leases import LeaseRefused
 from spanwarden.server.runtime import Figures, NotOffered, Unavailable
 from spanwarden.server.supervisor import Supervisor
 from spanwarden.settings import Settings, admin_token
-from spanwarden.streaming import leases_route
+from spanwarden.streaming import leases_route, policy_topic
 from spanwarden.streaming.audit_writer import AuditWriter, keys_in_log
 from spanwarden.streaming.decisions_feed import DecisionsFeed
 from spanwarden.streaming.spans_publisher import SpansPublisher
@@ -280,9 +280,24 @@ class KafkaGateway:
         raise NotOffered("pinning a profile is not available with `serve --kafka` yet: the workers hold the "
                          "baselines")
 
-    def reload_policy(self, actor: str) -> str | None:
-        raise NotOffered("policy reload is not available with `serve --kafka` yet: restart the workers (and "
-                         "the gateway) with the new policy file")
+    async def reload_policy(self, actor: str) -> str | None:
+        """Validate the policy file and publish it on the policy topic, where every worker puts it in force (as
+        `serve` reloads its file); an invalid one is refused, audited, never published, and the old one stays."""
+        producer = self._connected()
+        try:
+            text, policy = policy_topic.read_file(self.settings.policy_file)
+        except PolicyError as exc:
+            self.audit.append("config_change", AgentRef(), actor, f"policy reload refused: {exc}", self.clock(),
+                              (), self.policy.version, {"outcome": "refused", "error": str(exc)})
+            log.error("policy reload refused, %s stays in force: %s", self.policy.version, exc)
+            return str(exc)
+        await policy_topic.publish(producer, text, actor)
+        old, self.policy = self.policy, policy
+        self.audit.append("config_change", AgentRef(), actor, f"policy {old.version} replaced by {policy.version} "
+                          "(published for the workers)", self.clock(), (), policy.version,
+                          {"outcome": "published", "from": old.version, "to": policy.version})
+        log.info("policy %s published for the workers", policy.version)
+        return None
 
     def acknowledge_broken_audit(self, actor: str, reason: str) -> str:
         """As `serve`: set the broken chain aside, start a new one recording the break, and start the audit
@@ -352,6 +367,9 @@ class KafkaGateway:
                                          max_request_size=settings.max_body_bytes + 1024)
         await self.producer.start()
         self.publisher = SpansPublisher(self.producer)
+        # As `serve` takes its policy file at start: the workers take the gateway's (unless it is in force).
+        await policy_topic.publish_if_changed(self.producer, bootstrap, policy_topic.read_file(
+            settings.policy_file)[0], "service")
         self._supervise()
         runner = web.AppRunner(self.build_app(), access_log=None, auto_decompress=False, shutdown_timeout=2.0)
         await runner.setup()
@@ -405,13 +423,23 @@ class KafkaGateway:
         if self._stopping is not None:
             self._stopping.set()
 
+    def _reload_on_signal(self, loop: asyncio.AbstractEventLoop) -> None:
+        async def reload() -> None:
+            try:
+                await self.reload_policy("signal:SIGHUP")
+            except Unavailable as exc:
+                log.error("SIGHUP: policy not reloaded: %s", exc)
+
+        self._reloading = loop.create_task(reload())  # kept: a task nobody holds may be collected
+
     def run(self) -> None:
-        """Serve until SIGINT or SIGTERM."""
+        """Serve until SIGINT or SIGTERM; SIGHUP reloads the policy (publishes it for the workers)."""
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.request_stop)
+            loop.add_signal_handler(signal.SIGHUP, lambda: self._reload_on_signal(loop))
             await self.serve()
 
         asyncio.run(main())

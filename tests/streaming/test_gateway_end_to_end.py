@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 import requests
+import yaml
 from aiokafka import AIOKafkaProducer
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -29,7 +30,9 @@ from spanwarden.collector.otlp_encode import to_request
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.enforcers.audit_log import AgentRef, AuditEntry, AuditLog, AuditUnwritable, read_entries, verify
 from spanwarden.enforcers.decision import Action, Decision
+from spanwarden.enforcers.policy import Policy
 from spanwarden.settings import Settings
+from spanwarden.streaming import policy_topic
 from spanwarden.streaming.gateway import KafkaGateway
 from spanwarden.streaming.keyed_audit import KEY_FIELD, encode_entry
 from spanwarden.streaming.local_stack import LocalBroker, WorkerProcess
@@ -302,3 +305,28 @@ def test_on_a_broken_chain_decisions_are_served_and_a_dead_audit_writer_stops_in
     assert verify(state / "audit.jsonl").ok
     assert [e.data.get("command") for e in entries[:1]] == ["audit_acknowledge"]
     assert [e.data.get(KEY_FIELD) for e in entries if e.kind == "decision"] == ["k-1"]
+
+
+def test_a_policy_reload_is_validated_by_the_gateway_and_published_for_the_workers(
+        broker: LocalBroker, tmp_path: Path) -> None:
+    policy_file = tmp_path / "policy.yaml"
+    shipped = Policy.load().model_dump(mode="json")
+    policy_file.write_text(yaml.safe_dump({**shipped, "version": "v1"}))
+    gateway = running_gateway(broker, tmp_path, policy_file=policy_file)
+    url, _ = next(gateway)
+    reload = lambda: requests.post(f"{url}/v1/policy/reload", timeout=15,  # noqa: E731
+                                   headers={"Authorization": f"Bearer {TOKEN}"})
+    try:
+        assert policy_topic.decode(policy_topic.read_newest(broker.bootstrap) or b"")[0].version == "v1"
+        policy_file.write_text("version: v3\nrules: [{id: x, action: explode}]\n")
+        refused = reload()
+        assert refused.status_code == 400 and "line 2" in refused.json()["message"]
+        policy_file.write_text(yaml.safe_dump({**shipped, "version": "v2"}))
+        assert reload().json() == {"policy_version": "v2"}
+        newest, actor = policy_topic.decode(policy_topic.read_newest(broker.bootstrap) or b"")
+        assert (newest.version, actor) == ("v2", "human:admin")
+    finally:
+        next(gateway, None)
+    changes = [(e.actor, e.data.get("outcome")) for _, e in read_entries(tmp_path / "gw" / "audit.jsonl")
+               if e.kind == "config_change"]
+    assert changes == [("human:admin", "refused"), ("human:admin", "published")]
