@@ -4,7 +4,10 @@ Three figures from one run on one broker:
 - `raw_consume_spans_per_s`: a plain aiokafka consumer reading the spans topic and decoding each message
   into records (protobuf parse + normalise: the decode the worker does), with nothing else running;
 - `spans_per_s`: one worker working off a backlog of those spans, from its first records message to the
-  last agent state it saves (an agent's state is saved after its findings and decisions are delivered);
+  last agent state it saves (an agent's state is saved after its findings and decisions are delivered;
+  the spans are judged by their own times, so every record a saved state covers has been judged);
+- `spans_per_worker_cpu_s` beside `raw_consume_spans_per_cpu_s`: the same per CPU second of the worker and
+  of the plain loop, which contention on a shared machine changes less than wall time;
 - `p99_span_to_decision_ms`: spans sent at half of `spans_per_s` for a bounded time; for each message, the
   time from handing it to the producer to the worker saving the state that covers it.
 Timestamps are the broker messages' create times, stamped on this machine."""
@@ -21,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from spanwarden.bench.detectors import traffic
@@ -73,22 +77,22 @@ async def _produce(bootstrap: str, messages: list[Message],
         await producer.stop()
 
 
-async def _raw_consume(bootstrap: str, expected: int) -> float:
-    """Spans/s of a plain consume + decode loop over `expected` messages."""
+async def _raw_consume(bootstrap: str, expected: int) -> tuple[float, float]:
+    """Spans/s of a plain consume + decode loop over `expected` messages, and spans per CPU second."""
     normalizer = Normalizer(PriceTable.load())
     consumer = AIOKafkaConsumer(SPANS, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
                                 enable_auto_commit=False, fetch_max_bytes=64 << 20,
                                 max_partition_fetch_bytes=16 << 20)
     await consumer.start()
     try:
-        seen, spans, started = 0, 0, time.perf_counter()
+        seen, spans, started, cpu = 0, 0, time.perf_counter(), time.process_time()
         deadline = time.monotonic() + MAX_WAIT_S
         while seen < expected and time.monotonic() < deadline:
             for batch in (await consumer.getmany(timeout_ms=500, max_records=1000)).values():
                 for message in batch:
                     spans += len(normalizer.records(decode_request(message.value or b"", PROTOBUF)))
                     seen += 1
-        return spans / (time.perf_counter() - started)
+        return spans / (time.perf_counter() - started), spans / max(1e-6, time.process_time() - cpu)
     finally:
         await consumer.stop()
 
@@ -130,14 +134,22 @@ async def _run(bootstrap: str, agents: int, spans: int, batch: int, paced_s: flo
     backlog = _messages(agents, spans, batch, seed=1, start_s=START_S)
     sent = await _produce(bootstrap, backlog)
     total_spans = sum(s[3] for s in sent)
-    raw = await _raw_consume(bootstrap, len(sent))
+    raw, raw_per_cpu_s = await _raw_consume(bootstrap, len(sent))
 
     app_id = f"spanwarden-bench-{uuid.uuid4().hex[:8]}"  # a fresh group and state table for every run
     changelog = f"{app_id}-agent-state-changelog"
-    worker = WorkerProcess(bootstrap, log_dir / "worker.log", partitions, app_id)
+    # The spans carry simulated times: the worker judges them by their own times, as a replay does
+    # (SPANWARDEN_TRUST_SPAN_TIME). Stamped with their receive times instead, they would wait out the lateness
+    # bound, and a saved state would cover records not judged yet: the figures would leave the detectors out.
+    worker = WorkerProcess(bootstrap, log_dir / "worker.log", partitions, app_id,
+                           extra_env={"SPANWARDEN_TRUST_SPAN_TIME": "1"})
     await asyncio.to_thread(worker.start)
     try:
+        assert worker.process is not None
+        process = psutil.Process(worker.process.pid)
+        cpu_ready = sum(process.cpu_times()[:2])
         done, first = await _applied(bootstrap, changelog, sent, [m[0] for m in backlog])
+        cpu_backlog = sum(process.cpu_times()[:2]) - cpu_ready  # the worker's own CPU, whatever else runs
         if len(done) < len(sent):
             raise RuntimeError(f"the worker applied {len(done)} of {len(sent)} messages in {MAX_WAIT_S:g} s; "
                                f"see {worker.log_path}")
@@ -155,6 +167,10 @@ async def _run(bootstrap: str, agents: int, spans: int, batch: int, paced_s: flo
     return {"spans_per_s": round(spans_per_s, 1),
             "p99_span_to_decision_ms": round(float(np.percentile(latencies, 99)) * 1000, 1),
             "raw_consume_spans_per_s": round(raw, 1),
+            # CPU seconds are what contention on a shared machine changes least: the worker's per span (from
+            # Ready to the backlog's end) beside the plain consume+decode loop's
+            "spans_per_worker_cpu_s": round(total_spans / max(1e-6, cpu_backlog), 1),
+            "raw_consume_spans_per_cpu_s": round(raw_per_cpu_s, 1),
             "spans": total_spans, "paced_spans": sum(s[3] for s in sent_paced), "messages": len(sent),
             "agents": agents, "spans_per_message": batch, "partitions": partitions,
             "p50_span_to_decision_ms": round(float(np.percentile(latencies, 50)) * 1000, 1)}
