@@ -56,6 +56,11 @@ class Settings(BaseSettings):
                                   "replaying recorded spans, never in production (an agent could move its own "
                                   "clock)")
     long_poll_s: float = Field(25.0, gt=0, le=300, description="longest a control-channel poll is held")
+    new_agents_per_minute: int = Field(6000, ge=1, description="new agent names each ingest token (or the "
+                                       "anonymous sender) may bring a minute; spans of names past it are dropped "
+                                       "(counted, audited once)")
+    max_untrusted_agents: int = Field(1000, ge=0, description="untrusted: agents (spans without a token) kept at "
+                                      "most; spans of further ones are dropped (counted, audited once)")
     datadog_export: Literal["auto", "on", "off"] = Field("auto", description="send metrics, events and audit "
                                                          "logs to Datadog (auto: when DD_API_KEY is set)")
     datadog_host: str | None = Field(None, description="Datadog API base URL; default from DD_SITE")

@@ -10,7 +10,10 @@ timed from the command to its guard refusing a call. Figures:
 - `spans_per_s`, `p99_ingest_ms`: acknowledged spans per second; the 99th percentile of request latency;
 - `dropped`: requests not acknowledged with a 200 (a 429/503 asking to retry counts here too);
 - `kill_p99_ms_under_load`, `missed` (not refused within 5 s), `kills`;
-- `max_loop_stall_ms`: the service's loop-lag probe, worst over the whole run (`/metrics`);
+- `max_loop_stall_ms`: the service's loop-lag probe, worst lateness over the whole run (`/metrics`), which
+  on a busy machine includes the time the OS kept the process off its cores; `max_loop_held_ms`: the most
+  CPU the loop's thread spent between two of the probe's 10 ms wakes (what the service itself held it for);
+- `new_agents_refused`, `agents_known`: names past the new-agent caps, and agents in the service at the end;
 - `rss_warm_mb` at the end of warm-up (every agent seen and a third of the time gone), `rss_end_mb`
   at the end; `rss_mb_start`/`rss_mb_end` are the same two figures under their old names."""
 
@@ -72,10 +75,14 @@ def _rss_mb(pid: int) -> float:
     return float(psutil.Process(pid).memory_info().rss) / (1 << 20)
 
 
-def _loop_stall_ms(url: str) -> float | None:
+def _service_figures(url: str) -> dict[str, float]:
+    """The service's own figures from /metrics (OpenMetrics text: `name value` lines)."""
     text = requests.get(f"{url}/metrics", timeout=10).text
-    found = re.search(r"^spanwarden_loop_stall_max_seconds (\S+)$", text, re.M)
-    return round(float(found.group(1)) * 1000, 1) if found else None
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(spanwarden_\w+) (\S+)$", text, re.M)}
+
+
+def _ms(figures: dict[str, float], name: str) -> float | None:
+    return round(figures[name] * 1000, 1) if name in figures else None
 
 
 def run(agents: int = 500, seconds: float = 30.0, batch: int = 100, clients: int = 4, seed: int = 0,
@@ -169,11 +176,15 @@ def _drive(url: str, pid: int, agents: int, seconds: float, batch: int, clients:
     killer.join(30)
     kills.close()
     rss_end = _rss_mb(pid)
+    service = _service_figures(url)
     warm = rss.get("warm")  # None: the run was too short to see every agent
     return {"spans_per_s": round(load.spans / wall, 1),
             "p99_ingest_ms": round(float(np.percentile(load.latencies, 99)) * 1000, 2) if load.latencies else None,
             "kill_p99_ms_under_load": kills.p99_ms(), "missed": kills.missed, "kills": len(kills.latencies_ms),
-            "max_loop_stall_ms": _loop_stall_ms(url),
+            "max_loop_stall_ms": _ms(service, "spanwarden_loop_stall_max_seconds"),
+            "max_loop_held_ms": _ms(service, "spanwarden_loop_held_max_seconds"),
+            "new_agents_refused": service.get("spanwarden_new_agents_refused_total"),
+            "agents_known": service.get("spanwarden_agents"),
             "rss_warm_mb": None if warm is None else round(warm, 1), "rss_end_mb": round(rss_end, 1),
             "rss_mb_start": None if warm is None else round(warm, 1), "rss_mb_end": round(rss_end, 1),
             "dropped": load.dropped, "agents": agents, "churned_agents": load.churned, "seconds": round(wall, 1),

@@ -41,8 +41,16 @@ def figures(service: EmbeddedService) -> Figures:
                                              float("nan") if age is None else age, ()),
         "spanwarden_loop_stall_max_seconds": ("gauge", "longest the event loop was held (loop-lag probe)",
                                               service.loop_probe.max_stall_s, ()),
+        "spanwarden_loop_held_max_seconds": ("gauge", "most CPU the loop's thread spent between two probe wakes",
+                                             service.loop_probe.max_held_s, ()),
         "spanwarden_loop_stalls_over_100ms": ("counter", "times the event loop was held over 100 ms",
                                               float(service.loop_probe.stalls_over_100ms), ()),
+        "spanwarden_new_agents_refused": ("counter", "new agent names past the caps (their spans dropped)",
+                                          float(service.agent_cap.refused_agents), ()),
+        "spanwarden_spans_refused_new_agent_cap": ("counter", "spans dropped: their agent was past the caps",
+                                                   float(service.agent_cap.refused_records), ()),
+        "spanwarden_ingest_overloaded": ("counter", "span batches answered 429 (the pipeline's queue was full)",
+                                         float(service.ingest_worker.refused), ()),
     }
     if service.reporting is not None:
         dropped = service.reporting.exporter.dropped

@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from spanwarden.audit_sink import AuditSink, TeeAuditSink
 from spanwarden.collector import control_channel
-from spanwarden.collector.ingest_auth import IngestGate
+from spanwarden.collector.ingest_auth import IngestGate, is_untrusted
 from spanwarden.collector.normalize import Normalizer
 from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import SpanRecord
@@ -29,6 +29,7 @@ from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import health, state_store
 from spanwarden.embedded.activity_journal import ActivityJournal
+from spanwarden.embedded.agent_cap import NewAgentCap
 from spanwarden.embedded.ingest_worker import IngestWorker
 from spanwarden.embedded.loop_probe import LoopProbe
 from spanwarden.embedded.profile_api import ProfileApi, load_pinned
@@ -112,6 +113,8 @@ class EmbeddedService:
         self.snapshots = state_store.Snapshotter(self.state, self.pipeline)
         self.ingest_worker = IngestWorker(self.deliver, lambda: self.audit)  # spans through the pipeline
         self._restore()
+        self.agent_cap = NewAgentCap(settings.new_agents_per_minute, settings.max_untrusted_agents,
+                                     sum(map(is_untrusted, self.pipeline.agents)))
         self.token = admin_token(settings)
         self.tokens = TokenBook.load(settings.tokens_path, self.token)
         self.ingest = IngestGate(self.tokens, settings.ingest_mode)
@@ -215,7 +218,23 @@ class EmbeddedService:
         records = self.ingest.admit(authorization, self._normalizer.records(message))
         ready = self.trace_stage.process(records, self.clock())
         if ready:
+            ready = self._capped(authorization, ready)
+        if ready:
             await self.ingest_worker.take(ready)  # queued for the pipeline worker; 429 when it is full
+
+    def _capped(self, authorization: str, records: list[SpanRecord]) -> list[SpanRecord]:
+        """Without the spans of new agent names past the caps (spanwarden/embedded/agent_cap.py)."""
+        principal = self.tokens.authenticate(authorization) if authorization else None
+        name = principal.actor if principal is not None else "anonymous"
+        agents, ladders = self.pipeline.agents, self.pipeline.ladders
+        kept, refusals = self.agent_cap.admit(name, records, lambda a: a in agents or a in ladders, self.clock())
+        for refusal in refusals:
+            log.warning("spans of new agent %r refused: %s", refusal.agent, refusal.why)
+            self.pipeline.audit.append("service", AgentRef(refusal.agent), "service", f"spans of new agents from "
+                                       f"{refusal.principal} refused: {refusal.why}", self.clock(), (),
+                                       self.policy.version, {"principal": refusal.principal,
+                                                             "agent": refusal.agent, "cap": refusal.why})
+        return kept
 
     async def answer_access(self, request_id: str, approve: bool, actor: str, reason: str, now_s: float,
                             for_s: float | None) -> Decision:
