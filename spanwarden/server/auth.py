@@ -84,7 +84,8 @@ class Auth:
         if found is not None and needed is not None and found.role is not Role.AGENT and found.role >= needed:
             request[PRINCIPAL_KEY] = found
             return await handler(request)
-        body = await _body(request) if route.action_of is not None or route.method == "POST" else {}
+        # Only a known principal's refusal is audited: only then is the body read, to name what it tried.
+        body = await _body(request) if found is not None and route.method == "POST" else {}
         action = route.action_of(body) if route.action_of is not None else route.action
         return refuse(request, self.runtime, found, action, self._agent(request, body))
 
