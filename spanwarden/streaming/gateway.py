@@ -60,7 +60,7 @@ from spanwarden.server.leases import LeaseRefused
 from spanwarden.server.runtime import Figures, NotOffered, Unavailable
 from spanwarden.server.supervisor import Supervisor
 from spanwarden.settings import Settings, admin_token
-from spanwarden.streaming import leases_route, policy_topic
+from spanwarden.streaming import approvals_replay, leases_route, policy_topic
 from spanwarden.streaming.audit_writer import AuditWriter, keys_in_log
 from spanwarden.streaming.decisions_feed import DecisionsFeed
 from spanwarden.streaming.spans_publisher import SpansPublisher
@@ -131,6 +131,7 @@ class KafkaGateway:
         for _, entry in read_entries(settings.audit_path):
             if isinstance(entry, AuditEntry):
                 self._note_access(entry)
+                approvals_replay.note(self.approvals.book, entry)  # pending tool approvals survive a restart
         self.producer: AIOKafkaProducer | None = None
         self.publisher: SpansPublisher | None = None
         self.port: int | None = None
