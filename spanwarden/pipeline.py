@@ -71,6 +71,10 @@ class Pipeline:
         self.agents: dict[str, AgentRef] = {}
         self.records_seen = 0
         self.dirty: set[str] = set()  # agents whose state changed since the last snapshot took them
+        # Agents whose detectors were paged out to disk (spanwarden/embedded/agent_pager.py), and how to read
+        # them back: `bank()` and the record path page them in.
+        self.paged_out: set[str] = set()
+        self.pager: Callable[[str], dict[str, Any] | None] | None = None
         self.priors = PeerPriors(self.settings.cost_velocity.windows)
         self.team_budgets = TeamBudgets(_team_budget_config(policy))
         self.refitter = refitter or SyncRefitter()
@@ -165,13 +169,31 @@ class Pipeline:
         return decisions
 
     def _bank(self, record: SpanRecord) -> AgentDetectors:
-        bank = self.detectors.get(record.agent_id)
+        bank = self.detectors.get(record.agent_id) or self.bank(record.agent_id)
         if bank is None:
             prior = (self.priors.cost_prior(record.team, record.time_s, self._warmed_cost_histories)
                      if self.fleet_learning else None)
             bank = self.detectors[record.agent_id] = AgentDetectors(record.agent_id, self.settings, prior)
             bank.behaviour.model = self.behaviour_model
         return bank
+
+    def bank(self, agent_id: str) -> AgentDetectors | None:
+        """The agent's detectors, paged back in from disk if they were paged out; None for an unknown agent."""
+        bank = self.detectors.get(agent_id)
+        if bank is not None or agent_id not in self.paged_out or self.pager is None:
+            return bank
+        state = self.pager(agent_id)
+        self.paged_out.discard(agent_id)
+        if state is None:
+            return None
+        bank = self.detectors[agent_id] = AgentDetectors.from_state(state, self.settings)
+        bank.behaviour.model = self.behaviour_model
+        return bank
+
+    def page_out(self, agent_id: str) -> None:
+        """Drop the agent's detectors from memory (their state is on disk, where `pager` reads it)."""
+        if self.detectors.pop(agent_id, None) is not None:
+            self.paged_out.add(agent_id)
 
     def _asks_for_access(self, finding: Finding, ref: AgentRef) -> bool:
         rules = self.policy.access_requests
@@ -215,7 +237,7 @@ class Pipeline:
         its calls go; denied, it leaves the profile and stays blocked until a human lifts the scope."""
         request = self.access.answer(request_id, approve, actor, now_s, reason, for_s)
         ref = self.agents.get(request.agent_id, AgentRef(id=request.agent_id))
-        bank = self.detectors.get(request.agent_id)
+        bank = self.bank(request.agent_id)
         if bank is not None:
             if approve:
                 bank.data_access.allow(request.resource, now_s, request.until_s)
@@ -368,6 +390,7 @@ class Pipeline:
             table.pop(agent_id, None)
         self.access.forget_agent(agent_id)
         self.arrivals.forget_agent(agent_id)
+        self.paged_out.discard(agent_id)
 
     def restore_decision(self, decision: Decision) -> None:
         """Reinstate a decision newer than the snapshot (recovered from the audit log after a crash)."""

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     new_agents_per_minute: int = Field(6000, ge=1, description="new agent names each ingest token (or the "
                                        "anonymous sender) may bring a minute; spans of names past it are dropped "
                                        "(counted, audited once)")
+    max_agents_in_memory: int = Field(20_000, ge=10, description="agents whose baselines stay in memory; past "
+                                      "it the least recently seen are paged out to state.db and back on their "
+                                      "next span")
     max_untrusted_agents: int = Field(1000, ge=0, description="untrusted: agents (spans without a token) kept at "
                                       "most; spans of further ones are dropped (counted, audited once)")
     datadog_export: Literal["auto", "on", "off"] = Field("auto", description="send metrics, events and audit "

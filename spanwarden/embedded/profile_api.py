@@ -37,7 +37,7 @@ class ProfileApi:
         self.clock = clock
 
     def profile(self, agent_id: str) -> dict[str, Any] | None:
-        bank = self.pipeline.detectors.get(agent_id)
+        bank = self.pipeline.bank(agent_id)  # paged back in if it was paged out
         if bank is None:
             return None
         ref = self.pipeline.agents.get(agent_id, AgentRef(agent_id))

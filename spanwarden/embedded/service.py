@@ -30,6 +30,7 @@ from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import health, state_store
 from spanwarden.embedded.activity_journal import ActivityJournal
 from spanwarden.embedded.agent_cap import NewAgentCap
+from spanwarden.embedded.agent_pager import AgentPager
 from spanwarden.embedded.ingest_worker import IngestWorker
 from spanwarden.embedded.loop_probe import LoopProbe
 from spanwarden.embedded.profile_api import ProfileApi, load_pinned
@@ -113,6 +114,7 @@ class EmbeddedService:
         self.snapshots = state_store.Snapshotter(self.state, self.pipeline)
         self.ingest_worker = IngestWorker(self.deliver, lambda: self.audit)  # spans through the pipeline
         self._restore()
+        self.pager = AgentPager(self.state, self.pipeline, settings.max_agents_in_memory)
         self.agent_cap = NewAgentCap(settings.new_agents_per_minute, settings.max_untrusted_agents,
                                      sum(map(is_untrusted, self.pipeline.agents)))
         self.token = admin_token(settings)
@@ -272,7 +274,7 @@ class EmbeddedService:
 
     async def grant_lease(self, agent_id: str, returning: str, unused_usd: float,
                           reservation: str) -> dict[str, Any]:
-        bank = self.pipeline.detectors.get(agent_id)
+        bank = self.pipeline.bank(agent_id)  # paged back in if it was paged out
         spent = bank.cost.hour.sum if bank is not None else 0.0
         try:
             lease = self.leases.grant(agent_id, self.clock(), self.pipeline.policy.budgets.agent_usd_per_hour,
@@ -442,6 +444,7 @@ class EmbeddedService:
             started = time.monotonic()
             try:
                 await self.snapshots.run()
+                await self.pager.evict()  # past the agents kept in memory, the idlest go to disk
             except (OSError, sqlite3.Error) as exc:
                 log.error("could not save the baselines snapshot (%s); the previous one stays", exc)
             # What lives on (baselines, decisions) is left out of the collector's full passes, which at

@@ -102,7 +102,7 @@ class StateStore:
             db.execute("PRAGMA synchronous=FULL")  # a committed snapshot survives a power cut
         return db
 
-    def write(self, agents: dict[str, bytes | None], fleet: bytes) -> None:
+    def write(self, agents: dict[str, bytes | None], fleet: bytes | None = None) -> None:
         """One transaction: changed agents (None: forgotten) and the fleet part; then the WAL is folded
         into the database file, so `state.db` alone is the snapshot."""
         with self._write_lock:
@@ -112,7 +112,8 @@ class StateStore:
                 db.executemany("INSERT OR REPLACE INTO agents (id, part) VALUES (?, ?)",
                                [(a, p) for a, p in agents.items() if p is not None])
                 db.executemany("DELETE FROM agents WHERE id = ?", [(a,) for a, p in agents.items() if p is None])
-                db.execute("INSERT OR REPLACE INTO fleet (id, part) VALUES (?, ?)", (FLEET, fleet))
+                if fleet is not None:
+                    db.execute("INSERT OR REPLACE INTO fleet (id, part) VALUES (?, ?)", (FLEET, fleet))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -168,6 +169,8 @@ class Snapshotter:
         chunk: dict[str, bytes | None] = {}
         for agent_id in taken:
             part = agent_part(self.pipeline, agent_id)
+            if part is not None and part["detectors"] is None and agent_id in self.pipeline.paged_out:
+                part["detectors"] = self.pipeline.pager(agent_id) if self.pipeline.pager else None  # as on disk
             chunk[agent_id] = None if part is None else orjson.dumps(part)
             if len(chunk) >= CHUNK_AGENTS:
                 yield chunk
