@@ -19,6 +19,7 @@ import orjson
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.agent_detectors import DetectorSettings
 from spanwarden.detectors.finding import Finding
+from spanwarden.detectors.team_budget import TeamBudgetConfig
 from spanwarden.enforcers.audit_log import AgentRef, AuditEntry
 from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.enforcers.policy import Policy
@@ -27,6 +28,7 @@ from spanwarden.pipeline import Pipeline
 from spanwarden.streaming.keyed_audit import KeyedAuditBuffer
 from spanwarden.streaming.record_batch import SourceRecords
 from spanwarden.streaming.shard_leases import ShardLeases
+from spanwarden.streaming.team_stage import apply_finding, config_of, team_spend
 
 log = logging.getLogger(__name__)
 COMMANDS_REMEMBERED = 64
@@ -46,6 +48,7 @@ class ShardOutput:
     skipped_records: int = 0  # already applied (a replay)
     poisoned_records: int = 0  # passed over: they broke the pipeline
     identity: list[str] | None = None  # [owner, team, environment, version] when new or changed
+    team_spend: dict[str, list[SourceRecords]] = field(default_factory=dict)  # for the team stage, by team
 
 
 class AgentShard:
@@ -91,6 +94,8 @@ class AgentShard:
         known = self.pipeline.agents.get(agent_id)
         positions = self.positions[agent_id]
         self._at = None
+        counted: list[SourceRecords] = []  # what the team stage adds to the team's spend (team budgets set)
+        teams_on = config_of(self.pipeline.policy) != TeamBudgetConfig()
         for index, source in enumerate(sources):
             key = str(source.partition)
             if list(source.position) <= positions.get(key, [-1, -1]):
@@ -109,9 +114,12 @@ class AgentShard:
             for decision in self.pipeline.process(records):
                 out.decisions.append(self._message(decision, None))
             out.applied.extend(records)
+            if teams_on:
+                counted.append(source._replace(records=records))
             self.leases.observe(records)  # each agent's call sizes, for its guard's estimates
             positions[key] = list(source.position)
         self._at = None
+        out.team_spend = team_spend(counted)
         ref = self.pipeline.agents.get(agent_id)
         if ref is not None and ref != known:  # for the fleet directory (team and environment commands)
             out.identity = [ref.owner, ref.team, ref.environment, ref.version]
@@ -126,6 +134,14 @@ class AgentShard:
         if command.get("type") == "lease":  # answered again when repeated (the book remembers its answers)
             return self._lease(agent_id, command, out)
         if command_id in seen:
+            return self._finish(out)
+        if command.get("type") == "finding":  # the team stage's: the agent's team is over its budget
+            self.audit.start(f"{agent_id}/command/{command_id}")
+            finding = Finding.from_dict(command["finding"])
+            made = apply_finding(self.pipeline, finding, finding.time_s)
+            seen.append(command_id)
+            if made is not None:
+                out.decisions.append(self._message(made, command_id))
             return self._finish(out)
         self.audit.start(f"{agent_id}/command/{command_id}")
         if command.get("type") == "access_answer":  # a human's answer to one of this agent's access requests

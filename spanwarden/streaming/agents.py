@@ -19,6 +19,7 @@ from spanwarden.streaming.keyed_audit import encode_entry
 from spanwarden.streaming.record_batch import RecordBatchError, SourceRecords, decode, encode
 from spanwarden.streaming.span_splitter import SpansMessage, SpanSplitter, pack
 from spanwarden.streaming.tables import StateStore
+from spanwarden.streaming.team_stage import TeamStage
 from spanwarden.streaming.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,11 @@ TAKE_WITHIN_S = 0.05  # longest a message waits for its round
 
 
 def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, splitter: SpanSplitter,
-             reporting: DatadogReporting | None = None, flush_s: float = 10.0) -> None:
+             reporting: DatadogReporting | None = None, flush_s: float = 10.0,
+             teams: tuple[TeamStage, StateStore] | None = None) -> None:
     """Wire the agents; with `reporting`, what this worker learns and decides also goes to Datadog (each
-    worker reports its own agents; counts add up across workers)."""
+    worker reports its own agents; counts add up across workers); with `teams`, the team stage and its
+    table."""
     lock = asyncio.Lock()  # records and commands of one agent must not interleave between apply and save
 
     def report(outputs: list[ShardOutput]) -> None:
@@ -94,9 +97,41 @@ def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, sp
                 log.error("skipped command %d@%d for %r: %s", event.message.offset, event.message.partition,
                           agent_id, exc)
 
+    if teams is not None:
+        _register_teams(app, topics, *teams)
+
     @app.on_partitions_revoked.connect
     def forget_moved_agents(sender: Any, revoked: Any, **kwargs: Any) -> None:
         shard.forget_all()  # reloaded from the table when their records come back here
+        if teams is not None:
+            teams[0].forget_all()
+
+
+def _register_teams(app: Any, topics: Topics, stage: TeamStage, team_states: StateStore) -> None:
+    lock = asyncio.Lock()
+
+    @app.agent(topics.team_spend, name="team-budgets")
+    async def count_team_spend(stream: Any) -> None:
+        async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN_S):
+            by_team: dict[str, list[SourceRecords]] = defaultdict(list)
+            partitions: dict[str, int] = {}
+            for event in events:
+                team = _agent_key(event)
+                partitions[team] = event.message.partition
+                try:
+                    by_team[team].extend(decode(event.value or b""))
+                except RecordBatchError as exc:
+                    log.error("skipped team-spend message %d@%d: %s", event.message.offset,
+                              event.message.partition, exc)
+            async with lock:
+                outputs = [stage.process(team, sources) for team, sources in by_team.items()]
+                pending = [await topics.commands.send(key=agent.encode(), value=orjson.dumps({**command,
+                                                                                             "agent": agent}))
+                           for out in outputs for agent, command in out.commands]
+                if pending:
+                    await asyncio.gather(*pending)  # the findings are on their way before the spend is saved
+                for out in outputs:
+                    team_states.put(out.team, partitions[out.team], out.state)
 
 
 def _agent_key(event: Any) -> str:
@@ -118,6 +153,8 @@ async def _deliver(topics: Topics, states: StateStore, outputs: list[ShardOutput
             pending.append(await topics.decisions.send(key=key, value=orjson.dumps(message)))
         if out.identity is not None:
             pending.append(await topics.agents.send(key=key, value=orjson.dumps(out.identity)))
+        for team, sources in out.team_spend.items():
+            pending.append(await topics.team_spend.send(key=team.encode(), value=encode(sources)))
     if pending:
         await asyncio.gather(*pending)
     for out in outputs:

@@ -6,11 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from typing import Any, Protocol
 
-from spanwarden.streaming.topics import AGENT_STATE_TABLE
+from spanwarden.streaming.topics import AGENT_STATE_TABLE, TEAM_STATE_TABLE
 
 
 def declare(app: Any, partitions: int) -> Any:
     return app.Table(AGENT_STATE_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
+
+
+def declare_teams(app: Any, partitions: int) -> Any:
+    return app.Table(TEAM_STATE_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
 
 
 class StateStore(Protocol):

@@ -13,11 +13,13 @@ FINDINGS = "spanwarden.findings"  # every finding, keyed by agent id
 DECISIONS = "spanwarden.decisions"  # compacted: each agent's newest decision and current view
 AUDIT = "spanwarden.audit"  # audit entries with idempotence keys, written to the chained log by the gateway
 AGENTS = "spanwarden.agents"  # compacted: each agent's identity (owner, team, environment), the fleet directory
+TEAM_SPEND = "spanwarden.team-spend"  # priced records re-keyed by team, for the team stage (`team_stage.py`)
 POLICY = "spanwarden.policy"  # compacted, one partition: the policy in force (`policy_topic.py`)
 COMPACTED = (DECISIONS, AGENTS, POLICY)
 SINGLE_PARTITION = (POLICY,)  # one order for everyone who reads it
-ALL = (SPANS, RECORDS, COMMANDS, FINDINGS, DECISIONS, AUDIT, AGENTS, POLICY)
+ALL = (SPANS, RECORDS, COMMANDS, FINDINGS, DECISIONS, AUDIT, AGENTS, POLICY, TEAM_SPEND)
 AGENT_STATE_TABLE = "agent-state"  # Faust table (changelog `<app id>-agent-state-changelog`)
+TEAM_STATE_TABLE = "team-state"  # Faust table keyed by team (the team stage's spend windows)
 SPANS_ENCODING = "otlp_proto"  # the Collector Kafka exporter's `encoding` for what SPANS carries
 
 
@@ -30,6 +32,7 @@ class Topics:
     decisions: Any
     audit: Any
     agents: Any
+    team_spend: Any
 
 
 def declare(app: Any, partitions: int) -> Topics:
@@ -42,4 +45,4 @@ def declare(app: Any, partitions: int) -> Topics:
 
     return Topics(spans=topic(SPANS), records=topic(RECORDS), commands=topic(COMMANDS),
                   findings=topic(FINDINGS), decisions=topic(DECISIONS, compacting=True), audit=topic(AUDIT),
-                  agents=topic(AGENTS, compacting=True))
+                  agents=topic(AGENTS, compacting=True), team_spend=topic(TEAM_SPEND))

@@ -19,6 +19,7 @@ from spanwarden.streaming import agents, policy_topic, tables, topics
 from spanwarden.streaming.agent_shard import AgentShard
 from spanwarden.streaming.app import create_app
 from spanwarden.streaming.span_splitter import SpanSplitter
+from spanwarden.streaming.team_stage import TeamStage
 from spanwarden.streaming.topic_admin import ensure_topics
 from spanwarden.streaming.topic_follower import follow
 from spanwarden.streaming.topics import POLICY
@@ -53,9 +54,16 @@ def build(settings: Settings) -> Worker:
     reporting = (DatadogReporting(prices.canonical_name, settings.datadog_host, settings.datadog_max_agents,
                                   settings.datadog_queue_batches)
                  if enabled(settings.datadog_export) else None)
-    agents.register(app, declared, states, shard, splitter, reporting, settings.datadog_flush_s)
-    follower = policy_topic.PolicyFollower(lambda: shard.pipeline.policy,
-                                           lambda new, actor: shard.set_policy(new, actor, time.time()))
+    team_states = tables.AgentStates(tables.declare_teams(app, settings.kafka_partitions))
+    teams = TeamStage(policy, team_states)
+    agents.register(app, declared, states, shard, splitter, reporting, settings.datadog_flush_s,
+                    (teams, team_states))
+
+    def put_in_force(new: Policy, actor: str) -> None:
+        shard.set_policy(new, actor, time.time())
+        teams.set_policy(new)
+
+    follower = policy_topic.PolicyFollower(lambda: shard.pipeline.policy, put_in_force)
 
     @app.task
     async def follow_policy() -> None:
