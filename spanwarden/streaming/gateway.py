@@ -238,7 +238,14 @@ class KafkaGateway:
         return agent_id in self.agents or self.board.version(agent_id) > 0
 
     def status(self) -> list[dict[str, Any]]:
-        return [{"agent": d.agent_id, "decision": d.to_dict()} for d in self.board.all()]
+        """Every agent decided for, with who it belongs to (the workers' directory) and its scoped decisions
+        (as `serve` gives them)."""
+        out = []
+        for d in self.board.all():
+            ref = self.agents.get(d.agent_id, AgentRef(d.agent_id))
+            out.append({"agent": d.agent_id, "owner": ref.owner, "team": ref.team, "environment": ref.environment,
+                        "decision": d.to_dict(), "scoped": self.board.view(d.agent_id)["scoped"]})
+        return out
 
     def health_body(self) -> dict[str, Any]:
         return {"spans_requests_published": self.publisher.published if self.publisher else 0,

@@ -45,12 +45,18 @@ def test_the_console_on_the_kafka_runtime(broker: LocalBroker, tmp_path: Path,
         session = sign_in(f"{url}/", oncall)
         fleet = session.get(f"{url}/", timeout=10)
         assert fleet.status_code == 200 and 'data-agent="agent-a"' in fleet.text and "halt" in fleet.text
+        assert "search · prod · ana@example.com" in fleet.text  # who it belongs to, from the workers' directory
         page = session.get(f"{url}/agents/agent-a", timeout=10)
         assert page.status_code == 200 and 'id="command-form"' in page.text
         done = session.post(f"{url}/agents/agent-a/command", timeout=60, data={
             "csrf": page_csrf(page.text), "command": "resume", "reason": "resumed from the console on kafka"})
         assert done.status_code == 200 and "is now allow" in done.text, done.text[-2000:]
         assert (_status_of(url, oncall, "agent-a") or {}).get("decision") == "allow"
+        scoped = session.post(f"{url}/agents/agent-a/command", timeout=60, data={
+            "csrf": page_csrf(page.text), "command": "throttle", "tool": "send_*", "rate_per_s": "1",
+            "reason": "scoped from the console on kafka"})
+        assert "is now throttle" in scoped.text, scoped.text[-2000:]
+        assert "throttle [tool:send_*]" in session.get(f"{url}/", timeout=10).text  # beside the agent-wide one
         watcher = sign_in(f"{url}/", viewer)
         refused = watcher.post(f"{url}/agents/agent-a/command", allow_redirects=False, timeout=10, data={
             "csrf": page_csrf(watcher.get(f"{url}/agents/agent-a", timeout=10).text), "command": "kill",
