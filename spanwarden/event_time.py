@@ -85,19 +85,26 @@ class Arrivals:
         own = self.agent_now.get(agent, float("-inf"))
         return max(own, self.service_now) if self.shared else own
 
-    def release(self, agents: set[str] | None = None) -> list[tuple[float, SpanRecord]]:
+    def release(self, agents: set[str] | None = None, limit: int | None = None) -> list[tuple[float, SpanRecord]]:
         """Records now due, each with its decision time, in event-time order per agent (from `agents` only,
-        or every agent whose head is due)."""
+        or every agent whose head is due: at most `limit` of them, the rest stay due for the next call)."""
         out: list[tuple[float, SpanRecord]] = []
         lateness_ns = int(self.bounds.max_lateness_s * 1e9)
         if agents is None:  # the whole fleet, merged in event-time order (fleet-wide learning sees it so)
-            while self.due and self.due[0][0] + lateness_ns <= int(self.clock(self.due[0][1]) * 1e9):
+            while self.due and (limit is None or len(out) < limit) and self._head_due(lateness_ns):
                 _, agent = heapq.heappop(self.due)
                 out.extend(self._release_agent(agent, lateness_ns, 1))
         else:
             for agent in sorted(agents):
                 out.extend(self._release_agent(agent, lateness_ns))
         return out
+
+    def _head_due(self, lateness_ns: int) -> bool:
+        return self.due[0][0] + lateness_ns <= int(self.clock(self.due[0][1]) * 1e9)
+
+    def has_due(self) -> bool:
+        """Records are due that a `release` with a limit left (a shared clock only)."""
+        return bool(self.due) and self._head_due(int(self.bounds.max_lateness_s * 1e9))
 
     def _release_agent(self, agent: str, lateness_ns: int, most: int = -1) -> list[tuple[float, SpanRecord]]:
         heap = self.pending.get(agent)

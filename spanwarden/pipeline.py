@@ -75,6 +75,9 @@ class Pipeline:
         # them back: `bank()` and the record path page them in.
         self.paged_out: set[str] = set()
         self.pager: Callable[[str], dict[str, Any] | None] | None = None
+        # Records judged at most per call (None: all that are due); the service keeps each step short and
+        # calls `judge_due` while `backlog()`.
+        self.judge_limit: int | None = None
         self.priors = PeerPriors(self.settings.cost_velocity.windows)
         self.team_budgets = TeamBudgets(_team_budget_config(policy))
         self.refitter = refitter or SyncRefitter()
@@ -122,9 +125,17 @@ class Pipeline:
                 decisions.append(self._record_decision(lapsed, self.agents.get(agent_id, AgentRef(agent_id))))
         return decisions
 
+    def backlog(self) -> bool:
+        """Due records are left (the judge limit held them back)."""
+        return self.arrivals.shared and self.arrivals.has_due()
+
+    def judge_due(self) -> list[Decision]:
+        """Judge (up to the limit) the records due now."""
+        return self._judge_due(None)
+
     def _judge_due(self, agents: set[str] | None) -> list[Decision]:
         decisions: list[Decision] = []
-        for now_s, record in self.arrivals.release(agents):
+        for now_s, record in self.arrivals.release(agents, self.judge_limit):
             decisions.extend(self._judge(record, now_s))
         return decisions
 

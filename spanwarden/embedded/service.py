@@ -113,6 +113,7 @@ class EmbeddedService:
         self.state = state_store.StateStore(settings.state_dir / "state.db")
         self.snapshots = state_store.Snapshotter(self.state, self.pipeline)
         self.ingest_worker = IngestWorker(self.deliver, lambda: self.audit)  # spans through the pipeline
+        self.pipeline.judge_limit = 512  # each step judges at most this many due records (the loop stays free)
         self._restore()
         self.pager = AgentPager(self.state, self.pipeline, settings.max_agents_in_memory)
         self.agent_cap = NewAgentCap(settings.new_agents_per_minute, settings.max_untrusted_agents,
@@ -459,9 +460,21 @@ class EmbeddedService:
             await asyncio.sleep(1.0)
             if self.durability.broken is None:
                 try:
-                    self.pipeline.advance(self.clock())
+                    await self._in_steps(lambda: self.pipeline.advance(self.clock()))
+                    while self.pipeline.backlog():  # what the judge limit held back, a step at a time
+                        await self._in_steps(self.pipeline.judge_due)
                 except AuditUnwritable as exc:
                     log.error("%s; the clock moves on when it can be written", exc)
+
+    async def _in_steps(self, step: Callable[[], object]) -> None:
+        """One bounded step of the pipeline, its audit entries grouped and awaited, the loop free between."""
+        audit = self.audit
+        if not isinstance(audit, AuditLog):
+            step()
+            return
+        with audit.deferred():
+            step()
+        await audit.durable()
 
     async def _flush_datadog(self) -> None:
         assert self.reporting is not None

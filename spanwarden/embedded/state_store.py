@@ -13,6 +13,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,6 +80,7 @@ def decisions_from_audit(path: Path) -> list[Decision]:
 
 FLEET = "fleet"
 CHUNK_AGENTS = 200  # agents serialised between two yields to the loop
+CHUNK_S = 0.01  # ... or fewer, once a chunk has taken this long
 
 
 class StateStore:
@@ -166,15 +168,18 @@ class Snapshotter:
         self.written = 0  # agent rows written, for figures and tests
 
     def _parts(self, taken: Iterable[str]) -> Iterator[dict[str, bytes | None]]:
+        """The parts, a chunk at a time: CHUNK_AGENTS agents, or fewer when they take over CHUNK_S (an agent
+        with many records awaiting judgement is a large part)."""
         chunk: dict[str, bytes | None] = {}
+        started = time.perf_counter()
         for agent_id in taken:
             part = agent_part(self.pipeline, agent_id)
             if part is not None and part["detectors"] is None and agent_id in self.pipeline.paged_out:
                 part["detectors"] = self.pipeline.pager(agent_id) if self.pipeline.pager else None  # as on disk
             chunk[agent_id] = None if part is None else orjson.dumps(part)
-            if len(chunk) >= CHUNK_AGENTS:
+            if len(chunk) >= CHUNK_AGENTS or time.perf_counter() - started > CHUNK_S:
                 yield chunk
-                chunk = {}
+                chunk, started = {}, time.perf_counter()
         yield chunk
 
     def _take(self) -> set[str]:
