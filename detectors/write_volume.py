@@ -56,7 +56,7 @@ class WriteVolume:
         self.last_time: float | None = None
         self.writes = 0
         self.unheld = 0  # operations that needed an approval and ran without one
-        self.rows = WindowTotals(self.config.rows)
+        self.rows: WindowTotals | None = None  # made at the first write: most agents never write
 
     def observe(self, record: SpanRecord) -> Finding | None:
         t = clean_time(record.time_s, self.last_time)
@@ -66,6 +66,8 @@ class WriteVolume:
         if not record.is_write:
             return None
         self.writes += 1
+        if self.rows is None:
+            self.rows = WindowTotals(self.config.rows)
         self.rows.add(t, float(record.rows or 1))
         if self._unheld(record):
             self.unheld += 1
@@ -100,12 +102,15 @@ class WriteVolume:
 
     def to_state(self) -> dict[str, Any]:
         return {"first_time": self.first_time, "last_time": self.last_time, "writes": self.writes,
-                "unheld": self.unheld, "rows": self.rows.to_state()}
+                "unheld": self.unheld, "rows": self.rows.to_state() if self.rows is not None else None}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.first_time, self.last_time = state["first_time"], state["last_time"]
         self.writes, self.unheld = int(state["writes"]), int(state.get("unheld", 0))
-        self.rows.load_state(state["rows"])
+        self.rows = None
+        if state.get("rows") is not None:
+            self.rows = WindowTotals(self.config.rows)
+            self.rows.load_state(state["rows"])
 
 
 def _tables(summary: str) -> tuple[str, ...]:
