@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from spanwarden.collector.span_record import SpanRecord
-from spanwarden.detectors.agent_detectors import DetectorSettings
+from spanwarden.detectors.agent_detectors import AgentDetectors, DetectorSettings
 from spanwarden.detectors.finding import Finding
 from spanwarden.detectors.team_budget import TeamBudgetConfig
+from spanwarden.detectors.window_totals import WindowTotals
 from spanwarden.enforcers.audit_log import AgentRef, AuditEntry
 from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.enforcers.policy import Policy
@@ -54,8 +55,10 @@ class ShardOutput:
 class AgentShard:
     def __init__(self, policy: Policy, states: Mapping[str, bytes],
                  settings: DetectorSettings | None = None, max_in_memory: int = 20_000,
-                 time_bounds: TimeBounds | None = None) -> None:
+                 time_bounds: TimeBounds | None = None,
+                 fleet_prior: Callable[[str], WindowTotals | None] | None = None) -> None:
         self.states = states
+        self.fleet_prior = fleet_prior  # peers' pooled spend for a new agent, from every worker (fleet_priors.py)
         self.audit = KeyedAuditBuffer()
         self._findings: list[Finding] = []
         self.pipeline = Pipeline(policy, self.audit, settings, on_finding=self._findings.append,
@@ -107,6 +110,8 @@ class AgentShard:
                 continue
             self._at = index
             records = [r for r in source.records if r.agent_id == agent_id]
+            if records and self.fleet_prior is not None and agent_id not in self.pipeline.detectors:
+                self._new_bank(agent_id, records[0].team)
             if len(records) != len(source.records):
                 log.error("dropped %d records filed under agent %r but naming another agent",
                           len(source.records) - len(records), agent_id)
@@ -157,6 +162,14 @@ class AgentShard:
         seen.append(command_id)
         out.decisions.append(self._message(decision, command_id))
         return self._finish(out)
+
+    def _new_bank(self, agent_id: str, team: str) -> None:
+        """A new agent's detectors, judged on its peers' spend while it learns its own (what the pipeline
+        does with its own peers when it sees the whole fleet)."""
+        assert self.fleet_prior is not None
+        bank = AgentDetectors(agent_id, self.pipeline.settings, self.fleet_prior(team))
+        bank.behaviour.model = self.pipeline.behaviour_model
+        self.pipeline.detectors[agent_id] = bank
 
     def _lease(self, agent_id: str, command: dict[str, Any], out: ShardOutput) -> ShardOutput:
         bank = self.pipeline.detectors.get(agent_id)

@@ -14,6 +14,7 @@ import orjson
 
 from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.enforcers.decision import Decision
+from spanwarden.streaming import fleet_priors
 from spanwarden.streaming.agent_shard import AgentShard, ShardOutput
 from spanwarden.streaming.keyed_audit import encode_entry
 from spanwarden.streaming.record_batch import RecordBatchError, SourceRecords, decode, encode
@@ -34,6 +35,7 @@ def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, sp
     worker reports its own agents; counts add up across workers); with `teams`, the team stage and its
     table."""
     lock = asyncio.Lock()  # records and commands of one agent must not interleave between apply and save
+    home: dict[str, int] = {}  # each agent's partition, for the peer priors this worker publishes
 
     def report(outputs: list[ShardOutput]) -> None:
         if reporting is None:
@@ -69,7 +71,7 @@ def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, sp
             partitions: dict[str, int] = {}
             for event in events:
                 agent_id = _agent_key(event)
-                partitions[agent_id] = event.message.partition
+                partitions[agent_id] = home[agent_id] = event.message.partition
                 try:
                     by_agent[agent_id].extend(decode(event.value or b""))
                 except RecordBatchError as exc:
@@ -99,6 +101,16 @@ def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, sp
 
     if teams is not None:
         _register_teams(app, topics, *teams)
+
+    @app.timer(interval=fleet_priors.PUBLISH_EVERY_S)
+    async def publish_peer_priors() -> None:
+        for agent_id in [a for a in home if a not in shard.pipeline.detectors]:  # bounded by agents in memory
+            del home[agent_id]
+        sums = fleet_priors.partials(shard.pipeline, home)
+        pending = [await topics.peer_priors.send(key=key.encode(), value=orjson.dumps(value))
+                   for key, value in sums.items()]
+        if pending:
+            await asyncio.gather(*pending)
 
     @app.on_partitions_revoked.connect
     def forget_moved_agents(sender: Any, revoked: Any, **kwargs: Any) -> None:

@@ -14,10 +14,12 @@ DECISIONS = "spanwarden.decisions"  # compacted: each agent's newest decision an
 AUDIT = "spanwarden.audit"  # audit entries with idempotence keys, written to the chained log by the gateway
 AGENTS = "spanwarden.agents"  # compacted: each agent's identity (owner, team, environment), the fleet directory
 TEAM_SPEND = "spanwarden.team-spend"  # priced records re-keyed by team, for the team stage (`team_stage.py`)
+PEER_PRIORS = "spanwarden.peer-priors"  # compacted: pooled spend histories by partition and group
 POLICY = "spanwarden.policy"  # compacted, one partition: the policy in force (`policy_topic.py`)
-COMPACTED = (DECISIONS, AGENTS, POLICY)
+ACTIVITY = "spanwarden.activity"  # each agent's activity rollups, for the gateway's journal (`activity_rollup.py`)
+COMPACTED = (DECISIONS, AGENTS, POLICY, PEER_PRIORS)
 SINGLE_PARTITION = (POLICY,)  # one order for everyone who reads it
-ALL = (SPANS, RECORDS, COMMANDS, FINDINGS, DECISIONS, AUDIT, AGENTS, POLICY, TEAM_SPEND)
+ALL = (SPANS, RECORDS, COMMANDS, FINDINGS, DECISIONS, AUDIT, AGENTS, POLICY, TEAM_SPEND, PEER_PRIORS, ACTIVITY)
 AGENT_STATE_TABLE = "agent-state"  # Faust table (changelog `<app id>-agent-state-changelog`)
 TEAM_STATE_TABLE = "team-state"  # Faust table keyed by team (the team stage's spend windows)
 SPANS_ENCODING = "otlp_proto"  # the Collector Kafka exporter's `encoding` for what SPANS carries
@@ -33,6 +35,8 @@ class Topics:
     audit: Any
     agents: Any
     team_spend: Any
+    peer_priors: Any
+    activity: Any = None
 
 
 def declare(app: Any, partitions: int) -> Topics:
@@ -45,4 +49,5 @@ def declare(app: Any, partitions: int) -> Topics:
 
     return Topics(spans=topic(SPANS), records=topic(RECORDS), commands=topic(COMMANDS),
                   findings=topic(FINDINGS), decisions=topic(DECISIONS, compacting=True), audit=topic(AUDIT),
-                  agents=topic(AGENTS, compacting=True), team_spend=topic(TEAM_SPEND))
+                  agents=topic(AGENTS, compacting=True), team_spend=topic(TEAM_SPEND),
+                  peer_priors=topic(PEER_PRIORS, compacting=True), activity=topic(ACTIVITY))

@@ -15,14 +15,14 @@ from spanwarden.event_time import TimeBounds
 from spanwarden.server.listen import bind
 from spanwarden.server.state_lock import StateDirLock
 from spanwarden.settings import Settings
-from spanwarden.streaming import agents, policy_topic, tables, topics
+from spanwarden.streaming import agents, fleet_priors, policy_topic, tables, topics
 from spanwarden.streaming.agent_shard import AgentShard
 from spanwarden.streaming.app import create_app
 from spanwarden.streaming.span_splitter import SpanSplitter
 from spanwarden.streaming.team_stage import TeamStage
 from spanwarden.streaming.topic_admin import ensure_topics
 from spanwarden.streaming.topic_follower import follow
-from spanwarden.streaming.topics import POLICY
+from spanwarden.streaming.topics import PEER_PRIORS, POLICY
 
 
 @dataclass
@@ -49,6 +49,8 @@ def build(settings: Settings) -> Worker:
     shard = AgentShard(policy, states, max_in_memory=settings.worker_max_agents_in_memory,
                        time_bounds=None if settings.trust_span_time else
                        TimeBounds(settings.max_lateness_s, settings.max_skew_s))
+    fleet = fleet_priors.FleetPriors(shard.pipeline.settings.cost_velocity.windows)
+    shard.fleet_prior = fleet.prior  # new agents judged on their peers' spend, wherever the peers are
     splitter = SpanSplitter(Normalizer(prices), settings.max_body_bytes,
                             stamp_received=not settings.trust_span_time)
     reporting = (DatadogReporting(prices.canonical_name, settings.datadog_host, settings.datadog_max_agents,
@@ -68,6 +70,11 @@ def build(settings: Settings) -> Worker:
     @app.task
     async def follow_policy() -> None:
         await follow(settings.kafka_bootstrap, POLICY, follower, asyncio.Event(), settings.kafka_fetch_max_wait_ms)
+
+    @app.task
+    async def follow_peer_priors() -> None:
+        await follow(settings.kafka_bootstrap, PEER_PRIORS, fleet, asyncio.Event(),
+                     settings.kafka_fetch_max_wait_ms)
 
     return Worker(app, declared, table, shard, splitter)
 

@@ -26,7 +26,7 @@ from tests.detectors.traffic import T0, merged, normal, runaway
 def _wired() -> tuple[faust.App, Topics, MemoryStates]:
     """The agents wired to in-memory channels (read them through `_reader`) and an in-memory state store."""
     app = faust.App("spanwarden-test", broker="kafka://127.0.0.1:9", store="memory://", autodiscover=False)
-    topics = Topics(*(app.channel() for _ in range(8)))
+    topics = Topics(*(app.channel() for _ in range(9)))
     states = MemoryStates()
     agents.register(app, topics, states, AgentShard(Policy.load(None), states),
                     SpanSplitter(Normalizer(PriceTable.load())))
