@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     worker_store: Literal["rocksdb", "memory"] = Field("rocksdb", description="where a worker keeps its state "
                                                        "table: rocksdb (on disk: a restart reads only the "
                                                        "changelog's tail) or memory (the whole changelog)")
+    worker_priors_publish_s: float = Field(60.0, gt=0, le=3600, description="how often a worker publishes its "
+                                           "agents' pooled spend for the fleet's peer priors")
     kafka_fetch_max_wait_ms: int = Field(100, ge=1, le=10_000, description="longest a worker's fetch waits "
                                          "for data (Faust fixes 1500 ms; brokers that hold fetches add that "
                                          "per hop)")

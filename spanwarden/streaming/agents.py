@@ -30,7 +30,8 @@ TAKE_WITHIN_S = 0.05  # longest a message waits for its round
 
 def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, splitter: SpanSplitter,
              reporting: DatadogReporting | None = None, flush_s: float = 10.0,
-             teams: tuple[TeamStage, StateStore] | None = None) -> None:
+             teams: tuple[TeamStage, StateStore] | None = None,
+             priors_every_s: float = fleet_priors.PUBLISH_EVERY_S) -> None:
     """Wire the agents; with `reporting`, what this worker learns and decides also goes to Datadog (each
     worker reports its own agents; counts add up across workers); with `teams`, the team stage and its
     table."""
@@ -102,7 +103,7 @@ def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, sp
     if teams is not None:
         _register_teams(app, topics, *teams)
 
-    @app.timer(interval=fleet_priors.PUBLISH_EVERY_S)
+    @app.timer(interval=priors_every_s)  # this worker's sums for the fleet's peer priors
     async def publish_peer_priors() -> None:
         for agent_id in [a for a in home if a not in shard.pipeline.detectors]:  # bounded by agents in memory
             del home[agent_id]

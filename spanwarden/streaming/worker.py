@@ -59,7 +59,7 @@ def build(settings: Settings) -> Worker:
     team_states = tables.AgentStates(tables.declare_teams(app, settings.kafka_partitions))
     teams = TeamStage(policy, team_states)
     agents.register(app, declared, states, shard, splitter, reporting, settings.datadog_flush_s,
-                    (teams, team_states))
+                    (teams, team_states), priors_every_s=settings.worker_priors_publish_s)
 
     def put_in_force(new: Policy, actor: str) -> None:
         shard.set_policy(new, actor, time.time())
