@@ -10,9 +10,9 @@ reviewer (an info finding, which the policy turns into an access request), not a
 yet to be anomalous against.
 
 New resources are news only once the profile has stopped growing by itself: while the agent still meets its
-own resources of that kind (tables, hosts) for the first time — fewer than `novel_min_touches` touches of the
-kind, or a Good-Turing unseen mass (the share of those touches that went to resources touched once) above
-`novel_max_unseen` — a few new ones are not a warning.
+own resources for the first time — in its first `novel_settle_s` with fewer than `novel_min_touches` touches,
+or with a Good-Turing unseen mass (the share of its touches that went to resources touched once) above
+`novel_max_unseen` — a few new ones are not a warning. (Sensitive ones are judged on warm-up alone: after it, one outside the profile is always critical.)
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class DataAccessConfig:
     novel_warn: int = 3  # distinct new resources within the window
     novel_critical: int = 8
     novel_max_unseen: float = 0.05  # the profile is still filling while more touches than this were to one-offs
-    novel_min_touches: int = 30  # ... or while it has touched resources of the kind fewer times than this
+    novel_min_touches: int = 30  # ... or while, in its first `novel_settle_s`, it has touched resources fewer
+    novel_settle_s: float = 86_400.0  # times than this (an agent that touched none for days has a settled profile)
     exfil_window_s: float = 1800.0  # a new external destination this soon after a sensitive read is critical
     external_prefixes: tuple[str, ...] = ("http:",)
     rows: WindowTotalsConfig = field(default_factory=_rows_windows)
@@ -103,7 +104,7 @@ class DataAccess:
             return self._volume(record, t) if record.rows else None
         cfg = self.config
         warmed = t - self.first_time >= cfg.warmup_s and self.seen > cfg.warmup_spans
-        if sensitive and (not warmed or self._filling(resource, t)):
+        if sensitive and not warmed:
             # Policy, not baseline: a sensitive resource is never granted silently, not even to a new agent; the
             # policy asks a human (an access request) rather than raising an alarm.
             return Finding(
@@ -136,7 +137,7 @@ class DataAccess:
               and resource.startswith(cfg.external_prefixes)):
             severity, kind = Severity.CRITICAL, "exfil_after_sensitive"
             why = f"sent to {resource}, never seen before, {t - read_s:.0f}s after reading a sensitive resource"
-        elif distinct >= cfg.novel_warn and self._filling(resource, t):
+        elif distinct >= cfg.novel_warn and self._filling(t):
             severity, kind = Severity.INFO, "novel_resource"
             why = (f"touched {distinct} resources new to it within {cfg.novelty_window_s:.0f}s while its profile "
                    f"is still filling (latest {resource})")
@@ -157,19 +158,20 @@ class DataAccess:
             time_s=record.time_s, evidence=evidence_of(record), subject=resource,
         )
 
-    def _filling(self, resource: str, t: float) -> bool:
-        """Whether the profile of resources of this kind (the scheme before the first ':') is still filling:
-        too few touches, or a Good-Turing estimate of how often the agent meets one new to it above
-        `novel_max_unseen`, from those it had touched before the novelty window (the new ones being judged are
-        left out: they cannot excuse themselves)."""
+    def _filling(self, t: float) -> bool:
+        """Whether the profile is still filling: too few touches, or a Good-Turing estimate of how often the
+        agent meets a resource new to it above `novel_max_unseen`, from those it had touched before the novelty
+        window (the new ones being judged are left out: they cannot excuse themselves)."""
         cfg = self.config
-        before, kind = t - cfg.novelty_window_s, resource.split(":", 1)[0] + ":"
+        before = t - cfg.novelty_window_s
         touches = once = 0.0
-        for name, (count, first) in self.profile.items():
-            if first < before and name.startswith(kind):
+        for count, first in self.profile.values():
+            if first < before:
                 touches += count
                 once += count <= 1
-        return touches < cfg.novel_min_touches or once / touches > cfg.novel_max_unseen
+        if touches < cfg.novel_min_touches:
+            return t - (self.first_time or t) < cfg.novel_settle_s
+        return once / touches > cfg.novel_max_unseen
 
     def _volume(self, record: SpanRecord, t: float) -> Finding | None:
         if t - (self.first_time or t) < self.config.warmup_s:
