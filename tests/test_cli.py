@@ -46,14 +46,14 @@ def test_bad_settings_name_the_variable(tmp_path):
 def test_bench_detectors_and_eval_print_their_contracts():
     done = spanwarden("bench", "detectors", "--json", "--agents", "5", "--per-agent", "50")
     assert done.returncode == 0, done.stderr
-    assert set(json.loads(done.stdout.strip().splitlines()[-1])) == {"records_per_s", "bytes_per_agent"}
+    assert {"records_per_s", "bytes_per_agent"} <= set(json.loads(done.stdout.strip().splitlines()[-1]))
     done = spanwarden("eval", "--json", "--agents", "24", "--days", "2", "--incidents-per-kind", "1")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert {"per_detector", "incidents", "detected", "false_halts_per_agent_day", "runaway_usd_after_onset",
             "runaway_s_to_halt"} <= set(result)
-    assert set(result["per_detector"]["cost_velocity"]) == {"precision", "recall", "median_s_to_detect",
-                                                            "p95_s_to_detect"}
+    assert {"precision", "recall", "median_s_to_detect", "p95_s_to_detect"} <= set(
+        result["per_detector"]["cost_velocity"])
 
 
 def test_policy_check(tmp_path):
