@@ -5,7 +5,8 @@ offset it is at, so only the tail is read).
 For each store: the state changelog gets `agents` agent states (one agent's state after an hour of
 traffic, with a live lease), a worker starts (a first recovery, from the changelog alone) and stops
 cleanly, 1% of the agents' states change, and the worker starts again: `recovery_s` is that restart's
-recovery (Faust's "Recovery: Starting" to "Recovery complete" in the worker's log), `ready_s` the process
+recovery (in the worker's log, from Faust's "Setting newly assigned partitions" to its "Recovery complete":
+the group join before it is the broker's and the same for both stores), `ready_s` the process
 start to "Worker: Ready" (Python's start-up included). Then a sample of agents is asked for a lease: an
 agent whose state came back answers with its learned call size (`verified` of `sampled`)."""
 
@@ -95,14 +96,14 @@ async def _ask(bootstrap: str, keys: list[bytes], timeout_s: float = 60.0) -> di
 
 
 def _recovery_s(log: bytes) -> float:
-    """Seconds from Faust's "Recovery: Starting" to its "Recovery complete" in one start's log."""
+    """Seconds from the partitions' assignment to Faust's "Recovery complete" in one start's log."""
     def stamp(marker: bytes) -> float:
         line = next(line for line in log.splitlines() if marker in line)
         found = _STAMP.match(line)
         assert found is not None, line
         return datetime.strptime(found.group(1).decode(), "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
-    return stamp(b"[^---Recovery]: Recovery complete") - stamp(b"[^---Recovery]: Starting")
+    return stamp(b"[^---Recovery]: Recovery complete") - stamp(b"Setting newly assigned partitions")
 
 
 def _started(worker: WorkerProcess) -> tuple[float, float]:
