@@ -14,7 +14,8 @@ timed from the command to its guard refusing a call. Figures:
   on a busy machine includes the time the OS kept the process off its cores; `max_loop_held_ms`: the most
   CPU the loop's thread spent between two of the probe's 10 ms wakes (what the service itself held it for);
 - `new_agents_refused`, `agents_known`: names past the new-agent caps, and agents in the service at the end;
-- `rss_warm_mb` at the end of warm-up (every agent seen and a third of the time gone), `rss_end_mb`
+- `rss_warm_mb` at the end of warm-up (every agent seen and half the time gone: records wait out the
+  lateness bound before they are judged, so memory fills for a while), `rss_end_mb`
   at the end; `rss_mb_start`/`rss_mb_end` are the same two figures under their old names."""
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class _Load:
         self.spans = self.dropped = self.requests = self.next = self.churned = 0
         self.started = time.monotonic()
         self.deadline = self.started + seconds
-        self.warm_at = self.started + seconds / 3
+        self.warm_at = self.started + seconds / 2
 
     def take(self) -> list[SpanRecord] | None:
         with self.lock:  # one agent's batches stay in order

@@ -6,7 +6,6 @@ and the board need), so a paged-out agent's decision holds; new names are bounde
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -56,7 +55,7 @@ class AgentPager:
         for start in range(0, len(victims), CHUNK_AGENTS):
             chunk = victims[start:start + CHUNK_AGENTS]
             try:
-                await asyncio.to_thread(self.store.write, self._rows(chunk))
+                await self.store.write_off_loop(self._rows(chunk))
             except BaseException:
                 self.pipeline.dirty.update(chunk)  # not written: the next snapshot writes them
                 raise

@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +93,8 @@ class StateStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        # Writes from the loop go to this one thread (one connection, one page cache), not the default pool.
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spanwarden-state")
         with self._connection() as db:
             db.execute("CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, part BLOB NOT NULL)")
             db.execute("CREATE TABLE IF NOT EXISTS fleet (id TEXT PRIMARY KEY, part BLOB NOT NULL)")
@@ -134,7 +137,11 @@ class StateStore:
         for agent_id, part in self._connection().execute("SELECT id, part FROM agents"):
             yield agent_id, orjson.loads(part)
 
+    async def write_off_loop(self, agents: dict[str, bytes | None], fleet: bytes | None = None) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.writer, self.write, agents, fleet)
+
     def close(self) -> None:
+        self.writer.shutdown(wait=True)
         db = getattr(self._local, "db", None)
         if db is not None:
             db.close()
@@ -206,7 +213,7 @@ class Snapshotter:
             await asyncio.sleep(0)
         fleet = orjson.dumps(fleet_part(self.pipeline))
         try:
-            await asyncio.to_thread(self.store.write, rows, fleet)
+            await self.store.write_off_loop(rows, fleet)
         except (OSError, sqlite3.Error):
             self.pipeline.dirty |= taken  # on the loop: written next time
             raise
