@@ -77,6 +77,16 @@ class AgentMetrics:
             if r.is_error:
                 errors[agent] += 1
 
+    def counts(self, agent_id: str, team: str, environment: str, call: str, model: str, n: int, usd: float,
+               errors: int) -> None:
+        """What `records` counts, from a rollup of `n` calls (the Kafka gateway's, from its workers)."""
+        agent = (self.label(agent_id), team or "none", environment or "none")
+        self._counters["spanwarden_agent_calls"][(*agent, call)] += n
+        if usd:
+            self._counters["spanwarden_agent_spend_usd"][(*agent, self._model(model))] += usd
+        if errors:
+            self._counters["spanwarden_agent_errors"][agent] += errors
+
     def finding(self, finding: Finding, ref: AgentRef) -> None:
         agent = self.label(finding.agent_id)
         self._counters["spanwarden_agent_findings"][

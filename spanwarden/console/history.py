@@ -1,6 +1,6 @@
 """What the console draws over time, from the activity journal each agent's spans are kept in
-(`STATE_DIR/activity`, written by `serve`; the Kafka gateway keeps none): the recent tail of an agent's file,
-and pure bucketing of it into spend, calls and errors per interval."""
+(`STATE_DIR/activity`, written by `serve`, and by the Kafka gateway from its workers' rollups): the recent
+tail of an agent's file, and pure bucketing of it into spend, calls and errors per interval."""
 
 from __future__ import annotations
 
@@ -67,8 +67,9 @@ def window(items: Iterable[dict[str, Any]], end_s: float, span_s: float = 3600.0
         usd = float(item.get("usd") or 0.0)
         out.spend[index] += usd
         out.usd += usd
-        out.calls += 1
-        out.errors += bool(item.get("error"))
+        n = int(item.get("n", 1))  # a line of the Kafka gateway's journal stands for n calls
+        out.calls += n
+        out.errors += n if item.get("error") else 0
     return out
 
 

@@ -60,24 +60,25 @@ def build(state_dir: Path, agent_id: str, since_s: float | None = None) -> dict[
             if item["resource"]:
                 before.add(item["resource"])
             continue
-        spans += 1
+        n = int(item.get("n", 1))  # a line of the Kafka gateway's journal stands for n calls
+        spans += n
         spend += item["usd"]
         if item["resource"]:
             seen = resources.setdefault(item["resource"], {"calls": 0, "rows": 0, "first_s": item["t"],
                                                            "traces": []})
-            seen["calls"] += 1
+            seen["calls"] += n
             seen["rows"] += item["rows"]
-            if len(seen["traces"]) < TRACES_PER_RESOURCE and item["trace"] not in seen["traces"]:
+            if len(seen["traces"]) < TRACES_PER_RESOURCE and item["trace"] and item["trace"] not in seen["traces"]:
                 seen["traces"].append(item["trace"])
         if item.get("effect"):
             writes.append(_write(item, approvers))
         if item["tool"]:
-            tools[item["tool"]] += 1
+            tools[item["tool"]] += n
         if item["model"]:
-            models[item["model"]]["calls"] += 1
+            models[item["model"]]["calls"] += n
             models[item["model"]]["usd"] += item["usd"]
         if item["error"]:
-            errors[item["error"]] += 1
+            errors[item["error"]] += n
     for name, seen in resources.items():
         seen["new"] = name not in before
     acted = [e for e in trail if e.time_s >= onset.time_s and e.kind in ("decision", "command", "approval")]

@@ -96,8 +96,9 @@ class Runtime(Audited, Protocol):
                           reservation: str) -> dict[str, Any]:
         """A spend lease for the agent (LeaseRefused when the book is full; CommandNotApplied; NotOffered)."""
 
-    def profile(self, agent_id: str) -> dict[str, Any] | None:
-        """The agent's learned profile, None for an agent never seen (NotOffered)."""
+    def profile(self, agent_id: str) -> dict[str, Any] | None | Awaitable[dict[str, Any] | None]:
+        """The agent's learned profile, None for an agent never seen (NotOffered). May be a coroutine (a
+        runtime that asks the agent's worker)."""
 
     def pin_profile(self, agent_id: str, actor: str, reason: str, given: dict[str, Any] | None) -> dict[str, Any]:
         """Pin a reviewed profile (the learned one when `given` is None); KeyError/ValueError for a bad one."""

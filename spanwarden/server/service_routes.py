@@ -55,6 +55,8 @@ def handlers(runtime: Runtime, metrics: SelfMetrics) -> dict[str, Handler]:
 
     async def profile(request: web.Request) -> web.Response:
         found = runtime.profile(request.match_info["agent"])
+        if inspect.isawaitable(found):  # a runtime that asks the agent's worker (Kafka)
+            found = await found
         if found is None:
             return web.json_response({"code": 404, "message": "no such agent"}, status=404)
         return web.json_response(found)

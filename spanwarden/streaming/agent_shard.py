@@ -26,6 +26,7 @@ from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.enforcers.policy import Policy
 from spanwarden.event_time import TimeBounds
 from spanwarden.pipeline import Pipeline
+from spanwarden.streaming import profile_route
 from spanwarden.streaming.keyed_audit import KeyedAuditBuffer
 from spanwarden.streaming.record_batch import SourceRecords
 from spanwarden.streaming.shard_leases import ShardLeases
@@ -138,6 +139,10 @@ class AgentShard:
         command_id = str(command["id"])
         if command.get("type") == "lease":  # answered again when repeated (the book remembers its answers)
             return self._lease(agent_id, command, out)
+        if command.get("type") == "profile":  # a read for the gateway: the agent's learned profile
+            out.decisions.append({**self._message(self.pipeline.decision(agent_id), command_id),
+                                  "reply": profile_route.worker_part(self.pipeline, agent_id)})
+            return self._finish(out)
         if command_id in seen:
             return self._finish(out)
         if command.get("type") == "finding":  # the team stage's: the agent's team is over its budget

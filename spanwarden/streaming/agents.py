@@ -15,6 +15,7 @@ import orjson
 from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.enforcers.decision import Decision
 from spanwarden.streaming import fleet_priors
+from spanwarden.streaming.activity_rollup import FLUSH_S, ActivityRollup
 from spanwarden.streaming.agent_shard import AgentShard, ShardOutput
 from spanwarden.streaming.keyed_audit import encode_entry
 from spanwarden.streaming.record_batch import RecordBatchError, SourceRecords, decode, encode
@@ -31,10 +32,11 @@ TAKE_WITHIN_S = 0.05  # longest a message waits for its round
 def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, splitter: SpanSplitter,
              reporting: DatadogReporting | None = None, flush_s: float = 10.0,
              teams: tuple[TeamStage, StateStore] | None = None,
+             activity: ActivityRollup | None = None,
              priors_every_s: float = fleet_priors.PUBLISH_EVERY_S) -> None:
     """Wire the agents; with `reporting`, what this worker learns and decides also goes to Datadog (each
     worker reports its own agents; counts add up across workers); with `teams`, the team stage and its
-    table."""
+    table; with `activity`, rollups of what it learned, for the gateway's journal and per-agent metrics."""
     lock = asyncio.Lock()  # records and commands of one agent must not interleave between apply and save
     home: dict[str, int] = {}  # each agent's partition, for the peer priors this worker publishes
 
@@ -82,6 +84,9 @@ def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, sp
                 outputs = [shard.process(agent_id, sources) for agent_id, sources in by_agent.items()]
                 await _deliver(topics, states, outputs, partitions)
             report(outputs)
+            if activity is not None:
+                for out in outputs:
+                    activity.add(out.applied)
             skipped = sum(o.skipped_records for o in outputs)
             if skipped:
                 log.info("skipped %d records already applied (a replay after a restart or rebalance)", skipped)
@@ -102,6 +107,14 @@ def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, sp
 
     if teams is not None:
         _register_teams(app, topics, *teams)
+
+    if activity is not None and topics.activity is not None:
+        @app.timer(interval=FLUSH_S)
+        async def publish_activity() -> None:
+            pending = [await topics.activity.send(key=agent_id.encode(), value=orjson.dumps(message))
+                       for agent_id, message in activity.drain()]
+            if pending:
+                await asyncio.gather(*pending)
 
     @app.timer(interval=priors_every_s)  # this worker's sums for the fleet's peer priors
     async def publish_peer_priors() -> None:

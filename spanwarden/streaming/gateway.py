@@ -5,6 +5,8 @@ decisions topic, turns on-call commands into messages for the worker that owns t
 the decision once that worker has made it), and is the audit chain's single writer. Tool approvals
 are held here; spend leases are granted by the agent's worker (`leases_route.py`); a policy reload is
 validated here and published on the policy topic, where every worker puts it in force (`policy_topic.py`).
+A profile is read from the agent's worker (`profile_route.py`); the workers' activity rollups fill the
+gateway's activity journal and per-agent metrics (`activity_feed.py`), as `serve` keeps them.
 
 It is the server layer's `Runtime` for `serve --kafka` (spanwarden/server/runtime.py): the same route table,
 auth, durability rules, `/metrics` and supervised background tasks as `serve`. On a broken audit chain it
@@ -33,6 +35,7 @@ from spanwarden.collector.normalize import Normalizer
 from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.receiver import DeliveryFailed
 from spanwarden.dashboards import reporting
+from spanwarden.dashboards.prometheus import AgentMetrics
 from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.enforcers.access_requests import AccessBook, AccessRequest
 from spanwarden.enforcers.audit_log import (
@@ -60,7 +63,8 @@ from spanwarden.server.leases import LeaseRefused
 from spanwarden.server.runtime import Figures, NotOffered, Unavailable
 from spanwarden.server.supervisor import Supervisor
 from spanwarden.settings import Settings, admin_token
-from spanwarden.streaming import approvals_replay, leases_route, policy_topic
+from spanwarden.streaming import approvals_replay, leases_route, policy_topic, profile_route
+from spanwarden.streaming.activity_feed import ActivityFeed
 from spanwarden.streaming.audit_writer import AuditWriter, keys_in_log
 from spanwarden.streaming.decisions_feed import DecisionsFeed
 from spanwarden.streaming.spans_publisher import SpansPublisher
@@ -115,6 +119,10 @@ class KafkaGateway:
             mode = "required"
         self.ingest = IngestGate(self.tokens, mode)
         self.normalizer = Normalizer(PriceTable.load(settings.price_file))
+        # The workers' activity rollups: the journal the console and incident reports read, /metrics/agents.
+        self.activity = ActivityFeed(settings.state_dir, AgentMetrics(self.normalizer.prices.canonical_name,
+                                                                      settings.metrics_max_agents),
+                                     settings.activity_max_bytes)
         self.board = control_channel.DecisionBoard()
         # Tool approvals need only the policy and the audit log, both here: the gateway holds them.
         self.approvals = ApprovalsApi(self, self.ingest, clock, settings.long_poll_s)
@@ -149,7 +157,7 @@ class KafkaGateway:
 
     def _writer_sink(self) -> AuditSink:
         """Where the workers' entries go: the log, the access-request view, notifications, Datadog."""
-        sink: AuditSink = TeeAuditSink(self.audit_log, self._note_access)
+        sink: AuditSink = TeeAuditSink(TeeAuditSink(self.audit_log, self._note_access), self.activity.note_finding)
         if self.notify is not None:
             sink = TeeAuditSink(sink, self.notify)
         if getattr(self, "reporting", None) is not None:
@@ -244,7 +252,8 @@ class KafkaGateway:
         for d in self.board.all():
             ref = self.agents.get(d.agent_id, AgentRef(d.agent_id))
             out.append({"agent": d.agent_id, "owner": ref.owner, "team": ref.team, "environment": ref.environment,
-                        "decision": d.to_dict(), "scoped": self.board.view(d.agent_id)["scoped"]})
+                        "decision": d.to_dict(), "scoped": self.board.view(d.agent_id)["scoped"],
+                        "last_seen_s": self.activity.last_seen.get(d.agent_id)})
         return out
 
     def health_body(self) -> dict[str, Any]:
@@ -267,8 +276,16 @@ class KafkaGateway:
         }
 
     def agent_figures(self) -> Figures:
-        raise NotOffered("per-agent metrics are not available with `serve --kafka` yet: the workers hold the "
-                         "agents' figures (use their Datadog export)")
+        """Per-agent figures from the workers' activity rollups and audited findings, and the decisions,
+        scoped decisions and pending requests the gateway serves (as `serve` gives them)."""
+        now = self.clock()
+        decisions = [d for d in self.board.all()]
+        scoped = {d.agent_id: len(self.board.view(d.agent_id)["scoped"]) for d in decisions}
+        pending: dict[str, int] = {}
+        for agent_id in [r.agent_id for r in self.approvals.book.pending(now)] + [
+                r.agent_id for r in self.access_book.pending()]:
+            pending[agent_id] = pending.get(agent_id, 0) + 1
+        return self.activity.metrics.figures(decisions, {a: n for a, n in scoped.items() if n}, pending)
 
     async def grant_lease(self, agent_id: str, returning: str, unused_usd: float,
                           reservation: str) -> dict[str, Any]:
@@ -281,8 +298,18 @@ class KafkaGateway:
             raise LeaseRefused(str(answer["refused"]), float(answer.get("retry_after_s", 60)))
         return answer
 
-    def profile(self, agent_id: str) -> dict[str, Any] | None:
-        raise NotOffered("profiles are not available with `serve --kafka` yet: the workers hold the baselines")
+    async def profile(self, agent_id: str) -> dict[str, Any] | None:
+        """The agent's profile: its baseline's part from its worker, the rest from the gateway's journal and
+        audit log (`profile_route.py`); None for an agent never heard of."""
+        if not self.knows(agent_id):
+            return None
+        self._connected()
+        timeout_s = self.settings.kafka_command_timeout_s
+        part = await profile_route.ask_for_profile(self, agent_id, timeout_s)
+        if part is None:
+            raise Unavailable(f"no worker answered for {agent_id!r} within {timeout_s:g} s (is a worker running "
+                              "for this agent's partition?); retry in a moment")
+        return await asyncio.to_thread(profile_route.assemble, part, self.settings.state_dir, agent_id)
 
     def pin_profile(self, agent_id: str, actor: str, reason: str, given: dict[str, Any] | None) -> dict[str, Any]:
         raise NotOffered("pinning a profile is not available with `serve --kafka` yet: the workers hold the "
@@ -354,6 +381,8 @@ class KafkaGateway:
                               stops_intake=True)
         self.supervisor.start("agents_follower", lambda: follow(bootstrap, AGENTS, self._learn_agent, stopping,
                                                                 wait_ms), stops_intake=False)
+        self.supervisor.start("activity_feed", lambda: self.activity.run(bootstrap, stopping, wait_ms),
+                              stops_intake=False)
         if self.durability.broken is None:
             self._start_writer()
         if self.reporting is not None:

@@ -16,6 +16,7 @@ from spanwarden.server.listen import bind
 from spanwarden.server.state_lock import StateDirLock
 from spanwarden.settings import Settings
 from spanwarden.streaming import agents, fleet_priors, policy_topic, tables, topics
+from spanwarden.streaming.activity_rollup import ActivityRollup
 from spanwarden.streaming.agent_shard import AgentShard
 from spanwarden.streaming.app import create_app
 from spanwarden.streaming.span_splitter import SpanSplitter
@@ -59,7 +60,8 @@ def build(settings: Settings) -> Worker:
     team_states = tables.AgentStates(tables.declare_teams(app, settings.kafka_partitions))
     teams = TeamStage(policy, team_states)
     agents.register(app, declared, states, shard, splitter, reporting, settings.datadog_flush_s,
-                    (teams, team_states), priors_every_s=settings.worker_priors_publish_s)
+                    (teams, team_states), activity=ActivityRollup(),
+                    priors_every_s=settings.worker_priors_publish_s)
 
     def put_in_force(new: Policy, actor: str) -> None:
         shard.set_policy(new, actor, time.time())

@@ -1,0 +1,121 @@
+"""What a worker tells the gateway of its agents' activity (`spanwarden.activity`, keyed by agent): bounded
+rollups of the records it learned, for the gateway's activity journal and per-agent metrics (the console's
+charts, `/metrics/agents`, `spanwarden incident`, the profile's tools and models).
+
+Records are grouped per agent by (10-second bucket of span time, call kind, model, tool, resource, error
+type); each group becomes one line in the journal's own format (`embedded/activity_journal.py`) with `n`, the
+calls it stands for, its spend and rows summed, its earliest time and one trace id. Writes and destructive
+operations stay one line each (what a rollback needs: operation summary, trace and span ids, approval), at
+most `MAX_WRITES` per agent a flush. Past `MAX_GROUPS` groups of an agent in one bucket, further records are
+summed into one line per call kind and outcome that names no model, tool or resource: calls, spend and
+errors still add up. A message holds at most `MAX_LINES` lines (a replay's flush spans many buckets: it
+goes as several). No attribute of a span is sent beyond those normalised fields. Pure: no I/O, no clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from spanwarden.collector.span_record import SpanRecord
+
+BUCKET_S = 10.0
+FLUSH_S = 5.0  # how often a worker publishes its rollups (seconds)
+MAX_GROUPS = 32  # per agent and bucket
+MAX_LINES = 2000  # per message (~400 KB)
+MAX_WRITES = 50  # per agent and flush
+FORMAT = 1
+
+GroupKey = tuple[float, str, str, str, str, str]  # bucket, call, model, tool, resource, error
+
+
+def call_kind(record: SpanRecord) -> str:
+    return "llm" if record.is_llm_call else "tool" if record.is_tool_call else "other"
+
+
+def error_of(record: SpanRecord) -> str:
+    return (record.error_type or "error") if record.is_error else ""
+
+
+@dataclass
+class _Agent:
+    team: str = ""
+    environment: str = ""
+    groups: dict[GroupKey, dict[str, Any]] = field(default_factory=dict)
+    per_bucket: dict[float, int] = field(default_factory=dict)  # groups made in each bucket
+    writes: list[dict[str, Any]] = field(default_factory=list)
+    writes_summed: int = 0  # past MAX_WRITES: counted in the groups instead
+
+
+class ActivityRollup:
+    def __init__(self, max_groups: int = MAX_GROUPS, max_writes: int = MAX_WRITES,
+                 max_lines: int = MAX_LINES) -> None:
+        self.max_groups = max_groups
+        self.max_writes = max_writes
+        self.max_lines = max_lines
+        self._agents: dict[str, _Agent] = {}
+
+    def add(self, records: Iterable[SpanRecord]) -> None:
+        for r in records:
+            agent = self._agents.get(r.agent_id)
+            if agent is None:
+                agent = self._agents[r.agent_id] = _Agent()
+            agent.team, agent.environment = r.team, r.environment
+            if r.is_write and len(agent.writes) < self.max_writes:
+                agent.writes.append(_write_line(r))
+                continue
+            agent.writes_summed += r.is_write
+            bucket = r.time_s - r.time_s % BUCKET_S
+            key: GroupKey = (bucket, call_kind(r), r.model, r.tool_name, r.resource, error_of(r))
+            group = agent.groups.get(key)
+            if group is None:
+                if agent.per_bucket.get(bucket, 0) >= self.max_groups:
+                    key = (bucket, key[1], "", "", "", key[5])  # the bucket's overflow line
+                    group = agent.groups.get(key)
+                if group is None:
+                    agent.per_bucket[bucket] = agent.per_bucket.get(bucket, 0) + 1
+                    group = agent.groups[key] = {"t": r.time_s, "n": 0, "usd": 0.0, "rows": 0,
+                                                 "trace": r.trace_id}
+            group["n"] += 1
+            group["usd"] += r.cost_usd
+            group["rows"] += r.rows
+            group["t"] = min(group["t"], r.time_s)
+
+    def __len__(self) -> int:
+        return len(self._agents)
+
+    def drain(self) -> list[tuple[str, dict[str, Any]]]:
+        """Each agent's messages since the last drain (and forget them): `(agent, {"format", "team",
+        "environment", "lines"})`, lines oldest first, at most `max_lines` a message."""
+        out = []
+        for agent_id, agent in self._agents.items():
+            lines = [{"t": g["t"], "n": g["n"], "call": call, "model": model, "tool": tool, "resource": resource,
+                      "error": error, "usd": round(g["usd"], 9), "rows": g["rows"], "trace": g["trace"],
+                      "span": ""}
+                     for (_, call, model, tool, resource, error), g in agent.groups.items()]
+            lines.extend(agent.writes)
+            lines.sort(key=lambda line: line["t"])
+            for start in range(0, len(lines), self.max_lines):
+                out.append((agent_id, {"format": FORMAT, "team": agent.team, "environment": agent.environment,
+                                       "lines": lines[start:start + self.max_lines],
+                                       "writes_summed": agent.writes_summed if start == 0 else 0}))
+        self._agents = {}
+        return out
+
+
+def _write_line(r: SpanRecord) -> dict[str, Any]:
+    return {"t": r.time_s, "n": 1, "call": call_kind(r), "model": r.model, "tool": r.tool_name,
+            "resource": r.resource, "error": error_of(r), "usd": r.cost_usd, "rows": r.rows, "trace": r.trace_id,
+            "span": r.span_id, "effect": r.effect, "op": r.effect_summary, "approval": r.approval}
+
+
+def lines_of(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The journal lines of one activity message (ValueError for one of another format or shape)."""
+    if message.get("format") != FORMAT or not isinstance(message.get("lines"), list):
+        raise ValueError(f"activity message of format {message.get('format')!r}, expected {FORMAT}")
+    out = []
+    for line in message["lines"]:
+        if not isinstance(line, dict) or not isinstance(line.get("t"), (int, float)):
+            raise ValueError("an activity line without its time")
+        out.append(line)
+    return out
