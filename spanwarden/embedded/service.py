@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from spanwarden.activity_journal import ActivityJournal
 from spanwarden.audit_sink import AuditSink, TeeAuditSink
 from spanwarden.collector import control_channel
 from spanwarden.collector.ingest_auth import IngestGate, is_untrusted
@@ -28,7 +29,6 @@ from spanwarden.dashboards.prometheus import AgentMetrics
 from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.detectors.finding import Finding
 from spanwarden.embedded import health, state_store
-from spanwarden.embedded.activity_journal import ActivityJournal
 from spanwarden.embedded.agent_cap import NewAgentCap
 from spanwarden.embedded.agent_pager import AgentPager
 from spanwarden.embedded.ingest_worker import IngestWorker

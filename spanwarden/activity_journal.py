@@ -1,0 +1,92 @@
+"""What each agent did, span by span, kept on disk for the incident report ("what did it touch, spend and
+break since it went wrong?"): one compact JSON line per span in `STATE_DIR/activity/<agent>.jsonl`.
+
+Bounded: a file past `max_bytes` becomes `<agent>.jsonl.1` (the previous one is dropped), so each agent
+keeps between one and two files' worth of recent history. Only the most recently used files stay open."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from spanwarden.collector.span_record import SpanRecord
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def file_name(agent_id: str) -> str:
+    """A file name for any agent id (ids come from spans): readable where possible, never a path."""
+    safe = _SAFE.sub("_", agent_id)[:80]
+    return f"{safe}-{hashlib.blake2b(agent_id.encode(), digest_size=4).hexdigest()}.jsonl"
+
+
+def entry(record: SpanRecord) -> dict[str, Any]:
+    line = {"t": record.time_s, "trace": record.trace_id, "span": record.span_id, "resource": record.resource,
+            "tool": record.tool_name, "model": record.model, "usd": record.cost_usd, "rows": record.rows,
+            "error": record.error_type if record.is_error else ""}
+    if record.is_write:  # what the incident report's list of writes needs (only on writes: lines stay small)
+        line.update(effect=record.effect, op=record.effect_summary, approval=record.approval)
+    return line
+
+
+class ActivityJournal:
+    def __init__(self, directory: Path, max_bytes: int = 16 << 20, open_files: int = 128) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.open_files = open_files
+        self._files: OrderedDict[str, IO[bytes]] = OrderedDict()
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def append(self, records: list[SpanRecord]) -> None:
+        by_agent: dict[str, list[bytes]] = {}
+        for record in records:
+            by_agent.setdefault(record.agent_id, []).append(orjson.dumps(entry(record)) + b"\n")
+        for agent_id, lines in by_agent.items():
+            handle = self._handle(agent_id)
+            handle.write(b"".join(lines))
+            handle.flush()
+            if handle.tell() >= self.max_bytes:
+                self._rotate(agent_id)
+
+    def _handle(self, agent_id: str) -> IO[bytes]:
+        handle = self._files.get(agent_id)
+        if handle is not None:
+            self._files.move_to_end(agent_id)
+            return handle
+        handle = open(self.directory / file_name(agent_id), "ab")  # noqa: SIM115 - kept open, LRU-closed
+        self._files[agent_id] = handle
+        while len(self._files) > self.open_files:
+            self._files.popitem(last=False)[1].close()
+        return handle
+
+    def _rotate(self, agent_id: str) -> None:
+        self._files.pop(agent_id).close()
+        path = self.directory / file_name(agent_id)
+        path.replace(path.with_name(path.name + ".1"))
+
+    def close(self) -> None:
+        for handle in self._files.values():
+            handle.close()
+        self._files.clear()
+
+
+def read_activity(directory: Path, agent_id: str, since_s: float = float("-inf")) -> Iterator[dict[str, Any]]:
+    """The agent's spans from `since_s` on, oldest first (a torn or unreadable line is skipped)."""
+    path = directory / file_name(agent_id)
+    for part in (path.with_name(path.name + ".1"), path):
+        if not part.exists():
+            continue
+        with open(part, "rb") as handle:
+            for line in handle:
+                try:
+                    item = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if item.get("t", float("-inf")) >= since_s:
+                    yield item
