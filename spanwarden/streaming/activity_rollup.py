@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from spanwarden.collector.span_record import SpanRecord
+from spanwarden.collector.span_record import LLM_OPERATIONS, SpanRecord
 
 BUCKET_S = 10.0
 FLUSH_S = 5.0  # how often a worker publishes its rollups (seconds)
@@ -41,7 +41,7 @@ def error_of(record: SpanRecord) -> str:
 class _Agent:
     team: str = ""
     environment: str = ""
-    groups: dict[GroupKey, dict[str, Any]] = field(default_factory=dict)
+    groups: dict[GroupKey, list[Any]] = field(default_factory=dict)  # [first t, n, usd, rows, a trace id]
     per_bucket: dict[float, int] = field(default_factory=dict)  # groups made in each bucket
     writes: list[dict[str, Any]] = field(default_factory=list)
     writes_summed: int = 0  # past MAX_WRITES: counted in the groups instead
@@ -56,30 +56,46 @@ class ActivityRollup:
         self._agents: dict[str, _Agent] = {}
 
     def add(self, records: Iterable[SpanRecord]) -> None:
+        agent_id, agent = None, _Agent()
+        groups: dict[GroupKey, list[Any]] = {}
         for r in records:
-            agent = self._agents.get(r.agent_id)
-            if agent is None:
-                agent = self._agents[r.agent_id] = _Agent()
-            agent.team, agent.environment = r.team, r.environment
-            if r.is_write and len(agent.writes) < self.max_writes:
-                agent.writes.append(_write_line(r))
-                continue
-            agent.writes_summed += r.is_write
-            bucket = r.time_s - r.time_s % BUCKET_S
-            key: GroupKey = (bucket, call_kind(r), r.model, r.tool_name, r.resource, error_of(r))
-            group = agent.groups.get(key)
+            if r.agent_id != agent_id:  # one agent's records at a time, as the detect stage hands them
+                agent_id = r.agent_id
+                found = self._agents.get(agent_id)
+                agent = self._agents[agent_id] = _Agent() if found is None else found
+                agent.team, agent.environment = r.team, r.environment
+                groups = agent.groups
+            t = r.end_ns / 1e9  # r.time_s
+            if r.effect and r.is_write:
+                if len(agent.writes) < self.max_writes:
+                    agent.writes.append(_write_line(r))
+                    continue
+                agent.writes_summed += 1
+            bucket = t - t % BUCKET_S
+            model, tool = r.model, r.tool_name
+            call = ("llm" if model or r.operation in LLM_OPERATIONS else
+                    "tool" if tool or r.operation == "execute_tool" else "other")  # call_kind, inlined
+            error = (r.error_type or "error") if r.is_error else ""  # error_of, inlined
+            key: GroupKey = (bucket, call, model, tool, r.resource, error)
+            group = groups.get(key)
             if group is None:
-                if agent.per_bucket.get(bucket, 0) >= self.max_groups:
-                    key = (bucket, key[1], "", "", "", key[5])  # the bucket's overflow line
-                    group = agent.groups.get(key)
-                if group is None:
-                    agent.per_bucket[bucket] = agent.per_bucket.get(bucket, 0) + 1
-                    group = agent.groups[key] = {"t": r.time_s, "n": 0, "usd": 0.0, "rows": 0,
-                                                 "trace": r.trace_id}
-            group["n"] += 1
-            group["usd"] += r.cost_usd
-            group["rows"] += r.rows
-            group["t"] = min(group["t"], r.time_s)
+                group = self._new_group(agent, key, t, r.trace_id)
+            group[1] += 1
+            group[2] += r.cost_usd
+            group[3] += r.rows
+            if t < group[0]:
+                group[0] = t
+
+    def _new_group(self, agent: _Agent, key: GroupKey, t: float, trace_id: str) -> list[Any]:
+        bucket = key[0]
+        if agent.per_bucket.get(bucket, 0) >= self.max_groups:
+            key = (bucket, key[1], "", "", "", key[5])  # the bucket's overflow line
+            found = agent.groups.get(key)
+            if found is not None:
+                return found
+        agent.per_bucket[bucket] = agent.per_bucket.get(bucket, 0) + 1
+        group = agent.groups[key] = [t, 0, 0.0, 0, trace_id]
+        return group
 
     def __len__(self) -> int:
         return len(self._agents)
@@ -89,10 +105,9 @@ class ActivityRollup:
         "environment", "lines"})`, lines oldest first, at most `max_lines` a message."""
         out = []
         for agent_id, agent in self._agents.items():
-            lines = [{"t": g["t"], "n": g["n"], "call": call, "model": model, "tool": tool, "resource": resource,
-                      "error": error, "usd": round(g["usd"], 9), "rows": g["rows"], "trace": g["trace"],
-                      "span": ""}
-                     for (_, call, model, tool, resource, error), g in agent.groups.items()]
+            lines = [{"t": t, "n": n, "call": call, "model": model, "tool": tool, "resource": resource,
+                      "error": error, "usd": round(usd, 9), "rows": rows, "trace": trace, "span": ""}
+                     for (_, call, model, tool, resource, error), (t, n, usd, rows, trace) in agent.groups.items()]
             lines.extend(agent.writes)
             lines.sort(key=lambda line: line["t"])
             for start in range(0, len(lines), self.max_lines):
