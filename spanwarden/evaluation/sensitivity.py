@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from spanwarden.detectors.agent_detectors import DetectorSettings
+from spanwarden.detectors.price_jump import PriceJumpConfig
 from spanwarden.detectors.window_totals import WindowTotalsConfig
 
 
@@ -15,6 +16,11 @@ def _windows(config: WindowTotalsConfig, factor: float) -> WindowTotalsConfig:
                    critical_multiple=config.critical_multiple * factor,
                    floor_per_min=config.floor_per_min * factor, floor_total=config.floor_total * factor,
                    min_events=max(1, round(config.min_events * factor)))
+
+
+def _price(config: PriceJumpConfig, factor: float) -> PriceJumpConfig:
+    return replace(config, warn_multiple=config.warn_multiple * factor,
+                   critical_multiple=config.critical_multiple * factor, floor_usd=config.floor_usd * factor)
 
 
 def _count(value: int, factor: float) -> int:
@@ -26,7 +32,8 @@ def scaled(factor: float, base: DetectorSettings | None = None) -> DetectorSetti
     s = base or DetectorSettings()
     return replace(
         s,
-        cost_velocity=replace(s.cost_velocity, windows=_windows(s.cost_velocity.windows, factor)),
+        cost_velocity=replace(s.cost_velocity, windows=_windows(s.cost_velocity.windows, factor),
+                              price=_price(s.cost_velocity.price, factor)),
         data_access=replace(s.data_access, novel_warn=_count(s.data_access.novel_warn, factor),
                             novel_critical=_count(s.data_access.novel_critical, factor),
                             rows=_windows(s.data_access.rows, factor)),

@@ -141,7 +141,8 @@ def run(config: EvalConfig) -> dict[str, Any]:
     pipeline.advance(EPOCH + end + 60)
     wall = time.perf_counter() - started
     return score(config, agents, incidents, findings, decisions) | {
-        "_records": transport.spans, "_wall_s": round(wall, 1), "_clamped": pipeline.arrivals.clamped}
+        "_records": transport.spans, "_wall_s": round(wall, 1), "_clamped": pipeline.arrivals.clamped,
+        "_specs": {agent_id: a.normal.spec for agent_id, a in by_id.items()}}
 
 
 def _usd(record: SpanRecord) -> float:
@@ -221,6 +222,7 @@ def score(config: EvalConfig, agents: list[_Agent], incidents: list[Incident], f
                                                    if i.kind == "model_switch"), default=0.0), 2),
         "missed": [f"{i.kind}:{i.agent_id}" for i in incidents if i not in detected],
         "false_alerts_by_kind": _count(f"{f.detector}/{f.kind}" for f in alerts if not true_alert(f)),
+        "_false_alerts": [f for f in alerts if not true_alert(f)],
     }
 
 

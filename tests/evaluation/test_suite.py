@@ -23,12 +23,11 @@ def test_targets_on_a_small_fleet(seed):
     assert result["recall"] >= 0.95, result["missed"]
     assert result["precision"] >= 0.9, result["false_alerts_by_kind"]
     assert result["false_halts_per_agent_day"] <= 0.01
-    # 10 s held for event-time order, 5 s of export batching, 1 s to the guard: a $45/min runaway is halted
-    # within about 20 s of its onset
-    assert result["runaway_s_to_halt"] <= 25 and result["runaway_usd_after_onset"] < 20
-    # The done-when target is < $5; with calls of ~$1 each (log-normal) at ~10-50 calls/hour, the switch is
-    # halted after its second to fourth call: about $6 on these fleets (reported, not met).
-    assert result["model_switch_usd_after_onset"] < 10
+    # 3 s held for event-time order, 1 s of export batching, 1 s to the guard: a $45/min runaway is halted
+    # within about 10 s of its onset
+    assert result["runaway_s_to_halt"] <= 15 and result["runaway_usd_after_onset"] < 15
+    # A model ~100x the price at the same call rate (~$12/hour) is a price jump on its first calls
+    assert result["model_switch_usd_after_onset"] < 5
     for name, figures in result["per_detector"].items():
         assert figures["recall"] >= 0.75, (name, figures)
 
