@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     min_free_disk_bytes: int = Field(16 << 20, ge=0, description="below this much free space under the state dir, "
                                      "spans and commands are refused (503) rather than taken in unaudited")
     snapshot_interval_s: float = Field(5.0, gt=0, description="how often baselines are saved to disk")
-    max_lateness_s: float = Field(10.0, ge=0, le=3600, description="a span's end time is held to no earlier than "
+    max_lateness_s: float = Field(3.0, ge=0, le=3600, description="a span's end time is held to no earlier than "
                                   "this before the service received it (clamped and flagged beyond); records wait "
                                   "this long to be judged in event-time order")
     max_skew_s: float = Field(5.0, ge=0, le=3600, description="a span's end time is held to no later than this "
