@@ -19,7 +19,7 @@ from spanwarden.collector.span_record import SpanRecord, make_record
 from spanwarden.console import history
 from spanwarden.dashboards.prometheus import AgentMetrics
 from spanwarden.embedded import incident_report
-from spanwarden.embedded.activity_journal import entry
+from spanwarden.embedded.activity_journal import entry, file_name
 from spanwarden.enforcers.roles import Role, add_token
 from spanwarden.streaming.activity_feed import ActivityFeed
 from spanwarden.streaming.activity_rollup import ActivityRollup
@@ -136,6 +136,18 @@ def test_profiles_metrics_console_and_incidents_on_kafka(broker: LocalBroker, tm
         hour = [r.cost_usd for r in records if r.time_s >= records[-1].time_s - 3600]
         assert shown and abs(shown[0] - sum(hour)) < 0.5, row.group(0)  # the last hour, from the journal
         assert 'class="spark"' in row.group(0)  # its sparkline, drawn from the journal
+
+        next(gateway, None)  # a restarted gateway goes on from its saved offsets: nothing appended twice
+        journal = tmp_path / "gw" / "activity" / file_name("agent-a")
+        lines_before = journal.read_bytes().count(b"\n")
+        gateway = running_gateway(broker, tmp_path)
+        url, _ = next(gateway)
+        later = normal(4, 0.2, start=T0 + 3 * 3600, agent="agent-b")
+        _export(url, "agent-b", later)
+        _until(lambda: _agent_metric(url, viewer, "spanwarden_agent_calls", "agent-b") == len(later), 60,
+               "agent-b's calls never reached the restarted gateway")
+        assert journal.read_bytes().count(b"\n") == lines_before
+        assert _agent_metric(url, viewer, "spanwarden_agent_calls", "agent-a") == 0  # counters start again
     finally:
         worker.stop()
         next(gateway, None)
