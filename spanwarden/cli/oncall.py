@@ -94,15 +94,18 @@ def register(app: typer.Typer) -> None:
     def token_add(name: str, role: str = typer.Option(..., help="agent, viewer, oncall or admin"),
                   agent: list[str] = typer.Option([], help="for an agent token: the agent ids it speaks for"),
                   state_dir: Path = STATE) -> None:
-        """Create a token for NAME with ROLE; its SHA-256 goes into STATE_DIR/tokens.yaml, the token is
-        printed once (the service reads the file at start)."""
+        """Create a token for NAME (unique; 'admin' is the service's own) with ROLE; its SHA-256 goes into
+        STATE_DIR/tokens.yaml, the token is printed once. A running service accepts it within a second."""
         from spanwarden.enforcers.roles import Role, add_token
 
         try:
             chosen = Role[role.upper()]
         except KeyError:
             raise typer.BadParameter("use agent, viewer, oncall or admin", param_hint="--role") from None
-        typer.echo(add_token(state_dir / "tokens.yaml", name, chosen, tuple(agent)))
+        path = state_dir / "tokens.yaml"
+        typer.echo(add_token(path, name, chosen, tuple(agent)))
+        typer.echo(f"token {name!r} ({chosen.name.lower()}) added to {path}; a running service picks it up "
+                   "within a second, no restart needed. The token is shown only this once.", err=True)
 
     @app.command("kill")
     def kill(agent: str = typer.Argument(None, help="the agent (or use --team / --env)"),

@@ -61,7 +61,7 @@ def run_demo(config: DemoConfig, on_tick: Callable[[float, list[SimAgent], Embed
                         datadog_export="on" if config.datadog_host else "off", datadog_host=config.datadog_host,
                         datadog_flush_s=2.0)
     now = {"t": 0.0}
-    console_token = add_token(settings.tokens_path, CONSOLE_USER, Role.ONCALL)
+    console_token = add_token(settings.tokens_path, CONSOLE_USER, Role.ONCALL, replace=True)  # a re-run: a new one
     service = EmbeddedService(settings, clock=lambda: START + now["t"])  # the service lives in simulated time
     oncall = OnCall(service, settings)
     port = service.start_in_thread()
