@@ -5,8 +5,10 @@ guard reading span attributes at span start cannot rely on it. This thin hook si
 `anthropic` clients' request building (`BaseClient._build_request`, which runs inside whichever
 instrumentation's span wraps the call, whatever order the wrappers were installed in, and before any byte is
 sent): it reads the body's `max_tokens`/`max_completion_tokens` and the size of its messages, and hands them
-to the guard processors that reserved for the current span, which refine the reservation. Nothing else is
-touched.
+to the guard processors that reserved for the current span, which refine the reservation. It is also the
+guard's backstop: a client call that no LLM span the guard checked at its start wraps (its instrumentation
+failed to load, is disabled, or makes its spans only later) is checked here, so a halted agent is refused
+whether or not it is instrumented. Nothing else is touched.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ class CallLimits:
 class Refines(Protocol):
     def refine(self, span_id: int, limits: CallLimits) -> None: ...
 
+    def client_call(self, span_id: int, body: Mapping[str, Any]) -> None:
+        """Every client call, inside span `span_id` (0: none): may raise AgentHalted before it is sent."""
+
 
 _listeners: weakref.WeakSet[Any] = weakref.WeakSet()
 _installed = False
@@ -59,7 +64,8 @@ def limits_of(body: Mapping[str, Any]) -> CallLimits:
 
 
 def listen(listener: Refines) -> None:
-    """Tell `listener` the limits of each openai call made inside a span (installs the hook once)."""
+    """Tell `listener` of each openai/anthropic client call and the limits of those made inside a span
+    (installs the hook once)."""
     _listeners.add(listener)
     install()
 
@@ -94,8 +100,11 @@ def _on_build_request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs
     options = args[0] if args else kwargs.get("options")
     body = getattr(options, "json_data", None)
     span = trace.get_current_span().get_span_context()
-    if isinstance(body, Mapping) and span.is_valid and _listeners:
-        limits = limits_of(body)
+    if isinstance(body, Mapping) and _listeners:
+        span_id = span.span_id if span.is_valid else 0
+        limits = limits_of(body) if span_id else None
         for listener in list(_listeners):
-            listener.refine(span.span_id, limits)  # may raise AgentHalted: the request is not sent
+            listener.client_call(span_id, body)  # may raise AgentHalted: the request is not sent
+            if limits is not None:
+                listener.refine(span_id, limits)
     return wrapped(*args, **kwargs)

@@ -20,7 +20,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import requests
@@ -256,6 +256,7 @@ class Guard:
         return True
 
 
+MAX_IN_FLIGHT = 100_000  # LLM spans remembered as checked between their start and end
 GUARDED_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings", "execute_tool",
                                 "invoke_agent"})
 
@@ -270,8 +271,9 @@ class GuardSpanProcessor(SpanProcessor):
         self.lease = lease
         self.effects = EffectGate(guard)
         self._reserved: dict[int, Reservation] = {}
-        if lease is not None:
-            call_limits.listen(self)
+        self._checked: set[int] = set()  # LLM spans in flight that were checked at their start
+        self._told_unwatched = False
+        call_limits.listen(self)  # the backstop for client calls no checked span wraps, and leases' limits
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         attributes = span.attributes or {}
@@ -282,6 +284,8 @@ class GuardSpanProcessor(SpanProcessor):
                     and any(d.scope.startswith("resource:") for d in watcher.scoped) else "")
         if attributes.get("gen_ai.operation.name") in GUARDED_OPERATIONS or tool or resource:
             self.guard.check(str(tool or ""), str(attributes.get("gen_ai.request.model", "")), resource)
+            if not tool and len(self._checked) < MAX_IN_FLIGHT:
+                self._checked.add(span.context.span_id)
         if tool:
             self.guard.await_approval(str(tool), str(attributes.get("gen_ai.tool.call.arguments", "")))
         if watcher is not None and (watcher.approval_effects or watcher.egress_internal is not None):
@@ -290,6 +294,19 @@ class GuardSpanProcessor(SpanProcessor):
             reserved = self.lease.reserve(self.lease.call(attributes))
             if reserved is not None:
                 self._reserved[span.context.span_id] = reserved
+
+    def client_call(self, span_id: int, body: Mapping[str, Any]) -> None:
+        """An openai/anthropic request about to be sent: checked here unless the LLM span around it was
+        checked at its start (never twice: a throttle's token is taken once per call)."""
+        if span_id and span_id in self._checked:
+            return
+        if not self._told_unwatched:
+            self._told_unwatched = True
+            log.warning("spanwarden: an LLM client call of agent %s ran outside any LLM span (is its "
+                        "instrumentation installed and active?); the guard checks such calls at the client, "
+                        "but the service sees no spans, cost or tokens for them", self.guard.agent_id)
+        model = body.get("model")
+        self.guard.check(model=model if isinstance(model, str) else "")
 
     def refine(self, span_id: int, limits: CallLimits) -> None:
         """The client call inside span `span_id` states its limits: reserve by them instead (raises
@@ -311,7 +328,10 @@ class GuardSpanProcessor(SpanProcessor):
             self._reserved[span_id] = taken
 
     def on_end(self, span: ReadableSpan) -> None:
-        if self.lease is None or span.context is None:
+        if span.context is None:
+            return
+        self._checked.discard(span.context.span_id)
+        if self.lease is None:
             return
         reserved = self._reserved.pop(span.context.span_id, None)
         if reserved is not None:
