@@ -1,5 +1,6 @@
 """Fleet: every agent with the decision in force (scoped ones beside it), spend in the last hour with a
-sparkline, calls, error rate and latest finding; filtered by team and environment, its rows re-fetched by
+sparkline, calls, error rate and latest finding; filtered by name (part of the agent id, any case), team
+and environment, its rows re-fetched by
 htmx every few seconds."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from aiohttp import web
 from spanwarden.console import charts, history
 from spanwarden.console.view import View
 
-MAX_ROWS = 200  # beyond this, narrow by team or environment
+MAX_ROWS = 200  # beyond this, narrow by name, team or environment
 POLL_S = 5
 RANK = {"halt": 0, "throttle": 1, "require_approval": 2, "warn": 3, "allow": 4}
 SPARK_TAIL_BYTES = 128 << 10
@@ -39,13 +40,15 @@ async def pending(view: View) -> list[dict[str, Any]]:
 async def fleet_context(view: View) -> dict[str, Any]:
     query = view.request.query
     team, environment = query.get("team", ""), query.get("environment", "")
+    name = query.get("name", "").strip()
     status = await view.api("GET", "/v1/status")
     if not status.ok:
         return {"error": status.message, "rows": [], "teams": [], "environments": [], "team": team,
-                "environment": environment, "total": 0, "waiting": [], "poll_s": POLL_S, "query": ""}
+                "environment": environment, "total": 0, "waiting": [], "poll_s": POLL_S, "query": "", "name": name}
     agents: list[dict[str, Any]] = status.body.get("agents", [])
     chosen = [a for a in agents if (not team or a.get("team") == team)
-              and (not environment or a.get("environment") == environment)]
+              and (not environment or a.get("environment") == environment)
+              and (not name or name.casefold() in str(a["agent"]).casefold())]
     chosen.sort(key=lambda a: (RANK.get(a["decision"]["action"], 5), -(a.get("spend_usd_last_hour") or 0.0),
                                a["agent"]))
     shown = chosen[:MAX_ROWS]
@@ -61,6 +64,7 @@ async def fleet_context(view: View) -> dict[str, Any]:
                      "error_rate": w.error_rate, "spark": charts.sparkline(w.spend) if w.calls else "",
                      "waiting": a["agent"] in waits, "scoped": a.get("scoped", [])})
     return {"error": "", "rows": rows, "total": len(chosen), "team": team, "environment": environment,
+            "name": name,
             "teams": sorted({a["team"] for a in agents if a.get("team")}),
             "environments": sorted({a["environment"] for a in agents if a.get("environment")}),
             "waiting": waiting, "poll_s": POLL_S, "query": view.request.query_string}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
@@ -21,6 +22,12 @@ def when(epoch_s: float | None) -> str:
     return datetime.fromtimestamp(float(epoch_s), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def segment(value: object) -> str:
+    """`value` as one URL path segment: every reserved character quoted, `/` and `\\` included (an agent
+    id such as `support/Triage` must stay one segment)."""
+    return quote(str(value), safe="")
+
+
 def usd(value: float | None) -> str:
     return "—" if value is None else f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
 
@@ -33,7 +40,7 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("spanwarden.console", "templates"),
                              autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(when=when, usd=usd, percent=percent)
+    env.filters.update(when=when, usd=usd, percent=percent, segment=segment)
     return env
 
 

@@ -58,8 +58,9 @@ async def static(request: web.Request) -> web.StreamResponse:
 ROUTES: tuple[Row, ...] = (
     ("GET", "/", "viewer", _page(fleet_page.fleet)),
     ("GET", "/fleet/rows", "viewer", _page(fleet_page.rows)),
-    ("GET", "/agents/{agent}", "viewer", _page(agent_page.agent)),
-    ("POST", "/agents/{agent}/command", "oncall", _page(agent_page.command)),
+    # any agent id, `/` included (`support/Triage`): links quote it whole (`segment`), but a typed URL may not
+    ("GET", "/agents/{agent:.+}", "viewer", _page(agent_page.agent)),
+    ("POST", "/agents/{agent:.+}/command", "oncall", _page(agent_page.command)),
     ("GET", "/approvals", "viewer", _page(approvals_page.approvals)),
     ("GET", "/approvals/{id}", "viewer", _page(approvals_page.one)),
     ("POST", "/approvals/{id}/answer", "oncall", _page(approvals_page.answer_approval)),

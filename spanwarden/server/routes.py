@@ -10,6 +10,7 @@ agent it names, by the ingest rule of `collector/ingest_auth.py`: spans, spend l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -87,15 +88,20 @@ def register(app: web.Application, table: Iterable[Route], handlers: dict[str, H
     build time) and remember the table for the middlewares."""
     known = app[KEY] = {}
     for route in table:
-        if (route.method, route.path) in known:
+        key = (route.method, _canonical(route.path))  # as aiohttp names the resource: `{agent:.+}` is `{agent}`
+        if key in known:
             raise ValueError(f"route {route.method} {route.path} is in the table twice")
         if route.handler not in handlers:
             raise ValueError(f"no handler {route.handler!r} for {route.method} {route.path}")
-        known[(route.method, route.path)] = route
+        known[key] = route
         if route.method == "GET":
             app.router.add_get(route.path, handlers[route.handler])  # and HEAD, as aiohttp does
         else:
             app.router.add_route(route.method, route.path, handlers[route.handler])
+
+
+def _canonical(path: str) -> str:
+    return re.sub(r"\{(\w+):[^{}]*\}", r"{\1}", path)
 
 
 def unlisted(app: web.Application) -> list[str]:
