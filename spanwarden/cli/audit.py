@@ -65,10 +65,14 @@ def explain_cmd(
 ) -> None:
     """The responsibility chain for the decision in force: what the agent did, who it belongs to, which
     policy rule or person acted, and on what evidence (trace/span ids)."""
-    from spanwarden.enforcers.audit_query import AuditReadError, explain
+    from spanwarden.cli.errors import UNKNOWN_AGENT, CliError
+    from spanwarden.enforcers.audit_query import AuditReadError, entries, explain
 
+    log_path, moment = _log(state_dir), parse_time(at)
     try:
-        result = explain(_log(state_dir), agent, parse_time(at)).to_dict()
+        if next(iter(entries(log_path, agent=agent)), None) is None:
+            raise CliError(f"no audit entries for agent {agent!r} in {log_path}", UNKNOWN_AGENT)
+        result = explain(log_path, agent, moment).to_dict()
     except AuditReadError as exc:
         typer.echo(f"spanwarden: {exc}", err=True)
         raise typer.Exit(1) from None
