@@ -148,7 +148,7 @@ def summarise(fleet: Fleet, agents: list[SimAgent], audit_path: Path) -> dict[st
         if isinstance(entry, Exception):
             continue
         if entry.kind == "decision":
-            decisions.setdefault(entry.agent.id, []).append(entry.data)
+            decisions.setdefault(entry.agent.id, []).append({**entry.data, "actor": entry.actor})
         elif entry.kind == "finding":
             findings.setdefault(entry.agent.id, []).append(entry.time_s)
     sims = {a.profile.agent_id: a for a in agents}
@@ -168,10 +168,11 @@ def summarise(fleet: Fleet, agents: list[SimAgent], audit_path: Path) -> dict[st
             "usd_after_onset": round(sims[incident.agent_id].spend_after_onset, 2),
         })
     onsets = {i.agent_id: START + i.onset_s for i in fleet.incidents}
-    false_actions = [
+    false_actions = [  # the service's own decisions: a person's kill (console, CLI) is no false alarm
         {"agent": agent_id, "action": d["action"]}
         for agent_id, items in sorted(decisions.items()) for d in items
         if d["action"] != Action.ALLOW.value and d["issued_s"] < onsets.get(agent_id, float("inf"))
+        and not str(d.get("decided_by") or d["actor"]).startswith("human:")
     ]
     check = verify(audit_path)
     return {"agents": len(fleet.agents), "incidents": incidents, "false_actions": false_actions,
