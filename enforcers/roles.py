@@ -200,9 +200,7 @@ def add_token(path: Path, name: str, role: Role, agents: tuple[str, ...] = (), r
     if agents:
         entry["agents"] = list(agents)
     entries.append(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    os.chmod(path, 0o600)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a state dir made here is private too
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:

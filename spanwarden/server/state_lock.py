@@ -1,15 +1,23 @@
 """One process per state directory: `serve`, `serve --kafka` and `worker` take an OS lock on
-`STATE_DIR/lock` before they write anything there, so two of them can never append to one audit chain."""
+`STATE_DIR/lock` before they write anything there, so two of them can never append to one audit chain.
+
+Taking it also makes the directory private (`private`): the audit log, state.db, the activity journal and
+the tokens hold agents' prompts' metadata, spend and credentials' digests, so the directory is 0700, what is
+already in it is made owner-only, and the process's umask becomes 077, so that every file the service
+writes later (rotated segments, SQLite's journals, new activity files) is 0600 too."""
 
 from __future__ import annotations
 
 import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 from typing import IO
 
 LOCK_NAME = "lock"
+PRIVATE_UMASK = 0o077
+MARKERS = (LOCK_NAME, "audit.jsonl", "audit.jsonl.head", "state.db")  # what tells a state dir
 
 
 class StateDirError(RuntimeError):
@@ -26,7 +34,8 @@ class StateDirLock:
 
     def acquire(self, what: str) -> StateDirLock:
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private(self.state_dir)
             handle = open(self.path, "a+")  # noqa: SIM115 - held open until release()
         except OSError as exc:
             raise StateDirError(f"cannot use the state directory {self.state_dir}: {exc.strerror or exc}; "
@@ -53,3 +62,29 @@ class StateDirLock:
         if self._file is not None:
             self._file.close()  # closing the descriptor drops the flock
             self._file = None
+
+
+def private(state_dir: Path) -> None:
+    """Set the process's umask to 077 and take group and other access from `state_dir` and, when it is
+    spanwarden's (it holds `MARKERS`), from what is in it two levels down (`activity/*.jsonl`: what an
+    older version wrote 0644). A directory of other things named as the state dir keeps its contents'
+    modes; what is not the user's is left alone."""
+    os.umask(PRIVATE_UMASK)
+    _owner_only(str(state_dir), 0o700)
+    if not any((state_dir / m).exists() for m in MARKERS):
+        return
+    for root, dirs, files in os.walk(state_dir):
+        depth = len(Path(root).relative_to(state_dir).parts)
+        dirs[:] = [d for d in dirs if depth < 1 and not os.path.islink(os.path.join(root, d))]
+        _owner_only(root, 0o700)
+        for name in files:
+            _owner_only(os.path.join(root, name), 0)
+
+
+def _owner_only(path: str, at_least: int) -> None:
+    try:
+        st = os.lstat(path)
+        if st.st_uid == os.getuid() and st.st_mode & 0o077 and not stat.S_ISLNK(st.st_mode):
+            os.chmod(path, (st.st_mode & 0o700) | at_least)
+    except OSError:
+        pass  # gone meanwhile, or not ours to change
