@@ -12,7 +12,8 @@ yet to be anomalous against.
 New resources are news only once the profile has stopped growing by itself: while the agent still meets its
 own resources for the first time — in its first `novel_settle_s` with fewer than `novel_min_touches` touches,
 or with a Good-Turing unseen mass (the share of its touches that went to resources touched once) above
-`novel_max_unseen` — a few new ones are not a warning. (Sensitive ones are judged on warm-up alone: after it, one outside the profile is always critical.)
+`novel_max_unseen` — a few new ones are not a warning. (Sensitive ones are judged on warm-up alone: after it,
+one outside the profile is always critical.)
 """
 
 from __future__ import annotations

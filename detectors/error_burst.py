@@ -30,7 +30,7 @@ from spanwarden.detectors.finding import Finding, Severity
 @dataclass(frozen=True)
 class ErrorBurstConfig:
     window_calls: int = 64
-    max_age_s: float = 3600.0
+    max_age_s: float = 600.0  # a burst that ended ten minutes ago is over, however few calls came since
     prior_errors: float = 1.0  # a new agent is assumed to fail about 1 call in 50
     prior_calls: float = 50.0
     half_life_calls: float = 5_000.0

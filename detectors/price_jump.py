@@ -28,7 +28,7 @@ ELEVATED_WEIGHT = 0.05
 class PriceJumpConfig:
     quantile: float = 0.999
     warn_multiple: float = 10.0
-    critical_multiple: float = 30.0
+    critical_multiple: float = 20.0
     window_s: float = 3600.0
     floor_usd: float = 0.25  # elevated calls must have cost this much before the jump is critical
     warmup_calls: int = 50

@@ -7,11 +7,12 @@ access requests after five minutes: approved when the resource is one of the age
 otherwise.
 
 Scoring: an alert is a finding of warning severity or above. It is true when it names an agent during one of
-its incidents (from onset to 10 minutes after the end), false otherwise. A detector's recall counts the
-incidents it is expected to catch that it had a chance to see: an incident another detector had halted
-within its first minute is left out for a detector that had not alerted by then (a runaway halted by cost
-in two seconds never runs long enough to look like a loop). Overall recall counts incidents caught by any
-detector.
+its incidents (from onset to 10 minutes after the end, in the span time the service sees: the agent's
+replicas' clocks may run a few seconds behind, so the window opens that much earlier), false otherwise. A
+detector's recall counts the incidents it is expected to catch that it had a chance to see: an incident
+another detector had halted within its first minute is left out for a detector that had not alerted by then
+(a runaway halted by cost in two seconds never runs long enough to look like a loop). Overall recall counts
+incidents caught by any detector.
 """
 
 from __future__ import annotations
@@ -177,7 +178,8 @@ def _guard(agent: _Agent, t: float, latency: float) -> str:
 
 def score(config: EvalConfig, agents: list[_Agent], incidents: list[Incident], findings: list[Finding],
           decisions: list[Decision]) -> dict[str, Any]:
-    windows = {i.agent_id: (EPOCH + i.onset_s, EPOCH + i.end_s + GRACE_S) for i in incidents}
+    lead = {a.normal.spec.agent_id: max(abs(s) for s in a.normal.spec.replica_skews) for a in agents}
+    windows = {i.agent_id: (EPOCH + i.onset_s - lead[i.agent_id], EPOCH + i.end_s + GRACE_S) for i in incidents}
     alerts = [f for f in findings if f.severity >= Severity.WARNING]
 
     def true_alert(f: Finding) -> bool:
@@ -186,27 +188,28 @@ def score(config: EvalConfig, agents: list[_Agent], incidents: list[Incident], f
 
     halts = [d for d in decisions if d.action is Action.HALT]
     halted_early = {i.agent_id for i in incidents if any(
-        d.agent_id == i.agent_id and 0 <= d.issued_s - EPOCH - i.onset_s <= 60 for d in halts)}
+        d.agent_id == i.agent_id and windows[i.agent_id][0] <= d.issued_s <= EPOCH + i.onset_s + 60
+        for d in halts)}
     per_detector: dict[str, dict[str, float]] = {}
     for name in DETECTORS:
         mine = [f for f in alerts if f.detector == name]
         tp = sum(map(true_alert, mine))
         expected = [i for i in incidents if name in i.expected
-                    and (i.agent_id not in halted_early or _first_alert(mine, i) is not None)]
-        delays = [d for i in expected if (d := _first_alert(mine, i)) is not None]
+                    and (i.agent_id not in halted_early or _first_alert(mine, i, windows) is not None)]
+        delays = [d for i in expected if (d := _first_alert(mine, i, windows)) is not None]
         per_detector[name] = {
             "precision": round(tp / len(mine), 4) if mine else (0.0 if expected else 1.0),
             "recall": round(len(delays) / len(expected), 4) if expected else 1.0,
             "median_s_to_detect": round(statistics.median(delays), 1) if delays else -1.0,
             "p95_s_to_detect": round(_p95(delays), 1) if delays else -1.0,
         }
-    detected = [i for i in incidents if _first_alert(alerts, i) is not None]
+    detected = [i for i in incidents if _first_alert(alerts, i, windows) is not None]
     false_halts = [d for d in halts if not (d.agent_id in windows
                                             and windows[d.agent_id][0] <= d.issued_s <= windows[d.agent_id][1])]
     runaways = [i for i in incidents if i.kind == "runaway_loop"]
     by_id = {a.normal.spec.agent_id: a for a in agents}
-    to_halt = [min((d.issued_s - EPOCH - i.onset_s for d in halts if d.agent_id == i.agent_id
-                    and d.issued_s >= EPOCH + i.onset_s), default=float("inf")) for i in runaways]
+    to_halt = [min((max(0.0, d.issued_s - EPOCH - i.onset_s) for d in halts if d.agent_id == i.agent_id
+                    and d.issued_s >= windows[i.agent_id][0]), default=float("inf")) for i in runaways]
     agent_days = sum(max(0.0, config.days * DAY - a.normal.spec.start_s) for a in agents) / DAY
     return {
         "per_detector": per_detector,
@@ -226,10 +229,11 @@ def score(config: EvalConfig, agents: list[_Agent], incidents: list[Incident], f
     }
 
 
-def _first_alert(alerts: list[Finding], incident: Incident) -> float | None:
-    start, stop = EPOCH + incident.onset_s, EPOCH + incident.end_s + GRACE_S
+def _first_alert(alerts: list[Finding], incident: Incident,
+                 windows: dict[str, tuple[float, float]]) -> float | None:
+    start, stop = windows[incident.agent_id]
     times = [f.time_s for f in alerts if f.agent_id == incident.agent_id and start <= f.time_s <= stop]
-    return min(times) - start if times else None
+    return max(0.0, min(times) - EPOCH - incident.onset_s) if times else None
 
 
 def _p95(values: list[float]) -> float:
