@@ -131,7 +131,8 @@ class EmbeddedService:
         self.trace_stage = TraceStage()  # one cost per LLM call; agents inherited within a bounded wait
         self._normalizer = Normalizer(self.prices)
         self.port: int | None = None
-        self.journal = ActivityJournal(settings.state_dir / "activity", settings.activity_max_bytes)
+        self.journal = ActivityJournal(settings.state_dir / "activity", settings.activity_max_bytes,
+                                       bounds=self.pipeline.arrivals.bounds)  # lines at the clamped time
         self.last_span_wall: float | None = None
         self.loop_probe = LoopProbe()  # how long anything held the event loop (/metrics)
         self._loop: asyncio.AbstractEventLoop | None = None

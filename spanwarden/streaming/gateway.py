@@ -260,6 +260,7 @@ class KafkaGateway:
         return {"spans_requests_published": self.publisher.published if self.publisher else 0,
                 "decisions_applied": self.feed.applied, "audit_appended": self.writer.appended,
                 "audit_duplicates_skipped": self.writer.duplicates, "agents": len(self.agents),
+                "activity_rollups_applied": self.activity.applied,
                 "policy_version": self.policy.version}
 
     def figures(self) -> Figures:
@@ -273,6 +274,9 @@ class KafkaGateway:
                                          float(getattr(self.audit_log, "seq", 0)), ()),
             "spanwarden_audit_duplicates_skipped": ("counter", "audit messages already in the chain",
                                                     float(self.writer.duplicates), ()),
+            "spanwarden_activity_rollups": ("counter", "workers' activity rollups read, by outcome",
+                                            {("applied",): float(self.activity.applied),
+                                             ("malformed",): float(self.activity.malformed)}, ("outcome",)),
         }
 
     def agent_figures(self) -> Figures:

@@ -148,6 +148,8 @@ def test_profiles_metrics_console_and_incidents_on_kafka(broker: LocalBroker, tm
                "agent-b's calls never reached the restarted gateway")
         assert journal.read_bytes().count(b"\n") == lines_before
         assert _agent_metric(url, viewer, "spanwarden_agent_calls", "agent-a") == 0  # counters start again
+        assert 'spanwarden_activity_rollups_total{outcome="applied"}' in requests.get(f"{url}/metrics",
+                                                                                       timeout=10).text
     finally:
         worker.stop()
         next(gateway, None)
