@@ -2,11 +2,17 @@
 break since it went wrong?"): one compact JSON line per span in `STATE_DIR/activity/<agent>.jsonl`.
 
 Bounded: a file past `max_bytes` becomes `<agent>.jsonl.1` (the previous one is dropped), so each agent
-keeps between one and two files' worth of recent history. Only the most recently used files stay open."""
+keeps between one and two files' worth of recent history. Only the most recently used files stay open.
+
+A line's time `t` is the service's, as the pipeline and status take it: given the time bounds, the span's
+end clamped to [received − max lateness, received + max skew] (`spanwarden/event_time.py`), so a span
+dated a month back or hours ahead is kept at about when it arrived. Who the agent is (owner, team,
+environment, version, from its spans) is kept beside it in `<agent>.who.json`, rewritten when it changes."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -16,6 +22,7 @@ from typing import IO, Any
 import orjson
 
 from spanwarden.collector.span_record import SpanRecord
+from spanwarden.event_time import TimeBounds, clamp
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -26,8 +33,15 @@ def file_name(agent_id: str) -> str:
     return f"{safe}-{hashlib.blake2b(agent_id.encode(), digest_size=4).hexdigest()}.jsonl"
 
 
-def entry(record: SpanRecord) -> dict[str, Any]:
-    line = {"t": record.time_s, "trace": record.trace_id, "span": record.span_id, "resource": record.resource,
+def who_name(agent_id: str) -> str:
+    """The file beside the agent's journal that says who the agent is."""
+    return file_name(agent_id).removesuffix(".jsonl") + ".who.json"
+
+
+def entry(record: SpanRecord, bounds: TimeBounds | None = None) -> dict[str, Any]:
+    """The journal line of a span; with `bounds`, at the service's (clamped) time."""
+    t = clamp(record, bounds).time_s if bounds is not None else record.time_s
+    line = {"t": t, "trace": record.trace_id, "span": record.span_id, "resource": record.resource,
             "tool": record.tool_name, "model": record.model, "usd": record.cost_usd, "rows": record.rows,
             "error": record.error_type if record.is_error else ""}
     if record.is_write:  # what the incident report's list of writes needs (only on writes: lines stay small)
@@ -36,17 +50,27 @@ def entry(record: SpanRecord) -> dict[str, Any]:
 
 
 class ActivityJournal:
-    def __init__(self, directory: Path, max_bytes: int = 16 << 20, open_files: int = 128) -> None:
+    def __init__(self, directory: Path, max_bytes: int = 16 << 20, open_files: int = 128,
+                 bounds: TimeBounds | None = None) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.open_files = open_files
+        self.bounds = bounds  # None: the spans' own times are trusted
         self._files: OrderedDict[str, IO[bytes]] = OrderedDict()
+        self._who: dict[str, tuple[str, str, str, str]] = {}  # agent -> who its who-file says it is
         directory.mkdir(parents=True, exist_ok=True)
 
     def append(self, records: list[SpanRecord]) -> None:
         by_agent: dict[str, list[bytes]] = {}
+        latest: dict[str, tuple[str, str, str, str]] = {}
         for record in records:
-            by_agent.setdefault(record.agent_id, []).append(orjson.dumps(entry(record)) + b"\n")
+            by_agent.setdefault(record.agent_id, []).append(orjson.dumps(entry(record, self.bounds)) + b"\n")
+            who = (record.owner, record.team, record.environment, record.agent_version)
+            if any(who):
+                latest[record.agent_id] = who
+        for agent_id, who in latest.items():
+            if self._who.get(agent_id) != who:
+                self._write_who(agent_id, who)
         for agent_id, lines in by_agent.items():
             handle = self._handle(agent_id)
             handle.write(b"".join(lines))
@@ -64,6 +88,15 @@ class ActivityJournal:
         while len(self._files) > self.open_files:
             self._files.popitem(last=False)[1].close()
         return handle
+
+    def _write_who(self, agent_id: str, who: tuple[str, str, str, str]) -> None:
+        path = self.directory / who_name(agent_id)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(orjson.dumps(dict(zip(("owner", "team", "environment", "version"), who, strict=True))))
+        os.replace(tmp, path)
+        if len(self._who) >= 100_000:  # bounded: an agent forgotten here only has its file written again
+            self._who.clear()
+        self._who[agent_id] = who
 
     def _rotate(self, agent_id: str) -> None:
         self._files.pop(agent_id).close()
@@ -90,3 +123,12 @@ def read_activity(directory: Path, agent_id: str, since_s: float = float("-inf")
                     continue
                 if item.get("t", float("-inf")) >= since_s:
                     yield item
+
+
+def read_who(directory: Path, agent_id: str) -> dict[str, str]:
+    """Who the agent's spans last said it is (owner, team, environment, version); {} when never said."""
+    try:
+        found = orjson.loads((directory / who_name(agent_id)).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return {k: str(v) for k, v in found.items()} if isinstance(found, dict) else {}

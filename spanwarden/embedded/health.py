@@ -32,6 +32,8 @@ def figures(service: EmbeddedService) -> Figures:
     age = _span_age(service)
     out: Figures = {
         "spanwarden_records": ("counter", "spans processed", pipeline.records_seen, ()),
+        "spanwarden_records_clamped": ("counter", "spans whose end time was held to the bounds around their "
+                                       "receipt (flagged clamped_time)", float(pipeline.arrivals.clamped), ()),
         "spanwarden_agents": ("gauge", "agents known", len(pipeline.agents), ()),
         "spanwarden_decisions_in_force": ("gauge", "agents by the action in force",
                                           {(a,): float(n) for a, n in in_force.items()}, ("action",)),

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from spanwarden.embedded.activity_journal import read_activity
+from spanwarden.activity_journal import read_activity, read_who
 from spanwarden.enforcers.audit_log import AgentRef, AuditEntry
 from spanwarden.enforcers.audit_query import entries
 
@@ -82,9 +82,9 @@ def build(state_dir: Path, agent_id: str, since_s: float | None = None) -> dict[
     for name, seen in resources.items():
         seen["new"] = name not in before
     acted = [e for e in trail if e.time_s >= onset.time_s and e.kind in ("decision", "command", "approval")]
-    ref = trail[-1].agent if trail else AgentRef(agent_id)
+    who = _who(activity, agent_id, trail)
     return {
-        "agent": agent_id, "owner": ref.owner, "team": ref.team, "environment": ref.environment,
+        "agent": agent_id, "owner": who.owner, "team": who.team, "environment": who.environment,
         "onset_s": onset.time_s, "onset": onset.reason, "history_from_s": history_from,
         "spans": spans, "spend_usd": round(spend, 6),
         "resources": dict(sorted(resources.items(), key=lambda kv: kv[1]["first_s"])),
@@ -97,6 +97,16 @@ def build(state_dir: Path, agent_id: str, since_s: float | None = None) -> dict[
                     for e in acted],
         "humans": sorted({e.actor for e in acted if e.actor.startswith("human:")}),
     }
+
+
+def _who(activity: Path, agent_id: str, trail: list[AuditEntry]) -> AgentRef:
+    """Who the agent is, as status says: what its spans last said (the journal's who-file), else the
+    latest audit entry that names it (a command's entry may name the agent only by id)."""
+    said = read_who(activity, agent_id)
+    named = next((e.agent for e in reversed(trail) if e.agent.owner or e.agent.team or e.agent.environment),
+                 AgentRef(agent_id))
+    return AgentRef(agent_id, said.get("owner") or named.owner, said.get("team") or named.team,
+                    said.get("environment") or named.environment)
 
 
 def _approvers(trail: list[AuditEntry]) -> dict[str, str]:
