@@ -116,5 +116,7 @@ class AgentMetrics:
         return out
 
     def _known(self, agent: str) -> str:
-        """At scrape time, labelled agents keep their label and no new one is handed out."""
-        return agent if agent in self.labelled else OTHER
+        """At scrape time, an agent in force gets its label as a span would give it (while there is room):
+        after a restart the labels are handed out again, and an agent that has not reported since is not
+        `other` while the bound is far off."""
+        return self.label(agent)

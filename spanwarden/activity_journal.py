@@ -7,7 +7,8 @@ keeps between one and two files' worth of recent history. Only the most recently
 A line's time `t` is the service's, as the pipeline and status take it: given the time bounds, the span's
 end clamped to [received − max lateness, received + max skew] (`spanwarden/event_time.py`), so a span
 dated a month back or hours ahead is kept at about when it arrived. Who the agent is (owner, team,
-environment, version, from its spans) is kept beside it in `<agent>.who.json`, rewritten when it changes."""
+environment, version, where its id came from) is kept beside it in `<agent>.who.json`, rewritten when it
+changes."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from spanwarden.collector.span_record import SpanRecord
 from spanwarden.event_time import TimeBounds, clamp
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
+WHO = ("owner", "team", "environment", "version", "source")  # source: where the agent's id came from
 
 
 def file_name(agent_id: str) -> str:
@@ -57,19 +59,19 @@ class ActivityJournal:
         self.open_files = open_files
         self.bounds = bounds  # None: the spans' own times are trusted
         self._files: OrderedDict[str, IO[bytes]] = OrderedDict()
-        self._who: dict[str, tuple[str, str, str, str]] = {}  # agent -> who its who-file says it is
+        self._who: dict[str, tuple[str, ...]] = {}  # agent -> who its who-file says it is
         directory.mkdir(parents=True, exist_ok=True)
 
     def append(self, records: list[SpanRecord]) -> None:
         by_agent: dict[str, list[bytes]] = {}
-        latest: dict[str, tuple[str, str, str, str]] = {}
+        latest: dict[str, tuple[str, ...]] = {}
         for record in records:
             by_agent.setdefault(record.agent_id, []).append(orjson.dumps(entry(record, self.bounds)) + b"\n")
-            who = (record.owner, record.team, record.environment, record.agent_version)
+            who = (record.owner, record.team, record.environment, record.agent_version, record.agent_source)
             if any(who):
                 latest[record.agent_id] = who
         for agent_id, who in latest.items():
-            if self._who.get(agent_id) != who:
+            if self._who.get(agent_id) != who:  # (unknown here: written again once after a restart)
                 self._write_who(agent_id, who)
         for agent_id, lines in by_agent.items():
             handle = self._handle(agent_id)
@@ -89,10 +91,18 @@ class ActivityJournal:
             self._files.popitem(last=False)[1].close()
         return handle
 
-    def _write_who(self, agent_id: str, who: tuple[str, str, str, str]) -> None:
+    def who(self, agent_id: str) -> dict[str, str]:
+        """Who the agent's spans last said it is (`read_who`), from this journal's memory when it wrote it."""
+        known = self._who.get(agent_id)
+        if known is None:
+            said = read_who(self.directory, agent_id)
+            known = self._who[agent_id] = tuple(said.get(k, "") for k in WHO) if said else ()
+        return dict(zip(WHO, known, strict=True)) if known else {}
+
+    def _write_who(self, agent_id: str, who: tuple[str, ...]) -> None:
         path = self.directory / who_name(agent_id)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(orjson.dumps(dict(zip(("owner", "team", "environment", "version"), who, strict=True))))
+        tmp.write_bytes(orjson.dumps(dict(zip(WHO, who, strict=True))))
         os.replace(tmp, path)
         if len(self._who) >= 100_000:  # bounded: an agent forgotten here only has its file written again
             self._who.clear()
@@ -126,7 +136,8 @@ def read_activity(directory: Path, agent_id: str, since_s: float = float("-inf")
 
 
 def read_who(directory: Path, agent_id: str) -> dict[str, str]:
-    """Who the agent's spans last said it is (owner, team, environment, version); {} when never said."""
+    """Who the agent's spans last said it is (`WHO`: owner, team, environment, version, source of the id);
+    {} when never said."""
     try:
         found = orjson.loads((directory / who_name(agent_id)).read_bytes())
     except (OSError, orjson.JSONDecodeError):

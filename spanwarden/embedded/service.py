@@ -375,7 +375,8 @@ class EmbeddedService:
             "last_seen_s": bank.cost.last_time if bank is not None else None,
             "llm_spans_without_usage": self.trace_stage.without_usage.get(agent_id, 0),
             "unheld_writes": bank.write_volume.unheld if bank is not None else 0,  # ran without approval
-            "agent_identity_from": self.trace_stage.identity.get(agent_id, ""),
+            "agent_identity_from": self.trace_stage.identity.get(agent_id)
+            or self.journal.who(agent_id).get("source", ""),  # after a restart: as its spans last said
         }
 
     def snapshot(self) -> None:
