@@ -67,9 +67,10 @@ class ActivityJournal:
         latest: dict[str, tuple[str, ...]] = {}
         for record in records:
             by_agent.setdefault(record.agent_id, []).append(orjson.dumps(entry(record, self.bounds)) + b"\n")
-            who = (record.owner, record.team, record.environment, record.agent_version, record.agent_source)
-            if any(who):
-                latest[record.agent_id] = who
+            said: tuple[str, ...] = (record.owner, record.team, record.environment, record.agent_version,
+                                     record.agent_source)
+            if any(said):
+                latest[record.agent_id] = said
         for agent_id, who in latest.items():
             if self._who.get(agent_id) != who:  # (unknown here: written again once after a restart)
                 self._write_who(agent_id, who)
