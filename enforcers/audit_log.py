@@ -12,7 +12,9 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -21,9 +23,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spanwarden.enforcers.audit_writer import GroupWriter
+from spanwarden.enforcers.audit_index import AuditIndex, index_path
+from spanwarden.enforcers.audit_writer import GroupWriter, Queued
 from spanwarden.enforcers.redact import Redactor
 
+log = logging.getLogger(__name__)
 GENESIS = "0" * 64
 KINDS = ("finding", "decision", "command", "approval", "config_change", "service")
 
@@ -222,6 +226,9 @@ class AuditLog:
         self._written = (self.seq, self.last_hash)  # the newest entry on disk (the writer's)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open for appends
+        self._segment = max((int(p.name[len(self.path.name) + 1:]) for p in segments(self.path)[:-1]),
+                            default=0) + 1  # the number the live file gets when it is rotated
+        self.index: AuditIndex | None = _open_index(self.path, existing)
         self.writer = GroupWriter(self._write_group, self._roll_back, self._lock, (HeadUnwritable,))
 
     def append(self, kind: str, agent: AgentRef, actor: str, reason: str, time_s: float,
@@ -239,7 +246,8 @@ class AuditLog:
                                reason=reason, evidence=evidence, policy_version=policy_version, data=data,
                                prev_hash=self.last_hash)
             sealed = AuditEntry(**{**_fields(entry), "hash": entry_hash(entry.body(), self.key)})
-            ticket = self.writer.submit(sealed.seq, sealed.hash, (sealed.to_json() + "\n").encode())
+            ticket = self.writer.submit(sealed.seq, sealed.hash, (sealed.to_json() + "\n").encode(),
+                                        sealed.agent.id, sealed.kind)
             self.seq, self.last_hash = sealed.seq, sealed.hash
         if not getattr(self._local, "deferred", False):
             self.writer.wait(ticket)
@@ -272,9 +280,10 @@ class AuditLog:
         """An event-loop future: the entries appended so far (or up to `ticket`) are acknowledged."""
         return self.writer.future(self.writer.last_ticket if ticket is None else ticket)
 
-    def _write_group(self, lines: bytes, last_seq: int, last_hash: str) -> None:
+    def _write_group(self, group: list[Queued]) -> None:
         """Write a group of whole entries or none: a failed write (disk full) is cut back, so the log never
-        holds half an entry the next append would follow. Runs on the writer thread."""
+        holds half an entry the next append would follow; then index it. Runs on the writer thread."""
+        lines, (_, last_seq, last_hash, *_) = b"".join(q[3] for q in group), group[-1]
         start = self._file.tell()
         try:
             view = memoryview(lines)
@@ -284,8 +293,10 @@ class AuditLog:
                 os.fsync(self._file.fileno())
         except OSError as exc:
             self._file.truncate(start)
+            self._file.seek(start)  # truncate leaves the position past the end: the next group starts here
             raise AuditUnwritable(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from exc
         self._written = (last_seq, last_hash)
+        self._index(group, start, last_seq, last_hash)
         if self._file.tell() >= self.rotate_bytes:
             self._rotate()
         try:
@@ -293,6 +304,19 @@ class AuditLog:
         except OSError as exc:  # the entries are durable; a head behind them is a tolerated state
             raise HeadUnwritable(f"wrote entry {last_seq} but not {head_path(self.path).name}: "
                                  f"{exc.strerror or exc}") from exc
+
+    def _index(self, group: list[Queued], start: int, last_seq: int, last_hash: str) -> None:
+        if self.index is None:
+            return
+        rows, offset = [], start
+        for _, seq, _, line, agent, kind in group:
+            rows.append((seq, agent, kind, self._segment, offset))
+            offset += len(line)
+        try:
+            self.index.add(rows, last_seq, last_hash)
+        except sqlite3.Error as exc:  # readers go back to reading the log (the index no longer matches it)
+            log.error("the audit index %s cannot be written (%s); reads scan the log", index_path(self.path), exc)
+            self.index = None
 
     def _roll_back(self) -> None:
         """A group was refused: the chain goes on from the newest entry on disk (sealing lock held)."""
@@ -305,6 +329,7 @@ class AuditLog:
         numbers = [int(p.name[len(self.path.name) + 1:]) for p in segments(self.path)[:-1]]
         os.replace(self.path, self.path.with_name(f"{self.path.name}.{max(numbers, default=0) + 1:06d}"))
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open for appends
+        self._segment = max(numbers, default=0) + 2
 
     def _write_head(self, seq: int, digest: str) -> None:
         head = head_path(self.path)
@@ -322,9 +347,23 @@ class AuditLog:
 
     def close(self) -> None:
         self.writer.close()
+        if self.index is not None:
+            self.index.close()
         if not self._file.closed:
             os.fsync(self._file.fileno())
             self._file.close()
+
+
+def _open_index(path: Path, existing: VerifyResult) -> AuditIndex | None:
+    """The log's index, rebuilt unless it ends at the log's newest entry; None if it cannot be had."""
+    try:
+        index = AuditIndex(path)
+        if index.newest() != ((existing.last_seq, existing.last_hash) if existing.entries else None):
+            index.rebuild(segments(path))
+        return index
+    except sqlite3.Error as exc:
+        log.error("no audit index for %s (%s); reads scan the log", path, exc)
+        return None
 
 
 def _set_aside_torn_tail(path: Path) -> Path | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from spanwarden.collector.agent_identity import describe
+from spanwarden.enforcers.audit_index import agent_lines
 from spanwarden.enforcers.audit_log import AuditEntry, read_entries
 
 CSV_COLUMNS = ("seq", "time_s", "kind", "agent_id", "owner", "team", "environment", "agent_version", "actor",
@@ -24,7 +25,10 @@ class AuditReadError(ValueError):
 
 def entries(path: Path, since: float | None = None, until: float | None = None,
             agent: str | None = None) -> Iterator[AuditEntry]:
-    for where, entry in read_entries(path):
+    """The entries in the time range (for one agent: through the log's index, when it matches the log)."""
+    lines = agent_lines(path, agent) if agent is not None else None
+    source = read_entries(path) if lines is None else _parsed(lines)
+    for where, entry in source:
         if isinstance(entry, Exception):
             raise AuditReadError(f"{where} is unreadable ({entry}); run `spanwarden audit verify`")
         if since is not None and entry.time_s < since:
@@ -34,6 +38,14 @@ def entries(path: Path, since: float | None = None, until: float | None = None,
         if agent is not None and entry.agent.id != agent:
             continue
         yield entry
+
+
+def _parsed(lines: Iterator[bytes]) -> Iterator[tuple[str, AuditEntry | Exception]]:
+    for line in lines:
+        try:
+            yield "index", AuditEntry.from_json(line.decode())
+        except (ValueError, TypeError, KeyError) as exc:
+            yield "index", exc
 
 
 def export(selected: Iterable[AuditEntry], fmt: str) -> str:

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 FAILURES_KEPT = 64
 
 
+Queued = tuple[int, int, str, bytes, str, str]  # ticket, seq, hash, line, agent, kind
+
+
 @dataclass
 class _Waiter:
     ticket: int
@@ -33,7 +36,7 @@ class _Failure:
 
 @dataclass
 class _State:
-    queue: list[tuple[int, int, str, bytes]] = field(default_factory=list)  # ticket, seq, hash, line
+    queue: list[Queued] = field(default_factory=list)
     done: int = 0  # every ticket up to this one has been handled (written, or failed)
     failures: list[_Failure] = field(default_factory=list)
     waiters: list[_Waiter] = field(default_factory=list)
@@ -41,11 +44,11 @@ class _State:
 
 
 class GroupWriter:
-    """`write_group(lines, last_seq, last_hash)` writes and syncs a group; an exception of `durable_errors`
+    """`write_group(group)` writes and syncs a group of queued entries; an exception of `durable_errors`
     means the group is on disk all the same (its head file is not), any other that it was cut back out, and
     then `on_failure()` is called, under the caller's sealing lock, to roll the chain back."""
 
-    def __init__(self, write_group: Callable[[bytes, int, str], None], on_failure: Callable[[], None],
+    def __init__(self, write_group: Callable[[list[Queued]], None], on_failure: Callable[[], None],
                  seal_lock: threading.Lock, durable_errors: tuple[type[Exception], ...] = ()) -> None:
         self._write_group = write_group
         self._durable_errors = durable_errors
@@ -59,11 +62,11 @@ class GroupWriter:
         self._thread = threading.Thread(target=self._run, name="spanwarden-audit-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, seq: int, digest: str, line: bytes) -> int:
+    def submit(self, seq: int, digest: str, line: bytes, agent: str = "", kind: str = "") -> int:
         """Queue a sealed entry (call with the sealing lock held, so tickets follow the chain); its ticket."""
         with self._cv:
             self._next_ticket += 1
-            self._state.queue.append((self._next_ticket, seq, digest, line))
+            self._state.queue.append((self._next_ticket, seq, digest, line, agent, kind))
             self._cv.notify_all()
             return self._next_ticket
 
@@ -120,7 +123,7 @@ class GroupWriter:
                 group, state.queue = state.queue, []
             error: Exception | None = None
             try:
-                self._write_group(b"".join(line for *_, line in group), group[-1][1], group[-1][2])
+                self._write_group(group)
             except self._durable_errors as exc:  # on disk, but its head file is not: tell the callers
                 error = exc
                 with self._cv:

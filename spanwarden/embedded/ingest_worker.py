@@ -18,19 +18,22 @@ from typing import Any
 
 from spanwarden.collector.receiver import DeliveryFailed, Overloaded
 from spanwarden.collector.span_record import SpanRecord
+from spanwarden.pipeline import Pipeline
 
-CHUNK_RECORDS = 256
+CHUNK_RECORDS = 128
 MAX_QUEUED_RECORDS = 100_000
 
 
 class IngestWorker:
-    """`deliver(records)` puts a chunk through the pipeline (on the loop); `audit()` is the log in force
-    (it changes when a broken chain is acknowledged)."""
+    """`deliver(records)` puts a chunk through the pipeline (on the loop), judging up to the pipeline's
+    judge limit; `audit()` is the log in force (it changes when a broken chain is acknowledged)."""
 
     def __init__(self, deliver: Callable[[list[SpanRecord]], None], audit: Callable[[], Any],
-                 max_queued_records: int = MAX_QUEUED_RECORDS, chunk_records: int = CHUNK_RECORDS) -> None:
+                 pipeline: Pipeline | None = None, max_queued_records: int = MAX_QUEUED_RECORDS,
+                 chunk_records: int = CHUNK_RECORDS) -> None:
         self.deliver = deliver
         self.audit = audit
+        self.pipeline = pipeline  # its judge limit's backlog is worked off here too, a step at a time
         self.max_queued_records = max_queued_records
         self.chunk_records = chunk_records
         self.queued_records = 0
@@ -69,6 +72,10 @@ class IngestWorker:
                 with self._deferred():
                     self.deliver(chunk)
                 await asyncio.sleep(0)  # whatever else is waiting on the loop runs now
+            while self.pipeline is not None and self.pipeline.backlog():  # the batch's records judged
+                with self._deferred():
+                    self.pipeline.judge_due()
+                await asyncio.sleep(0)
             audit = self.audit()
             ticket = audit.last_ticket if hasattr(audit, "last_ticket") else None
             if not done.done():

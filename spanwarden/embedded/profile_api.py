@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from spanwarden.detectors.pinned_profile import PinnedProfile
 from spanwarden.embedded.activity_journal import file_name, read_activity
+from spanwarden.enforcers.audit_index import agent_lines
 from spanwarden.enforcers.audit_log import AgentRef, AuditEntry, read_entries
 from spanwarden.pipeline import Pipeline
 
@@ -26,6 +27,19 @@ def load_pinned(directory: Path) -> dict[str, PinnedProfile]:
         doc = json.loads(path.read_text())
         out[str(doc["agent"])] = PinnedProfile.from_dict(doc)
     return out
+
+
+def _approvals(log: Path, agent_id: str) -> Iterator[AuditEntry]:
+    """The agent's approval entries: through the audit index (a seek per entry), or by reading the log."""
+    lines = agent_lines(log, agent_id, ("approval",))
+    if lines is None:
+        yield from (e for _, e in read_entries(log) if isinstance(e, AuditEntry))
+        return
+    for line in lines:
+        try:
+            yield AuditEntry.from_json(line.decode())
+        except (ValueError, TypeError, KeyError):
+            continue
 
 
 class ProfileApi:
@@ -52,9 +66,8 @@ class ProfileApi:
                     seen = table.setdefault(key, {"calls": 0, "first_seen_s": item["t"]})
                     seen["calls"] += 1
         approvals = [{"tool": e.data.get("tool", ""), "by": e.actor, "time_s": e.time_s}
-                     for _, e in read_entries(self.state_dir / "audit.jsonl")
-                     if isinstance(e, AuditEntry) and e.kind == "approval" and e.agent.id == agent_id
-                     and e.data.get("status") == "approved"]
+                     for e in _approvals(self.state_dir / "audit.jsonl", agent_id)
+                     if e.kind == "approval" and e.agent.id == agent_id and e.data.get("status") == "approved"]
         resources = {name: {"uses": int(count), "first_seen_s": first}
                      for name, (count, first) in bank.data_access.profile.items()}
         pinned = self.pipeline.pinned.get(agent_id)

@@ -112,8 +112,10 @@ class EmbeddedService:
                                  TimeBounds(settings.max_lateness_s, settings.max_skew_s))
         self.state = state_store.StateStore(settings.state_dir / "state.db")
         self.snapshots = state_store.Snapshotter(self.state, self.pipeline)
-        self.ingest_worker = IngestWorker(self.deliver, lambda: self.audit)  # spans through the pipeline
-        self.pipeline.judge_limit = 512  # each step judges at most this many due records (the loop stays free)
+        self.ingest_worker = IngestWorker(lambda r: self.deliver(r, judge_all=False), lambda: self.audit,
+                                          self.pipeline)  # spans through the pipeline, a bounded step at a time
+        self._frozen_agents = 0
+        self.pipeline.judge_limit = 128  # each step judges at most this many due records (the loop stays free)
         self._restore()
         self.pager = AgentPager(self.state, self.pipeline, settings.max_agents_in_memory)
         self.agent_cap = NewAgentCap(settings.new_agents_per_minute, settings.max_untrusted_agents,
@@ -293,7 +295,9 @@ class EmbeddedService:
     def pin_profile(self, agent_id: str, actor: str, reason: str, given: dict[str, Any] | None) -> dict[str, Any]:
         return self.profiles.pin(agent_id, actor, reason, given)
 
-    def deliver(self, records: list[SpanRecord]) -> None:
+    def deliver(self, records: list[SpanRecord], judge_all: bool = True) -> None:
+        """Take records in and judge those due: all of them (a direct caller), or up to the pipeline's
+        judge limit (the pipeline worker, which judges the rest in further steps)."""
         self.last_span_wall = time.time()
         if not self.settings.trust_span_time:
             received = self.clock()  # the service's time, which event times are held to
@@ -306,6 +310,10 @@ class EmbeddedService:
             self.reporting.records(records)
         self.agent_metrics.records(records)
         self.pipeline.process(records)
+        while judge_all and self.pipeline.backlog():
+            self.pipeline.judge_due()
+        if len(self.pipeline.detectors) - self._frozen_agents >= 200:  # new agents' state: frozen right away
+            self._collect_garbage()
         self.leases.observe(records)  # each agent's call sizes, for its guard's estimates
         agents, seen = self.pipeline.agents, self.announcer.seen
         self.announcer.agents(agents[r.agent_id] for r in records
@@ -348,11 +356,11 @@ class EmbeddedService:
         return [self._status_row(agent_id, ref) for agent_id, ref in self._known()]
 
     async def status_rows(self) -> list[dict[str, Any]]:
-        """`status()` a few hundred agents at a time, the loop free in between (thousands of agents)."""
+        """`status()` 100 agents at a time, the loop free in between (thousands of agents)."""
         out: list[dict[str, Any]] = []
         for n, (agent_id, ref) in enumerate(self._known(), start=1):
             out.append(self._status_row(agent_id, ref))
-            if n % 500 == 0:
+            if n % 100 == 0:
                 await asyncio.sleep(0)
         return out
 
@@ -378,6 +386,15 @@ class EmbeddedService:
             "agent_identity_from": self.trace_stage.identity.get(agent_id)
             or self.journal.who(agent_id).get("source", ""),  # after a restart: as its spans last said
         }
+
+    def _judge_backlog(self) -> None:
+        """What the judge limit left due, judged before the last snapshot (the service is stopping)."""
+        if self.durability.broken is None:
+            try:
+                while self.pipeline.backlog():
+                    self.pipeline.judge_due()
+            except AuditUnwritable as exc:
+                log.error("records left unjudged at the stop: %s", exc)
 
     def snapshot(self) -> None:
         """Save the baselines of the agents changed since the last snapshot, at once (at shutdown, in tests);
@@ -407,6 +424,7 @@ class EmbeddedService:
             await self.supervisor.stop(grace_s=0)  # these tasks loop until cancelled
             self.board.close()
             await runner.cleanup()
+            self._judge_backlog()
             self.snapshot()
             if self.durability.broken is None:
                 try:
@@ -450,10 +468,15 @@ class EmbeddedService:
                 await self.pager.evict()  # past the agents kept in memory, the idlest go to disk
             except (OSError, sqlite3.Error) as exc:
                 log.error("could not save the baselines snapshot (%s); the previous one stays", exc)
-            # What lives on (baselines, decisions) is left out of the collector's full passes, which at
-            # thousands of agents would each hold the loop for hundreds of ms; freed objects still go.
-            gc.freeze()
+            self._collect_garbage()
             pause = max(self.settings.snapshot_interval_s, 4 * (time.monotonic() - started))
+
+    def _collect_garbage(self) -> None:
+        """What lives on (baselines, decisions) is frozen out of the collector's full passes, which at
+        thousands of agents would each hold the loop for hundreds of ms; objects are still freed as they go
+        (a freeze keeps only cyclic garbage, and a test finds none: tests/embedded/test_loop_stall.py)."""
+        gc.freeze()
+        self._frozen_agents = len(self.pipeline.detectors)
 
     async def _advance_clock(self) -> None:
         """Judge records whose time has come and lapse expired decisions, on the service clock, even while no

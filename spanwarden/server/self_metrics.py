@@ -4,6 +4,7 @@ span path but one counter per HTTP request."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -74,3 +75,20 @@ def registry_of(figures: Callable[[], dict[str, tuple[str, str, Any, tuple[str, 
 
 def exposition(registry: CollectorRegistry) -> web.Response:
     return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+class _Collected:
+    """Metric families already read (on the loop), for rendering elsewhere."""
+
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Any]:
+        return self.families
+
+
+async def exposition_off_loop(registry: CollectorRegistry) -> web.Response:
+    """The figures read on the loop (they read the runtime's state), the text rendered on a thread: with
+    thousands of agent label sets, rendering would hold the loop for tens of ms."""
+    rendered = await asyncio.to_thread(generate_latest, _Collected(list(registry.collect())))  # type: ignore[arg-type]
+    return web.Response(body=rendered, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -15,7 +15,7 @@ from aiohttp import web
 from spanwarden.server import auth
 from spanwarden.server.routes import Handler
 from spanwarden.server.runtime import Runtime
-from spanwarden.server.self_metrics import SelfMetrics, exposition, registry_of
+from spanwarden.server.self_metrics import SelfMetrics, exposition_off_loop, registry_of
 
 log = logging.getLogger("spanwarden.server")
 
@@ -42,11 +42,11 @@ def handlers(runtime: Runtime, metrics: SelfMetrics) -> dict[str, Handler]:
         return health(runtime)
 
     async def self_metrics(request: web.Request) -> web.Response:
-        return exposition(metrics.registry)
+        return await exposition_off_loop(metrics.registry)
 
     async def agent_metrics(request: web.Request) -> web.Response:
         runtime.agent_figures()  # NotOffered (501) before an empty exposition
-        return exposition(agents_registry)
+        return await exposition_off_loop(agents_registry)
 
     async def status(request: web.Request) -> web.Response:
         rows = getattr(runtime, "status_rows", None)  # in chunks, where the runtime can (thousands of agents)
