@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from spanwarden.activity_journal import ActivityJournal
 from spanwarden.dashboards.prometheus import AgentMetrics
 from spanwarden.detectors.finding import Finding
-from spanwarden.embedded.activity_journal import ActivityJournal
 from spanwarden.enforcers.audit_log import AuditEntry
 from spanwarden.streaming.activity_rollup import lines_of
 from spanwarden.streaming.topics import ACTIVITY

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from spanwarden.embedded.activity_journal import read_activity
+from spanwarden.activity_journal import read_activity
 from spanwarden.enforcers.audit_log import AuditEntry, read_entries
 from spanwarden.pipeline import Pipeline
 from spanwarden.streaming.leases_route import LeaseGateway, ask_worker

@@ -15,11 +15,11 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from spanwarden.activity_journal import entry, file_name
 from spanwarden.collector.span_record import SpanRecord, make_record
 from spanwarden.console import history
 from spanwarden.dashboards.prometheus import AgentMetrics
 from spanwarden.embedded import incident_report
-from spanwarden.embedded.activity_journal import entry, file_name
 from spanwarden.enforcers.roles import Role, add_token
 from spanwarden.streaming.activity_feed import ActivityFeed
 from spanwarden.streaming.activity_rollup import ActivityRollup
