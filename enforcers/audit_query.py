@@ -75,6 +75,8 @@ class Explanation:
     history: list[AuditEntry] = field(default_factory=list)  # every decision up to then
     scoped: list[AuditEntry] = field(default_factory=list)  # in force for some calls (a tool, model, resource)
     identity: str = ""  # where the agent's id came from on its spans (the newest finding's record says)
+    scoped_findings: dict[int, list[AuditEntry]] = field(default_factory=dict)  # scoped entry seq -> findings
+    newest: AuditEntry | None = None  # the agent's newest entry up to then: who it is, without a decision
 
     def to_dict(self) -> dict[str, Any]:
         def brief(e: AuditEntry) -> dict[str, Any]:
@@ -82,10 +84,12 @@ class Explanation:
                     "evidence": list(e.evidence), "policy_version": e.policy_version}
 
         d = self.decision
+        known = d or (self.scoped[-1] if self.scoped else None) or self.newest
         return {
             "agent": self.agent, "at": self.at,
-            "who": None if d is None else {"owner": d.agent.owner, "team": d.agent.team,
-                                           "environment": d.agent.environment, "version": d.agent.version},
+            "who": None if known is None else {"owner": known.agent.owner, "team": known.agent.team,
+                                               "environment": known.agent.environment,
+                                               "version": known.agent.version},
             "decision": None if d is None else {**brief(d), "action": d.data.get("action"),
                                                 "decided_by": d.data.get("decided_by")},
             "because_of": [brief(f) for f in self.findings],
@@ -93,7 +97,9 @@ class Explanation:
             "decisions_so_far": [{**brief(h), "action": h.data.get("action")} for h in self.history],
             "identity": {"source": self.identity, "from": describe(self.identity)} if self.identity else None,
             "scoped_in_force": [{**brief(e), "action": e.data.get("action"), "scope": e.data.get("scope"),
-                                 "decided_by": e.data.get("decided_by")} for e in self.scoped],
+                                 "decided_by": e.data.get("decided_by"),
+                                 "because_of": [brief(f) for f in self.scoped_findings.get(e.seq, [])]}
+                                for e in self.scoped],
         }
 
 
@@ -112,6 +118,12 @@ def explain(path: Path, agent: str, at: float | None = None, lookback_s: float =
                          scoped=_scoped_in_force(decisions, moment),
                          identity=next((str(e.data["identity"]) for e in reversed(upto)
                                         if e.kind == "finding" and e.data.get("identity")), ""))
+    result.newest = upto[-1] if upto else None
+    for e in result.scoped:  # the findings behind a scope: those whose evidence its first decision carries
+        first = next(h for h in decisions if h.data.get("scope") == e.data.get("scope"))
+        evidence = set(first.evidence)
+        result.scoped_findings[e.seq] = [f for f in upto if f.kind == "finding" and evidence & set(f.evidence)
+                                         and first.time_s - lookback_s <= f.time_s <= first.time_s]
     if decision is not None:
         named = set(decision.data.get("findings", ()))
         start = decision.time_s - lookback_s

@@ -6,6 +6,7 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -81,16 +82,17 @@ def explain_cmd(
         return
     when = datetime.fromtimestamp(result["at"], UTC).isoformat()
     decision = result["decision"]
+    who = result["who"]
     if decision is None:
         typer.echo(f"{agent}: no agent-wide decision recorded up to {when} (allowed by default)")
-        for d in result["scoped_in_force"]:
-            typer.echo(f"  scoped:      {d['action']} [{d['scope']}] by {d['decided_by'] or d['actor']} "
-                       f"(audit entry {d['seq']}): {d['reason']}")
+    else:
+        typer.echo(f"{agent} at {when}: {decision['action']} (audit entry {decision['seq']})")
+    if who is not None:
+        typer.echo(f"  agent:       owner {who['owner'] or '?'}, team {who['team'] or '?'}, environment "
+                   f"{who['environment'] or '?'}, version {who['version'] or '?'}")
+    if decision is None:
+        _scoped_lines(result["scoped_in_force"])
         return
-    who = result["who"]
-    typer.echo(f"{agent} at {when}: {decision['action']} (audit entry {decision['seq']})")
-    typer.echo(f"  agent:       owner {who['owner'] or '?'}, team {who['team'] or '?'}, environment "
-               f"{who['environment'] or '?'}, version {who['version'] or '?'}")
     if result["identity"]:
         typer.echo(f"  identity:    from {result['identity']['from']} ({result['identity']['source']})")
     typer.echo(f"  decided by:  {decision['decided_by']} (policy {decision['policy_version']})")
@@ -101,9 +103,16 @@ def explain_cmd(
     for c in result["human_commands"]:
         typer.echo(f"  human:       [{c['seq']}] {c['actor']}: {c['reason']}")
     typer.echo("  history:     " + " -> ".join(f"{h['action']}@{h['seq']}" for h in result["decisions_so_far"]))
-    for d in result["scoped_in_force"]:
+    _scoped_lines(result["scoped_in_force"])
+
+
+def _scoped_lines(scoped: list[dict[str, Any]]) -> None:
+    for d in scoped:
         typer.echo(f"  scoped:      {d['action']} [{d['scope']}] by {d['decided_by'] or d['actor']} "
                    f"(audit entry {d['seq']}): {d['reason']}")
+        for f in d["because_of"]:
+            typer.echo(f"    because:   [{f['seq']}] {f['actor']}: {f['reason']}")
+            typer.echo(f"               evidence {', '.join(f['evidence']) or '-'}")
 
 
 @app.command("verify")
