@@ -131,8 +131,12 @@ def verify(path: Path, key: bytes | None = None) -> VerifyResult:
     path = Path(path)
     result = VerifyResult(ok=True, entries=0, message="")
     if not segments(path):
-        result.message = f"{path}: no audit log (nothing to verify)"
-        return result
+        if not head_path(path).exists():
+            result.message = f"{path}: no audit log (nothing to verify)"
+            return result
+        # The head says entries were written: a log gone with its head still there was deleted.
+        result.message = f"{path}: no audit log"
+        return _check_head(result, path, key)
     prev, expected_seq = GENESIS, 1
     for where, entry in read_entries(path):
         if isinstance(entry, Exception):

@@ -127,9 +127,9 @@ def verify_cmd(
     from spanwarden.enforcers.audit_log import verify
 
     target = path or state_dir / "audit.jsonl"
-    from spanwarden.enforcers.audit_log import segments
+    from spanwarden.enforcers.audit_log import head_path, segments
 
-    if not segments(target):
+    if not segments(target) and not head_path(target).exists():  # a head without its log: deleted
         typer.echo(f"spanwarden: no audit log at {target}", err=True)
         raise typer.Exit(2)
     result = verify(target, hmac_key.encode() if hmac_key else None)

@@ -91,6 +91,20 @@ def test_removing_the_newest_entries_is_caught_by_the_head(log_path):
     assert result.first_bad_seq == 4
 
 
+def test_deleting_the_whole_log_is_caught_by_the_head_and_never_appended_past(log_path):
+    import subprocess
+    import sys
+
+    log_path.unlink()
+    result = verify(log_path)
+    assert not result.ok and "entries 1..5 were removed" in result.message and result.first_bad_seq == 1
+    with pytest.raises(AuditChainBroken, match="were removed"):
+        AuditLog(log_path, fsync="never")  # a fresh chain would overwrite the head: the evidence of the removal
+    shown = subprocess.run([sys.executable, "-m", "spanwarden.cli", "audit", "verify", str(log_path)],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 1 and shown.stdout.startswith("TAMPERED:"), shown
+
+
 def test_a_forged_head_is_caught(log_path):
     head = log_path.with_name(log_path.name + ".head")
     doc = json.loads(head.read_text())
