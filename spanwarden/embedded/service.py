@@ -198,7 +198,9 @@ class EmbeddedService:
         self.pipeline.audit.append("service", AgentRef(), "service", "service started", self.clock(),
                                    policy_version=self.policy.version,
                                    data={"agents_restored": len(self.pipeline.detectors),
-                                         "torn_write_set_aside": torn.name if torn else None})
+                                         "torn_write_set_aside": torn.name if torn else None,
+                                         "unreadable_state_set_aside": (self.state.set_aside_as.name
+                                                                        if self.state.set_aside_as else None)})
 
     def _redactor(self) -> Redactor:
         return Redactor(self.settings.redact_patterns)

@@ -95,9 +95,35 @@ class StateStore:
         self._write_lock = threading.Lock()
         # Writes from the loop go to this one thread (one connection, one page cache), not the default pool.
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spanwarden-state")
+        self.set_aside_as: Path | None = None  # where an unreadable state.db went, when one was found
+        try:
+            self._create()
+        except sqlite3.DatabaseError as exc:
+            self.set_aside(str(exc))
+            self._create()
+
+    def _create(self) -> None:
         with self._connection() as db:
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("its integrity check failed")
             db.execute("CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, part BLOB NOT NULL)")
             db.execute("CREATE TABLE IF NOT EXISTS fleet (id TEXT PRIMARY KEY, part BLOB NOT NULL)")
+
+    def set_aside(self, why: str) -> None:
+        """An unreadable snapshot is moved aside (kept for inspection), never fatal and never overwritten:
+        the service starts from the audit log's decisions, and baselines are learned again."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            part = self.path.with_name(self.path.name + suffix)
+            if part.exists():
+                os.replace(part, aside.with_name(aside.name + suffix))
+        self.set_aside_as = aside
+        log.error("spanwarden: %s is unreadable (%s); set aside as %s — decisions in force are recovered from "
+                  "the audit log, learned baselines start again", self.path, why, aside.name)
 
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -151,9 +177,15 @@ class StateStore:
 def restore(store: StateStore, legacy: Path, pipeline: Pipeline) -> bool:
     """Load the last snapshot into an empty pipeline: `state.db`, or else a `state.json` of the format before
     (every agent then counts as changed, to be written to `state.db` by the next snapshot)."""
-    fleet = store.fleet()
+    try:
+        fleet = store.fleet()
+        agents = dict(store.agents()) if fleet is not None else {}
+    except (sqlite3.DatabaseError, orjson.JSONDecodeError) as exc:  # pages the start-up check did not read
+        store.set_aside(str(exc))
+        store._create()
+        return False
     if fleet is not None:
-        load_parts(pipeline, fleet, dict(store.agents()))
+        load_parts(pipeline, fleet, agents)
         return True
     snapshot = load_snapshot(legacy)
     if snapshot is None:
