@@ -19,12 +19,20 @@ KEYS = {"spans_per_s", "p99_ingest_ms", "kill_p99_ms_under_load", "missed", "max
         "rss_end_mb", "dropped", "rss_mb_start", "rss_mb_end"}
 
 
-def test_a_steady_fleet_is_served_every_kill_lands_and_memory_stays_flat() -> None:
-    result = CliRunner().invoke(app, ["bench", "soak", "--json", "--seconds", "50", "--agents", "150",
+# Records wait out the lateness bound in memory, so that buffer follows the throughput of the moment, which on
+# a shared machine swings; a 1 s bound keeps it small, and what is measured is the agents' state.
+SHORT_LATENESS = {"SPANWARDEN_MAX_LATENESS_S": "1"}
+
+
+def test_the_cli_prints_its_contract() -> None:
+    result = CliRunner().invoke(app, ["bench", "soak", "--json", "--seconds", "8", "--agents", "40",
                                       "--batch", "50", "--clients", "2"])
     assert result.exit_code == 0, result.output
-    figures = json.loads(result.output.strip().splitlines()[-1])
-    assert KEYS <= set(figures)
+    assert KEYS <= set(json.loads(result.output.strip().splitlines()[-1]))
+
+
+def test_a_steady_fleet_is_served_every_kill_lands_and_memory_stays_flat() -> None:
+    figures = run(agents=150, seconds=50, batch=50, clients=2, env=SHORT_LATENESS)
     assert figures["dropped"] == 0 and figures["missed"] == 0 and figures["kills"] > 5
     assert figures["spans_per_s"] > 0 and figures["requests"] > 150
     assert figures["rss_end_mb"] <= 1.1 * figures["rss_warm_mb"], figures
@@ -33,7 +41,7 @@ def test_a_steady_fleet_is_served_every_kill_lands_and_memory_stays_flat() -> No
 def test_churn_is_held_to_the_cap_and_memory_stays_flat() -> None:
     per_minute, seconds = 240, 40.0  # the steady 120 agents and the first churned names fit the first minute
     figures = run(agents=120, seconds=seconds, batch=50, clients=2, churn=40,
-                  env={"SPANWARDEN_NEW_AGENTS_PER_MINUTE": str(per_minute)})
+                  env={"SPANWARDEN_NEW_AGENTS_PER_MINUTE": str(per_minute), **SHORT_LATENESS})
     allowed = per_minute + per_minute * figures["seconds"] / 60 + 1  # the bucket, its refill, the kill victim
     assert figures["churned_agents"] > allowed  # the churn asked for more than the cap lets in
     assert figures["agents_known"] <= allowed and figures["new_agents_refused"] > 0, figures
