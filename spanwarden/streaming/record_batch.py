@@ -12,6 +12,7 @@ from spanwarden.collector.span_record import SpanRecord
 FORMAT_VERSION = 1
 _FIELDS = len(SpanRecord._fields)
 _FLAGS = SpanRecord._fields.index("flags")
+_DEFAULTS = SpanRecord._field_defaults
 
 
 class RecordBatchError(ValueError):
@@ -53,9 +54,18 @@ def decode(payload: bytes) -> list[SourceRecords]:
 
 def _record(row: list[object]) -> SpanRecord:
     if len(row) != _FIELDS:
-        raise RecordBatchError(f"a record has {len(row)} fields, expected {_FIELDS}")
+        row = _upgraded(row)
     row[_FLAGS] = tuple(row[_FLAGS])  # type: ignore[arg-type]  # flags
     return _new_tuple(SpanRecord, row)  # type: ignore[no-any-return]  # SpanRecord(*row) without the call cost
 
 
 _new_tuple = tuple.__new__
+
+
+def _upgraded(row: list[object]) -> list[object]:
+    """A record written by an older spanwarden: SpanRecord's new fields are added last, each with a default,
+    so a shorter row (a message in flight across an upgrade) takes the defaults for the fields it lacks."""
+    missing = SpanRecord._fields[len(row):]
+    if not missing or any(f not in _DEFAULTS for f in missing):
+        raise RecordBatchError(f"a record has {len(row)} fields, expected {_FIELDS}")
+    return [*row, *(_DEFAULTS[f] for f in missing)]

@@ -25,6 +25,18 @@ def test_foreign_messages_are_refused_with_a_reason(payload: bytes) -> None:
         decode(payload)
 
 
+def test_records_written_before_an_upgrade_take_the_new_fields_defaults() -> None:
+    """A records message in flight when the workers are upgraded: SpanRecord grew three fields (the effect,
+    its summary, the approval) at its end; an older, shorter row still decodes."""
+    record = make_record(agent_id="a", cost_usd=0.5, flags=("x",), effect="write", effect_summary="INSERT t")
+    old = [list(record)[:-3]]  # as spanwarden wrote it before the effect fields
+    [source] = decode(orjson.dumps({"v": 1, "sources": [[0, 9, 0, old]]}))
+    assert source.records == [record._replace(effect="", effect_summary="", approval="")]
+    longer = [[*list(record), "from a newer spanwarden"]]
+    with pytest.raises(RecordBatchError, match="fields"):
+        decode(orjson.dumps({"v": 1, "sources": [[0, 9, 0, longer]]}))
+
+
 def test_pack_keeps_order_and_respects_the_size_limit() -> None:
     sources = [SourceRecords(0, i, 0, [make_record(agent_id="a")] * n) for i, n in enumerate([3, 3, 1, 5, 2])]
     messages = pack(sources, max_records=6)
