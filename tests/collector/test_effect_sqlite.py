@@ -43,6 +43,7 @@ class Agent:
     def __init__(self, url: str, environment: str, db: Path) -> None:
         self.provider = TracerProvider(resource=Resource.create({"service.name": f"sql-{environment}"}))
         self.guard = guard_processor(f"sql-{environment}", url=url, environment=environment)
+        assert self.guard.guard.watcher.wait_heard(30)  # its approval rules are in (a busy machine is slow)
         self.provider.add_span_processor(self.guard)
         self.spans = InMemorySpanExporter()
         self.provider.add_span_processor(SimpleSpanProcessor(self.spans))
