@@ -454,9 +454,7 @@ class EmbeddedService:
         if self.reporting is not None:
             self.supervisor.start("datadog_flush", self._flush_datadog, stops_intake=False)
         if self.notify is not None:
-            notifier = self.notify.notifier
-            self.supervisor.watch("notify", lambda: None if notifier._thread.is_alive()  # noqa: SLF001
-                                  else "the notifications thread ended", stops_intake=False)
+            self.supervisor.watch("notify", self.notify.notifier.health, stops_intake=False)
 
     async def _snapshots(self) -> None:
         """Every interval, the changed agents a chunk at a time, written on a thread (state_store.py); a slow

@@ -67,6 +67,10 @@ class Notifier:
         self._thread = threading.Thread(target=self._run, name="spanwarden-notify", daemon=True)
         self._thread.start()
 
+    def health(self) -> str | None:
+        """None while the delivery thread runs; else why it does not (for the supervisor's watch)."""
+        return None if self._thread.is_alive() else "the notifications thread ended"
+
     def link(self, notice: Notice) -> str | None:
         return f"{self.console_url}{notice.path}" if self.console_url and notice.path else None
 

@@ -392,9 +392,7 @@ class KafkaGateway:
         if self.reporting is not None:
             self.supervisor.start("datadog_flush", self._flush_datadog, stops_intake=False)
         if self.notify is not None:
-            notifier = self.notify.notifier
-            self.supervisor.watch("notify", lambda: None if notifier._thread.is_alive()  # noqa: SLF001
-                                  else "the notifications thread ended", stops_intake=False)
+            self.supervisor.watch("notify", self.notify.notifier.health, stops_intake=False)
 
     async def serve(self, ready: Callable[[int], None] | None = None) -> None:
         settings = self.settings
