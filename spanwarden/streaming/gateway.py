@@ -66,6 +66,7 @@ from spanwarden.settings import Settings, admin_token
 from spanwarden.streaming import approvals_replay, leases_route, policy_topic, profile_route
 from spanwarden.streaming.activity_feed import ActivityFeed
 from spanwarden.streaming.audit_writer import AuditWriter, keys_in_log
+from spanwarden.streaming.broker_watch import BrokerWatch
 from spanwarden.streaming.decisions_feed import DecisionsFeed
 from spanwarden.streaming.spans_publisher import SpansPublisher
 from spanwarden.streaming.topic_admin import ensure_topics
@@ -144,6 +145,7 @@ class KafkaGateway:
         self.publisher: SpansPublisher | None = None
         self.port: int | None = None
         self._stopping: asyncio.Event | None = None
+        self._broker_watch: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _open_log(self) -> AuditLog:
@@ -387,6 +389,9 @@ class KafkaGateway:
                                                                 wait_ms), stops_intake=False)
         self.supervisor.start("activity_feed", lambda: self.activity.run(bootstrap, stopping, wait_ms),
                               stops_intake=False)
+        # Not a supervised task: it only speaks (one line when the broker goes, one when it is back).
+        watch = BrokerWatch(bootstrap, "gateway")
+        self._broker_watch = asyncio.get_running_loop().create_task(watch.run(stopping))
         if self.durability.broken is None:
             self._start_writer()
         if self.reporting is not None:

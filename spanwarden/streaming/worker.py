@@ -19,6 +19,7 @@ from spanwarden.streaming import agents, fleet_priors, policy_topic, tables, top
 from spanwarden.streaming.activity_rollup import ActivityRollup
 from spanwarden.streaming.agent_shard import AgentShard
 from spanwarden.streaming.app import create_app
+from spanwarden.streaming.broker_watch import BrokerWatch
 from spanwarden.streaming.span_splitter import SpanSplitter
 from spanwarden.streaming.team_stage import TeamStage
 from spanwarden.streaming.topic_admin import ensure_topics
@@ -72,6 +73,10 @@ def build(settings: Settings) -> Worker:
     @app.task
     async def follow_policy() -> None:
         await follow(settings.kafka_bootstrap, POLICY, follower, asyncio.Event(), settings.kafka_fetch_max_wait_ms)
+
+    @app.task
+    async def watch_broker() -> None:  # one line when the broker goes away, one when it is back
+        await BrokerWatch(settings.kafka_bootstrap, f"worker {settings.worker_web_port}").run(asyncio.Event())
 
     @app.task
     async def follow_peer_priors() -> None:
