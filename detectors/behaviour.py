@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from spanwarden.collector.span_record import SpanRecord
-from spanwarden.detectors.base import clean_time, evidence_of
+from spanwarden.detectors.base import clean_time
 from spanwarden.detectors.finding import Finding, Severity
 from spanwarden.detectors.isolation_model import IsolationModel
 
@@ -52,15 +52,32 @@ class Behaviour:
         self.current = [0.0] * 4  # calls, errors, usd, rows
         self.resources: set[str] = set()
         self.tools: set[str] = set()
-        self.evidence: tuple[str, ...] = ()
+        self._evidence: tuple[str, ...] = ()
+        # The latest span with data in it, formatted as evidence only when asked for (a finding, a snapshot):
+        # formatting it at every span was a tenth of this detector's time.
+        self._evidence_trace = ""
+        self._evidence_span: str | None = None
         self.levels = [0.0] * len(FEATURES)  # exponential average of log1p(feature)
         self.windows = 0
         self.normal_vectors: list[list[float]] = []  # handed out for fitting, then cleared by the runtime
 
+    @property
+    def evidence(self) -> tuple[str, ...]:
+        """Evidence of the minute being filled: its latest span that read or touched data."""
+        if self._evidence_span is not None:
+            span, self._evidence_span = self._evidence_span, None
+            self._evidence = (f"{self._evidence_trace}/{span}",) if span else ()
+        return self._evidence
+
+    @evidence.setter
+    def evidence(self, value: tuple[str, ...]) -> None:
+        self._evidence, self._evidence_span = value, None
+
     def observe(self, record: SpanRecord) -> Finding | None:
         t = clean_time(record.time_s, self.last_time)
         self.last_time = t
-        index = int(t // self.config.window_s)
+        config = self.config
+        index = int(t // config.window_s)
         finding = None
         if self.index is not None and index > self.index:
             finding = self._close(record)
@@ -68,14 +85,17 @@ class Behaviour:
         c = self.current
         c[0] += 1
         c[1] += record.is_error
-        c[2] += record.cost_usd if math.isfinite(record.cost_usd) and record.cost_usd > 0 else 0.0
+        cost = record.cost_usd
+        c[2] += cost if 0 < cost < math.inf else 0.0
         c[3] += record.rows
-        if record.resource and len(self.resources) < self.config.max_distinct:
-            self.resources.add(record.resource)
-        if record.tool_name and len(self.tools) < self.config.max_distinct:
-            self.tools.add(record.tool_name)
-        if record.rows or record.resource:
-            self.evidence = evidence_of(record)
+        resource = record.resource
+        if resource and len(self.resources) < config.max_distinct:
+            self.resources.add(resource)
+        tool = record.tool_name
+        if tool and len(self.tools) < config.max_distinct:
+            self.tools.add(tool)
+        if record.rows or resource:
+            self._evidence_trace, self._evidence_span = record.trace_id, record.span_id
         return finding
 
     def _close(self, record: SpanRecord) -> Finding | None:

@@ -19,8 +19,11 @@ one outside the profile is always critical.)
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from spanwarden.collector.span_record import SpanRecord
@@ -53,6 +56,24 @@ class DataAccessConfig:
     rows: WindowTotalsConfig = field(default_factory=_rows_windows)
 
 
+@lru_cache(maxsize=32)
+def _sensitive_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """Whether a resource matches any of the patterns (case-insensitive): one compiled pattern and one
+    bounded table of answers per set of patterns, shared by every agent (resources repeat across a fleet)."""
+    pattern = re.compile("|".join(fnmatch.translate(p) for p in patterns) or "(?!)", re.IGNORECASE)
+    answers: dict[str, bool] = {}
+
+    def matches(resource: str) -> bool:
+        answer = answers.get(resource)
+        if answer is None:
+            if len(answers) >= 16_384:
+                answers.clear()
+            answer = answers[resource] = pattern.match(resource) is not None
+        return answer
+
+    return matches
+
+
 class DataAccess:
     """Per-agent detector of resources outside the learned profile."""
 
@@ -61,7 +82,7 @@ class DataAccess:
     def __init__(self, agent_id: str, config: DataAccessConfig | None = None) -> None:
         self.agent_id = agent_id
         self.config: DataAccessConfig
-        self._sensitive: re.Pattern[str]
+        self._sensitive: Callable[[str], bool]
         self.configure(config or DataAccessConfig())
         self.first_time: float | None = None
         self.last_time: float | None = None
@@ -75,12 +96,10 @@ class DataAccess:
 
     def configure(self, config: DataAccessConfig) -> None:
         self.config = config
-        self._sensitive = re.compile(
-            "|".join(fnmatch.translate(p) for p in config.sensitive_patterns) or "(?!)", re.IGNORECASE
-        )
+        self._sensitive = _sensitive_matcher(tuple(config.sensitive_patterns))
 
     def is_sensitive(self, resource: str) -> bool:
-        return self._sensitive.match(resource) is not None
+        return self._sensitive(resource)
 
     def observe(self, record: SpanRecord) -> Finding | None:
         t = clean_time(record.time_s, self.last_time)
@@ -93,11 +112,11 @@ class DataAccess:
             return None
         self.touches += 1
         self.rows.add(t, float(record.rows))
-        sensitive = self.is_sensitive(resource)
+        sensitive = self._sensitive(resource)
         if sensitive:
             self.sensitive_read_s = t
         known = self.profile.get(resource)
-        if known is not None and self.granted.get(resource, float("inf")) < t:
+        if known is not None and self.granted and self.granted.get(resource, math.inf) < t:
             del self.profile[resource], self.granted[resource]  # a time-limited approval ran out
             known = None
         if known is not None:

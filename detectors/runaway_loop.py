@@ -69,24 +69,28 @@ class RunawayLoop:
             self.first_time = t  # warm-up counts from the agent's first span, identified or not
         self.last_time = t
         identity = call_identity(record)
-        self._roll_window(t)
+        cfg = self.config
+        if self.window_index is None or int(t // cfg.window_s) > self.window_index:
+            self._roll_window(t)  # else it would change nothing
         if not identity:
             return None
-        cfg = self.config
-        self.calls.append((t, identity))
-        self.counts[identity] += 1
-        drop = 0
-        while drop < len(self.calls) and (self.calls[drop][0] < t - cfg.window_s
-                                          or len(self.calls) - drop > cfg.max_window_calls):
-            old = self.calls[drop][1]
-            self.counts[old] -= 1
-            if not self.counts[old]:
-                del self.counts[old]
+        calls, counts = self.calls, self.counts
+        calls.append((t, identity))
+        counts[identity] += 1
+        drop, oldest = 0, t - cfg.window_s
+        while drop < len(calls) and (calls[drop][0] < oldest or len(calls) - drop > cfg.max_window_calls):
+            old = calls[drop][1]
+            counts[old] -= 1
+            if not counts[old]:
+                del counts[old]
             drop += 1
         if drop:
-            del self.calls[:drop]
-        repeats = self.counts[identity]
-        self.window_peak = max(self.window_peak, repeats)
+            del calls[:drop]
+        repeats = counts[identity]
+        if repeats > self.window_peak:
+            self.window_peak = repeats
+        if repeats * 4 < cfg.warn_repeats:  # under the threshold whatever has been learned (it is at least this)
+            return None
         threshold = max(cfg.warn_repeats, cfg.learned_multiple * self.usual.quantile(0.99))
         if repeats * 4 < threshold or t - self.first_time < cfg.warmup_s:
             return None

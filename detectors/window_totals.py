@@ -86,10 +86,14 @@ class WindowTotals:
         self.windows = [_Window(w, self.config) for w in self.config.windows_s]
 
     def add(self, t: float, amount: float) -> None:
+        config = self.config
+        counts = amount > 0
         for window in self.windows:
-            window.advance(t, self.config.quantile, self.config.floor_total / 10)
+            index = window.index
+            if index is None or int(t // window.seconds) > index:  # else `advance` would change nothing
+                window.advance(t, config.quantile, config.floor_total / 10)
             window.total += amount
-            window.events += amount > 0
+            window.events += counts
 
     def worst(self, reference: WindowTotals | None = None, strictness: float = 1.0) -> Spike | None:
         """The most anomalous window now filling, if any reaches the warning level. Judged against this
@@ -98,10 +102,12 @@ class WindowTotals:
         which case nothing is kept out of this object's own learning."""
         cfg = self.config
         worst: Spike | None = None
-        histories = {w.seconds: w.history for w in (reference or self).windows}
+        histories = None if reference is None else {w.seconds: w.history for w in reference.windows}
         for window in self.windows:
-            history = histories.get(window.seconds)
-            if window.events < cfg.min_events or history is None:
+            if window.events < cfg.min_events:
+                continue
+            history = window.history if histories is None else histories.get(window.seconds)
+            if history is None:
                 continue
             strict = strictness
             if reference is None and (history.total < cfg.min_history or history.nonempty < cfg.min_nonempty):
