@@ -66,6 +66,9 @@ class Pipeline:
         self.settings = detector_settings_for(policy, settings)
         self.on_decision = on_decision or (lambda d: None)
         self.on_finding = on_finding or (lambda f: None)
+        # A runtime without fleet learning (a Kafka worker) ships its agents' normal minute vectors elsewhere
+        # (to the fleet's refitter, `streaming/fleet_model.py`) through this, before they are dropped.
+        self.on_normal_vectors: Callable[[list[list[float]], float], None] = lambda vectors, t: None
         self.detectors: dict[str, AgentDetectors] = {}
         self.ladders: dict[str, AgentLadder] = {}
         self.agents: dict[str, AgentRef] = {}
@@ -162,6 +165,7 @@ class Pipeline:
             if self.fleet_learning:
                 self._collect(bank, record.time_s)
             else:
+                self.on_normal_vectors(bank.behaviour.normal_vectors, record.time_s)
                 bank.behaviour.normal_vectors.clear()
         for finding in found:
             self.on_finding(finding)

@@ -19,6 +19,7 @@ import orjson
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.agent_detectors import AgentDetectors, DetectorSettings
 from spanwarden.detectors.finding import Finding
+from spanwarden.detectors.isolation_model import IsolationModel
 from spanwarden.detectors.team_budget import TeamBudgetConfig
 from spanwarden.detectors.window_totals import WindowTotals
 from spanwarden.enforcers.audit_log import AgentRef, AuditEntry
@@ -184,6 +185,12 @@ class AgentShard:
                               "reply": answer})
         return self._finish(out)
 
+    def use_behaviour_model(self, model: IsolationModel) -> None:
+        """The fleet's behaviour model from the model topic (`fleet_model.py`), for every agent here."""
+        self.pipeline.behaviour_model = model
+        for bank in self.pipeline.detectors.values():
+            bank.behaviour.model = model
+
     def set_policy(self, policy: Policy, actor: str, now_s: float) -> None:
         """Put the policy from the policy topic in force, keeping every baseline. The gateway audits the
         reload (it is the one that validated and published it), so the pipeline's entry is not sent."""
@@ -228,6 +235,9 @@ class AgentShard:
                 if state.get("format") != STATE_FORMAT:
                     raise ValueError(f"state format {state.get('format')!r}, expected {STATE_FORMAT}")
                 self.pipeline.load_agent(agent_id, state["pipeline"])
+                loaded = self.pipeline.detectors.get(agent_id)
+                if loaded is not None:  # the fleet's behaviour model, as a new agent's detectors get it
+                    loaded.behaviour.model = self.pipeline.behaviour_model
                 self.positions[agent_id] = {str(k): [int(v[0]), int(v[1])] for k, v in state["positions"].items()}
                 self.commands_seen[agent_id].extend(str(c) for c in state["commands"])
                 if state.get("leases"):

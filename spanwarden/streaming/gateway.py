@@ -63,7 +63,7 @@ from spanwarden.server.leases import LeaseRefused
 from spanwarden.server.runtime import Figures, NotOffered, Unavailable
 from spanwarden.server.supervisor import Supervisor
 from spanwarden.settings import Settings, admin_token
-from spanwarden.streaming import approvals_replay, leases_route, policy_topic, profile_route
+from spanwarden.streaming import approvals_replay, fleet_model, leases_route, policy_topic, profile_route
 from spanwarden.streaming.activity_feed import ActivityFeed
 from spanwarden.streaming.audit_writer import AuditWriter, keys_in_log
 from spanwarden.streaming.broker_watch import BrokerWatch
@@ -146,6 +146,8 @@ class KafkaGateway:
         self.port: int | None = None
         self._stopping: asyncio.Event | None = None
         self._broker_watch: asyncio.Task[None] | None = None
+        self._fits = fleet_model.QueuedRefitter()
+        self.behaviour_refit = fleet_model.FleetRefit(self._fits)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _open_log(self) -> AuditLog:
@@ -389,6 +391,10 @@ class KafkaGateway:
                                                                 wait_ms), stops_intake=False)
         self.supervisor.start("activity_feed", lambda: self.activity.run(bootstrap, stopping, wait_ms),
                               stops_intake=False)
+        assert self.producer is not None
+        producer, refit = self.producer, self.behaviour_refit  # the one refitter of the fleet's behaviour model
+        self.supervisor.start("behaviour_refit", lambda: fleet_model.run_refit(
+            bootstrap, producer, refit, stopping, wait_ms), stops_intake=False)
         # Not a supervised task: it only speaks (one line when the broker goes, one when it is back).
         watch = BrokerWatch(bootstrap, "gateway")
         self._broker_watch = asyncio.get_running_loop().create_task(watch.run(stopping))
@@ -436,6 +442,7 @@ class KafkaGateway:
             except TimeoutError:
                 log.warning("the Kafka producer did not stop within %g s (broker away?); stopping anyway",
                             SHUTDOWN_S)
+            self._fits.close()
             self._append_own("gateway stopped")
             self.audit_log.close()
             if self.reporting is not None:

@@ -72,23 +72,24 @@ async def publish_if_changed(producer: AIOKafkaProducer, bootstrap: str, text: s
     return True
 
 
-async def newest(bootstrap: str, timeout_s: float = 10.0) -> bytes | None:
-    """The topic's newest policy message, read to the end offsets of now; None when it has none."""
+async def newest(bootstrap: str, timeout_s: float = 10.0, topic: str = POLICY, key: bytes = KEY) -> bytes | None:
+    """The topic's newest policy message (or another one-partition topic's newest under `key`), read to the
+    end offsets of now; None when it has none."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
-        partitions = [TopicPartition(POLICY, p) for p in (consumer.partitions_for_topic(POLICY) or {0})]
+        partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or {0})]
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         found: bytes | None = None
         deadline = time.monotonic() + timeout_s
         while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the policy topic was not read to its end within {timeout_s:g} s")
+                raise TimeoutError(f"{topic} was not read to its end within {timeout_s:g} s")
             for messages in (await consumer.getmany(timeout_ms=200)).values():
                 for message in messages:
-                    if message.key == KEY and message.value:
+                    if message.key == key and message.value:
                         found = message.value
         return found
     finally:

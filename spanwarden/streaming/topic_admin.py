@@ -8,7 +8,7 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from spanwarden.streaming.topics import ALL, COMPACTED, SINGLE_PARTITION
+from spanwarden.streaming.topics import ALL, COMPACTED, RETENTION_MS, SINGLE_PARTITION
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +20,7 @@ async def ensure_topics(bootstrap: str, partitions: int, replication_factor: int
     try:
         existing = set(await admin.list_topics())
         wanted = [NewTopic(name, 1 if name in SINGLE_PARTITION else partitions, replication_factor,
-                           topic_configs={"cleanup.policy": "compact"} if name in COMPACTED else None)
-                  for name in ALL if name not in existing]
+                           topic_configs=_configs(name)) for name in ALL if name not in existing]
         created = []
         for topic in wanted:  # one at a time: another process may be creating the same ones
             try:
@@ -34,3 +33,11 @@ async def ensure_topics(bootstrap: str, partitions: int, replication_factor: int
         return created
     finally:
         await admin.close()
+
+
+def _configs(name: str) -> dict[str, str] | None:
+    if name in COMPACTED:
+        return {"cleanup.policy": "compact"}
+    if name in RETENTION_MS:
+        return {"retention.ms": str(RETENTION_MS[name])}
+    return None

@@ -17,9 +17,13 @@ TEAM_SPEND = "spanwarden.team-spend"  # priced records re-keyed by team, for the
 PEER_PRIORS = "spanwarden.peer-priors"  # compacted: pooled spend histories by partition and group
 POLICY = "spanwarden.policy"  # compacted, one partition: the policy in force (`policy_topic.py`)
 ACTIVITY = "spanwarden.activity"  # each agent's activity rollups, for the gateway's journal (`activity_rollup.py`)
-COMPACTED = (DECISIONS, AGENTS, POLICY, PEER_PRIORS)
-SINGLE_PARTITION = (POLICY,)  # one order for everyone who reads it
-ALL = (SPANS, RECORDS, COMMANDS, FINDINGS, DECISIONS, AUDIT, AGENTS, POLICY, TEAM_SPEND, PEER_PRIORS, ACTIVITY)
+BEHAVIOUR_VECTORS = "spanwarden.behaviour-vectors"  # the workers' normal minute vectors, for the refitter
+BEHAVIOUR_MODEL = "spanwarden.behaviour-model"  # compacted, one partition: the fleet's behaviour model in force
+COMPACTED = (DECISIONS, AGENTS, POLICY, PEER_PRIORS, BEHAVIOUR_MODEL)
+SINGLE_PARTITION = (POLICY, BEHAVIOUR_VECTORS, BEHAVIOUR_MODEL)  # one order for everyone who reads it
+RETENTION_MS = {BEHAVIOUR_VECTORS: 24 * 3600 * 1000}  # what the refitter re-reads after a restart
+ALL = (SPANS, RECORDS, COMMANDS, FINDINGS, DECISIONS, AUDIT, AGENTS, POLICY, TEAM_SPEND, PEER_PRIORS, ACTIVITY,
+       BEHAVIOUR_VECTORS, BEHAVIOUR_MODEL)
 AGENT_STATE_TABLE = "agent-state"  # Faust table (changelog `<app id>-agent-state-changelog`)
 TEAM_STATE_TABLE = "team-state"  # Faust table keyed by team (the team stage's spend windows)
 SPANS_ENCODING = "otlp_proto"  # the Collector Kafka exporter's `encoding` for what SPANS carries
@@ -37,6 +41,7 @@ class Topics:
     team_spend: Any
     peer_priors: Any
     activity: Any = None
+    behaviour_vectors: Any = None
 
 
 def declare(app: Any, partitions: int) -> Topics:
@@ -50,4 +55,6 @@ def declare(app: Any, partitions: int) -> Topics:
     return Topics(spans=topic(SPANS), records=topic(RECORDS), commands=topic(COMMANDS),
                   findings=topic(FINDINGS), decisions=topic(DECISIONS, compacting=True), audit=topic(AUDIT),
                   agents=topic(AGENTS, compacting=True), team_spend=topic(TEAM_SPEND),
-                  peer_priors=topic(PEER_PRIORS, compacting=True), activity=topic(ACTIVITY))
+                  peer_priors=topic(PEER_PRIORS, compacting=True), activity=topic(ACTIVITY),
+                  behaviour_vectors=app.topic(BEHAVIOUR_VECTORS, partitions=1, key_type=bytes, value_type=bytes,
+                                              key_serializer="raw", value_serializer="raw"))

@@ -15,8 +15,8 @@ from spanwarden.event_time import TimeBounds
 from spanwarden.server.listen import bind
 from spanwarden.server.state_lock import StateDirLock
 from spanwarden.settings import Settings
-from spanwarden.streaming import agents, fleet_priors, policy_topic, tables, topics
-from spanwarden.streaming.activity_rollup import ActivityRollup
+from spanwarden.streaming import agents, fleet_model, fleet_priors, policy_topic, tables, topics
+from spanwarden.streaming.activity_rollup import FLUSH_S, ActivityRollup
 from spanwarden.streaming.agent_shard import AgentShard
 from spanwarden.streaming.app import create_app
 from spanwarden.streaming.broker_watch import BrokerWatch
@@ -24,7 +24,7 @@ from spanwarden.streaming.span_splitter import SpanSplitter
 from spanwarden.streaming.team_stage import TeamStage
 from spanwarden.streaming.topic_admin import ensure_topics
 from spanwarden.streaming.topic_follower import follow
-from spanwarden.streaming.topics import PEER_PRIORS, POLICY
+from spanwarden.streaming.topics import BEHAVIOUR_MODEL, PEER_PRIORS, POLICY
 
 
 @dataclass
@@ -73,6 +73,21 @@ def build(settings: Settings) -> Worker:
     @app.task
     async def follow_policy() -> None:
         await follow(settings.kafka_bootstrap, POLICY, follower, asyncio.Event(), settings.kafka_fetch_max_wait_ms)
+
+    outbox = fleet_model.VectorOutbox()  # the fleet's behaviour model: normal minutes out, the model back in
+    shard.pipeline.on_normal_vectors = outbox
+    model_follower = fleet_model.ModelFollower(shard.use_behaviour_model, f"worker {settings.worker_web_port}")
+
+    @app.timer(interval=FLUSH_S)
+    async def send_normal_vectors() -> None:
+        pending = [await declared.behaviour_vectors.send(value=message) for message in outbox.drain()]
+        if pending:
+            await asyncio.gather(*pending)
+
+    @app.task
+    async def follow_behaviour_model() -> None:
+        await follow(settings.kafka_bootstrap, BEHAVIOUR_MODEL, model_follower, asyncio.Event(),
+                     settings.kafka_fetch_max_wait_ms)
 
     @app.task
     async def watch_broker() -> None:  # one line when the broker goes away, one when it is back
