@@ -30,6 +30,7 @@ class DecisionWatcher:
         # patterns of the agent's own services (writes to any other host are asked for). From the service.
         self.approval_effects: tuple[tuple[str, tuple[str, ...]], ...] = ()
         self.egress_internal: tuple[str, ...] | None = None  # None: egress is not held where the agent runs
+        self.models_held = False  # a first call to a model is asked about (collector/model_gate.py)
         self.access_hold = "wait"  # how a call to a resource awaiting approval is held: wait | fail_fast
         self.access_timeout_s = 300.0
         self.agent_id = agent_id
@@ -104,6 +105,7 @@ class DecisionWatcher:
                                       for r in rules.get("effects") or ())
         egress = rules.get("egress") or {}
         self.egress_internal = tuple(str(d) for d in egress.get("internal", ())) if egress.get("applies") else None
+        self.models_held = bool((rules.get("models") or {}).get("applies"))
         access = rules.get("access") or {}
         self.access_hold = str(access.get("hold", "wait"))
         self.access_timeout_s = float(access.get("timeout_s", 300.0))

@@ -33,6 +33,7 @@ from spanwarden.collector.call_limits import CallLimits
 from spanwarden.collector.decision_watcher import DecisionWatcher
 from spanwarden.collector.effect_gate import EffectGate
 from spanwarden.collector.halted import AccessPending, AgentHalted
+from spanwarden.collector.model_gate import ModelGate
 from spanwarden.collector.normalize import resource_of
 from spanwarden.collector.spend_lease import Reservation, SpendLease
 from spanwarden.enforcers.decision import Action, Decision
@@ -270,6 +271,7 @@ class GuardSpanProcessor(SpanProcessor):
         self.guard = guard
         self.lease = lease
         self.effects = EffectGate(guard)
+        self.models = ModelGate(guard)
         self._reserved: dict[int, Reservation] = {}
         self._checked: set[int] = set()  # LLM spans in flight that were checked at their start
         self._told_unwatched = False
@@ -283,9 +285,12 @@ class GuardSpanProcessor(SpanProcessor):
         resource = (resource_of(attributes) if watcher is not None
                     and any(d.scope.startswith("resource:") for d in watcher.scoped) else "")
         if attributes.get("gen_ai.operation.name") in GUARDED_OPERATIONS or tool or resource:
-            self.guard.check(str(tool or ""), str(attributes.get("gen_ai.request.model", "")), resource)
-            if not tool and len(self._checked) < MAX_IN_FLIGHT:
-                self._checked.add(span.context.span_id)
+            model = str(attributes.get("gen_ai.request.model", ""))
+            self.guard.check(str(tool or ""), model, resource)
+            if not tool:
+                self.models.check(model)
+                if len(self._checked) < MAX_IN_FLIGHT:
+                    self._checked.add(span.context.span_id)
         if tool:
             self.guard.await_approval(str(tool), str(attributes.get("gen_ai.tool.call.arguments", "")))
         if watcher is not None and (watcher.approval_effects or watcher.egress_internal is not None):
@@ -297,16 +302,18 @@ class GuardSpanProcessor(SpanProcessor):
 
     def client_call(self, span_id: int, body: Mapping[str, Any]) -> None:
         """An openai/anthropic request about to be sent: checked here unless the LLM span around it was
-        checked at its start (never twice: a throttle's token is taken once per call)."""
-        if span_id and span_id in self._checked:
-            return
-        if not self._told_unwatched:
-            self._told_unwatched = True
-            log.warning("spanwarden: an LLM client call of agent %s ran outside any LLM span (is its "
-                        "instrumentation installed and active?); the guard checks such calls at the client, "
-                        "but the service sees no spans, cost or tokens for them", self.guard.agent_id)
+        checked at its start (never twice: a throttle's token is taken once per call); and, where first calls
+        to a model are held, asked about by its model."""
         model = body.get("model")
-        self.guard.check(model=model if isinstance(model, str) else "")
+        model = model if isinstance(model, str) else ""
+        if not (span_id and span_id in self._checked):
+            if not self._told_unwatched:
+                self._told_unwatched = True
+                log.warning("spanwarden: an LLM client call of agent %s ran outside any LLM span (is its "
+                            "instrumentation installed and active?); the guard checks such calls at the client, "
+                            "but the service sees no spans, cost or tokens for them", self.guard.agent_id)
+            self.guard.check(model=model)
+        self.models.check(model)  # the request's own model, whatever its span said at its start
 
     def refine(self, span_id: int, limits: CallLimits) -> None:
         """The client call inside span `span_id` states its limits: reserve by them instead (raises

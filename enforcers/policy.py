@@ -129,6 +129,10 @@ class AccessRequests(_Strict):
     # host, held at the call's start by the guard; reads of new hosts stay findings. Which hosts are the
     # agent's own (not external) is the service setting SPANWARDEN_INTERNAL_DOMAINS.
     egress: bool = True
+    # A first call to a model the agent has never used, priced at the price-jump detector's warn multiple
+    # (10x) or more of the agent's usual price per token, asks for that model ("model:<name>"), held at the
+    # call's start by the guard (spanwarden/model_gate.py).
+    models: bool = True
 
 
 class Policy(_Strict):

@@ -11,9 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from spanwarden import model_gate
 from spanwarden.audit_sink import AuditSink
 from spanwarden.collector import agent_identity
 from spanwarden.collector.ingest_auth import is_untrusted
+from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import UNKNOWN_AGENT, SpanRecord
 from spanwarden.detectors.agent_detectors import AgentDetectors, DetectorSettings
 from spanwarden.detectors.finding import Finding, Severity
@@ -60,8 +62,9 @@ class Pipeline:
                  on_decision: Callable[[Decision], None] | None = None,
                  on_finding: Callable[[Finding], None] | None = None, refitter: Refitter | None = None,
                  seed: int = 0, fleet_learning: bool = True, access_requests: bool = True,
-                 time_bounds: TimeBounds | None = None) -> None:
+                 time_bounds: TimeBounds | None = None, prices: PriceTable | None = None) -> None:
         self.policy = policy
+        self._prices = prices  # for pricing a model before its first call (`model_request`); loaded if needed
         self.audit = audit
         self.settings = detector_settings_for(policy, settings)
         self.on_decision = on_decision or (lambda d: None)
@@ -217,8 +220,9 @@ class Pipeline:
 
     def _request_access(self, finding: Finding, ref: AgentRef, ladder: AgentLadder,
                         now_s: float) -> list[Decision]:
-        """Hold the agent's calls to this one resource until a human answers (a denied one stays blocked)."""
-        scope = f"resource:{finding.subject}"
+        """Hold the agent's calls to this one resource (or model) until a human answers (a denied one stays
+        blocked)."""
+        scope = _scope(finding.subject)
         if scope in ladder.scoped:
             return []  # already waiting for an answer, or denied
         actor = f"policy:access-requests@{self.policy.version}"
@@ -246,6 +250,34 @@ class Pipeline:
                              now_s)
         return next((r for r in reversed(self.access.of_agent(agent_id)) if r.resource == resource), None)
 
+    def model_request(self, agent_id: str, model: str, now_s: float) -> AccessRequest | None:
+        """A first call to a model, asked about by the agent's guard at its start (`spanwarden.model_gate`):
+        None when it may go; else the model's access request (opened, with its finding and scoped decision, if
+        new; a denied one is returned as it stands)."""
+        ref = self.agents.get(agent_id)
+        rules = self.policy.access_requests
+        if (not model or ref is None or not rules.models or ref.environment not in rules.environments
+                or agent_id == UNKNOWN_AGENT or is_untrusted(agent_id)):
+            return None
+        resource = model_gate.resource(model)
+        ladder = self._ladder(agent_id)
+        if _scope(resource) not in ladder.scoped:
+            bank = self.bank(agent_id)
+            finding = model_gate.judge(bank, model, self.prices, now_s) if bank is not None else None
+            if finding is None:
+                return None
+            self.on_finding(finding)
+            self.audit.append("finding", ref, f"detector:{finding.detector}", finding.reason, now_s, (),
+                              self.policy.version, finding.to_dict())
+            self._request_access(finding, ref, ladder, now_s)
+        return next((r for r in reversed(self.access.of_agent(agent_id)) if r.resource == resource), None)
+
+    @property
+    def prices(self) -> PriceTable:
+        if self._prices is None:
+            self._prices = PriceTable.load()
+        return self._prices
+
     def answer_access(self, request_id: str, approve: bool, actor: str, reason: str, now_s: float,
                       for_s: float | None = None) -> Decision:
         """A human's answer: approved, the resource joins the agent's profile (for `for_s`, or for good) and
@@ -253,7 +285,13 @@ class Pipeline:
         request = self.access.answer(request_id, approve, actor, now_s, reason, for_s)
         ref = self.agents.get(request.agent_id, AgentRef(id=request.agent_id))
         bank = self.bank(request.agent_id)
-        if bank is not None:
+        if bank is not None and model_gate.is_model(request.resource):
+            model = request.resource[len(model_gate.PREFIX):]
+            if approve:
+                bank.cost.price.accept(model, request.until_s)
+            else:
+                bank.cost.price.refuse(model)
+        elif bank is not None:
             if approve:
                 bank.data_access.allow(request.resource, now_s, request.until_s)
             else:
@@ -263,7 +301,7 @@ class Pipeline:
                           {"kind": "access", "request_id": request.id, "resource": request.resource,
                            "status": request.status, "until_s": request.until_s})
         decision = self._ladder(request.agent_id).scoped_decision(
-            Action.ALLOW if approve else Action.HALT, f"resource:{request.resource}",
+            Action.ALLOW if approve else Action.HALT, _scope(request.resource),
             f"access to {request.resource} {request.status} by {actor}: {reason}", f"human:{actor}", now_s,
             command=f"access_request:{request.id}")
         return self._record_decision(decision, ref)
@@ -410,3 +448,9 @@ class Pipeline:
     def restore_decision(self, decision: Decision) -> None:
         """Reinstate a decision newer than the snapshot (recovered from the audit log after a crash)."""
         self._ladder(decision.agent_id).restore_decision(decision)
+
+
+def _scope(resource: str) -> str:
+    """The scope of the decisions that hold an agent's calls to a resource it asked for: a model's calls by
+    the model's name, any other resource's by the resource."""
+    return resource if model_gate.is_model(resource) else f"resource:{resource}"

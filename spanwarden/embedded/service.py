@@ -109,7 +109,7 @@ class EmbeddedService:
         self.pipeline = Pipeline(policy, self._sink(self.audit), on_decision=self._on_decision,
                                  on_finding=self._remember_finding, refitter=self.refitter,
                                  time_bounds=None if settings.trust_span_time else
-                                 TimeBounds(settings.max_lateness_s, settings.max_skew_s))
+                                 TimeBounds(settings.max_lateness_s, settings.max_skew_s), prices=self.prices)
         self.state = state_store.StateStore(settings.state_dir / "state.db")
         self.snapshots = state_store.Snapshotter(self.state, self.pipeline)
         self.ingest_worker = IngestWorker(lambda r: self.deliver(r, judge_all=False), lambda: self.audit,
@@ -128,7 +128,8 @@ class EmbeddedService:
         self.profiles = ProfileApi(self.pipeline, settings.state_dir, clock)
         self.approvals = ApprovalsApi(self, self.ingest, clock, settings.long_poll_s,
                                       egress=self.pipeline.egress_request,
-                                      internal_domains=settings.internal_domains)
+                                      internal_domains=settings.internal_domains,
+                                      models=self.pipeline.model_request)
         self.leases = LeaseBook()
         self.trace_stage = TraceStage()  # one cost per LLM call; agents inherited within a bounded wait
         self._normalizer = Normalizer(self.prices)

@@ -2,9 +2,10 @@
 behaviour (see `workload`) and injected incidents of twelve kinds, its spans sent as the OTel SDK sends them
 (`transport`: batched per replica, OTLP-encoded, decoded and normalised by the receiver's code, stamped with
 their receive time), through the same pipeline and time bounds as production, with the guard's decisions fed
-back (a halted agent stops, a throttled one is paced) after a configurable guard latency. An on-call answers
-access requests after five minutes: approved when the resource is one of the agent's own tables, denied
-otherwise.
+back (a halted agent stops, a throttled one is paced) after a configurable guard latency, and the guard's model
+gate applied before each call (a first call to a model far dearer than the agent's own waits for the on-call,
+`collector/model_gate.py`). An on-call answers access requests after five minutes: approved when the resource
+is one of the agent's own tables, denied otherwise (a model nobody deployed included).
 
 Scoring: an alert is a finding of warning severity or above. It is true when it names an agent during one of
 its incidents (from onset to 10 minutes after the end, in the span time the service sees: the agent's
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spanwarden.audit_sink import MemoryAuditSink
+from spanwarden.collector.model_gate import ALLOWED_FOR_S
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.agent_detectors import DetectorSettings
 from spanwarden.detectors.finding import Finding, Severity
@@ -43,6 +45,7 @@ GRACE_S = 600.0
 # No incident is labelled for `call_volume` (volume alone proves nothing): it is scored on precision only.
 DETECTORS = ("cost_velocity", "data_access", "error_burst", "runaway_loop", "call_volume")
 ANSWER_AFTER_S = 300.0
+MODEL_ALLOWED_FOR_S = ALLOWED_FOR_S
 PRODUCTION_BOUNDS = TimeBounds(float(Settings.model_fields["max_lateness_s"].default),
                                float(Settings.model_fields["max_skew_s"].default))
 
@@ -66,6 +69,7 @@ class _Agent:
     decision: Decision | None = None
     last_allowed: float = -1e18
     spend_after_onset: float = 0.0
+    models_allowed: dict[str, float] = field(default_factory=dict)  # the guard's model gate: model -> until
 
 
 def build(config: EvalConfig) -> tuple[list[_Agent], list[Incident]]:
@@ -104,7 +108,7 @@ def run(config: EvalConfig) -> dict[str, Any]:
             by_id[d.agent_id].pending.append(d)
 
     pipeline = Pipeline(Policy.load(), MemoryAuditSink(), settings=config.detectors, on_decision=on_decision,
-                        on_finding=findings.append, time_bounds=config.time_bounds)
+                        on_finding=findings.append, time_bounds=config.time_bounds, prices=PRICES)
     transport = Transport(config.seed, EPOCH, pipeline.process)
     queue: list[tuple[float, int, int, int]] = []
     for i, agent in enumerate(agents):
@@ -132,6 +136,9 @@ def run(config: EvalConfig) -> dict[str, Any]:
             continue  # a halted agent makes no more calls (nobody resumes it in the suite)
         if verdict == "go":
             batch = work.calls(t)
+            if not _models_go(pipeline, agent, batch, t):
+                heapq.heappush(queue, (work.next_time(t), tie, i, source))
+                continue  # held before it went out: a first call to a model far dearer than the agent's
             if agent.incident is not None and t >= agent.incident.incident.onset_s:
                 agent.spend_after_onset += sum(_usd(r) for r in batch)
             normal = agent.normal
@@ -144,6 +151,18 @@ def run(config: EvalConfig) -> dict[str, Any]:
     return score(config, agents, incidents, findings, decisions) | {
         "_records": transport.spans, "_wall_s": round(wall, 1), "_clamped": pipeline.arrivals.clamped,
         "_specs": {agent_id: a.normal.spec for agent_id, a in by_id.items()}}
+
+
+def _models_go(pipeline: Pipeline, agent: _Agent, batch: list[SpanRecord], t: float) -> bool:
+    """The guard's model gate (`collector/model_gate.py`): before the first call to a model (and again every
+    ALLOWED_FOR_S), ask the service, as the guard's route does, whether it may go."""
+    for model in {r.model for r in batch if r.model and not r.tool_name}:
+        if agent.models_allowed.get(model, -1.0) > t:
+            continue
+        if pipeline.model_request(agent.normal.spec.agent_id, model, EPOCH + t) is not None:
+            return False  # waits for the on-call (who answers access requests every minute) or was denied
+        agent.models_allowed[model] = t + MODEL_ALLOWED_FOR_S
+    return True
 
 
 def _usd(record: SpanRecord) -> float:

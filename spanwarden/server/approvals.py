@@ -4,7 +4,8 @@
 - `POST /v1/approvals` `{agent, tool, arguments_digest[, effect, resource, summary, targets, egress]}` →
   `{required, id, status}` (audited when opened; an operation held by its effect carries its summary, never a
   literal; `egress`: a write to an external host, answered with the host's access request, `kind: access`;
-  bound to the agent's token, `auth.acting_agent`)
+  bound to the agent's token, `auth.acting_agent`); `{agent, tool: "", model}`: a first call to a model, answered
+  with the model's access request when its price calls for one (`spanwarden.model_gate`), `kind: access`
 - `GET  /v1/approvals/{id}?wait=S` → the request, as soon as it is answered or expires (long-poll)
 - `GET  /v1/approvals` → pending requests (viewer)
 - `POST /v1/approvals/{id}/answer` `{approve, reason}` → approve or deny (oncall; audited with the person)
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 # (agent, resource, summary, now_s) -> the host's access request, or None when it is in the agent's profile
 Egress = Callable[[str, str, str, float], AccessRequest | None]
+# (agent, model, now_s) -> the model's access request, or None when the call may go
+ModelAsk = Callable[[str, str, float], AccessRequest | None]
 
 
 class ApprovalsApi:
@@ -45,9 +48,10 @@ class ApprovalsApi:
 
     def __init__(self, audited: Audited, gate: IngestGate, clock: Callable[[], float] = time.time,
                  max_wait_s: float = 25.0, egress: Egress | None = None,
-                 internal_domains: Sequence[str] = ()) -> None:
+                 internal_domains: Sequence[str] = (), models: ModelAsk | None = None) -> None:
         self.pipeline = audited
         self.egress = egress  # the runtime's egress_request; None where egress is not held (Kafka)
+        self.models = models  # the runtime's model_request; None where first calls to models are not held
         self.internal_domains = tuple(internal_domains)
         self.gate = gate
         self.clock = clock
@@ -74,7 +78,9 @@ class ApprovalsApi:
                                                effect_rules(rules)),
                                   "access": {"hold": access.hold, "timeout_s": access.timeout_s},
                                   "egress": egress_view(access, env, self.internal_domains,
-                                                        self.egress is not None)})
+                                                        self.egress is not None),
+                                  "models": {"applies": bool(self.models is not None and access.models
+                                                             and env is not None and env in access.environments)}})
 
     async def open(self, request: web.Request) -> web.Response:
         try:
@@ -89,6 +95,8 @@ class ApprovalsApi:
             return agent
         if body.get("egress"):
             return self._egress(agent, str(body.get("environment", "")), body)
+        if body.get("model"):
+            return self._model(agent, str(body["model"])[:256])
         if not self._required(agent, tool, str(body.get("environment", "")), body):
             return web.json_response({"required": False})
         now = self.clock()
@@ -110,6 +118,14 @@ class ApprovalsApi:
                 or not egress_view(self.pipeline.policy.access_requests, env, ())["applies"]):
             return web.json_response({"required": False})
         found = self.egress(agent, resource, str(body.get("summary", ""))[:256], self.clock())
+        if found is None:
+            return web.json_response({"required": False})
+        return web.json_response({"required": True, "kind": "access", **found.to_dict()})
+
+    def _model(self, agent: str, model: str) -> web.Response:
+        """A first call to a model: its access request when the runtime holds such calls and the model's price
+        calls for one (the pipeline knows the agent's environment and prices), else not required."""
+        found = self.models(agent, model, self.clock()) if self.models is not None else None
         if found is None:
             return web.json_response({"required": False})
         return web.json_response({"required": True, "kind": "access", **found.to_dict()})

@@ -1,0 +1,193 @@
+"""A first call to a model far dearer than the agent's own is held before it is sent: the real `openai`
+client, instrumented by opentelemetry-instrumentation-openai-v2, against an OpenAI-compatible server on
+loopback and the real service. Denied, the server never receives a call to that model; approved, the model's
+calls go and become the agent's normal price (no halt for them afterwards)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+
+openai = pytest.importorskip("openai")
+openai_v2 = pytest.importorskip("opentelemetry.instrumentation.openai_v2")
+
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
+from opentelemetry.sdk.resources import Resource  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+
+from spanwarden import AgentHalted  # noqa: E402
+from spanwarden.collector import call_limits  # noqa: E402
+from spanwarden.collector.decision_watcher import DecisionWatcher  # noqa: E402
+from spanwarden.collector.guard import Guard, GuardSpanProcessor  # noqa: E402
+from spanwarden.embedded.service import EmbeddedService  # noqa: E402
+from spanwarden.enforcers.audit_log import read_entries  # noqa: E402
+from spanwarden.enforcers.decision import Action  # noqa: E402
+from spanwarden.settings import Settings  # noqa: E402
+
+
+class FakeOpenAI(BaseHTTPRequestHandler):
+    """Answers chat completions as OpenAI does, each with its own id and usage; counts what reached it."""
+
+    received: list[str] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeOpenAI.received.append(body["model"])
+        answer = json.dumps({
+            "id": f"chatcmpl-{len(FakeOpenAI.received)}", "object": "chat.completion", "created": 0,
+            "model": body["model"],
+            "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500},
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        }).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+ADMIN = {"Authorization": "Bearer t"}
+AGENT = "switcher"
+CHEAP, DEAR = "gpt-4o-mini", "claude-opus-4-1"  # $0.15 and $15 per million input tokens: 100x
+
+
+def world_for(tmp_path, environment: str) -> Any:
+    FakeOpenAI.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    service = EmbeddedService(Settings(port=0, state_dir=tmp_path, admin_token="t", audit_fsync="never",
+                                       max_lateness_s=0))
+    url = f"http://127.0.0.1:{service.start_in_thread()}"
+    watcher = DecisionWatcher(url, AGENT, wait_s=5, environment=environment).start()
+    guard = Guard(AGENT, watcher)
+    provider = TracerProvider(resource=Resource.create({"service.name": AGENT,
+                                                        "deployment.environment.name": environment}))
+    processor = GuardSpanProcessor(guard)
+    provider.add_span_processor(processor)
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
+    instrumentor = openai_v2.OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", api_key="sk-test",
+                           max_retries=0)
+
+    def close() -> None:
+        instrumentor.uninstrument()
+        watcher.stop()
+        provider.shutdown()
+        service.stop()
+        server.shutdown()
+        call_limits._listeners.discard(processor)
+
+    return client, url, service, close
+
+
+@pytest.fixture
+def prod(tmp_path):
+    client, url, service, close = world_for(tmp_path, "prod")
+    yield client, url, service
+    close()
+
+
+def ask(client: Any, model: str) -> Any:
+    return client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+
+
+def warm_up(client: Any, service: EmbeddedService, calls: int = 60) -> None:
+    """Enough calls of the cheap model for the service to know the agent's price per token."""
+    for _ in range(calls):
+        ask(client, CHEAP)
+    deadline = time.monotonic() + 15
+    while service.call(lambda: getattr(service.pipeline.bank(AGENT), "cost", None) is None
+                       or service.pipeline.bank(AGENT).cost.price.calls < calls):
+        assert time.monotonic() < deadline, "the service did not judge the warm-up calls"
+        time.sleep(0.02)
+
+
+def answer_when_pending(url: str, approve: bool, seen: list[dict[str, Any]]) -> threading.Thread:
+    def run() -> None:
+        for _ in range(1500):
+            found = requests.get(f"{url}/v1/access-requests", headers=ADMIN, timeout=5).json()["pending"]
+            if found:
+                seen.append({**found[0], "received_while_pending": list(FakeOpenAI.received)})
+                requests.post(f"{url}/v1/access-requests/{found[0]['id']}/answer", headers=ADMIN, timeout=5,
+                              json={"approve": approve, "always": True, "reason": "checked"}).raise_for_status()
+                return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def findings(service: EmbeddedService) -> list[Any]:
+    """The findings the audit log holds for the agent (once written)."""
+    return [e for _, e in read_entries(service.settings.state_dir / "audit.jsonl")
+            if e.kind == "finding" and e.agent.id == AGENT]
+
+
+def test_a_denied_model_switch_never_reaches_the_model(prod):
+    client, url, service = prod
+    warm_up(client, service)
+    seen: list[dict[str, Any]] = []
+    helper = answer_when_pending(url, False, seen)
+    with pytest.raises(AgentHalted, match="denied"):
+        ask(client, DEAR)
+    helper.join()
+    [request] = seen
+    assert request["resource"] == f"model:{DEAR}" and DEAR not in request["received_while_pending"]
+    multiple = re.search(r"(\d+)x its usual", request["reason"])  # what it would cost against the agent's own
+    assert multiple is not None and 50 <= int(multiple.group(1)) <= 100
+    with pytest.raises(AgentHalted):
+        ask(client, DEAR)  # the next one is refused at once: the model stays denied for the agent
+    assert DEAR not in FakeOpenAI.received
+    assert ask(client, CHEAP).choices[0].message.content == "ok"  # its usual calls go on
+    gate = [f for f in findings(service) if f.data["kind"] == "new_model_price"]
+    assert len(gate) == 1 and gate[0].actor == "detector:cost_velocity"
+    assert requests.get(f"{url}/v1/access-requests", headers=ADMIN, timeout=5).json()["pending"] == []
+
+
+def test_an_approved_model_goes_and_becomes_the_agents_normal_price(prod):
+    client, url, service = prod
+    warm_up(client, service)
+    helper = answer_when_pending(url, True, [])
+    assert ask(client, DEAR).choices[0].message.content == "ok"
+    helper.join()
+    for _ in range(5):
+        ask(client, DEAR)
+    assert FakeOpenAI.received.count(DEAR) == 6
+    deadline = time.monotonic() + 15
+    while service.call(lambda: service.pipeline.bank(AGENT).cost.price.models.get(DEAR.lower(), 0) < 6):
+        assert time.monotonic() < deadline, "the service did not judge the approved model's calls"
+        time.sleep(0.02)
+    assert service.call(lambda: service.pipeline.decision(AGENT).action) is Action.ALLOW
+    assert not [f for f in findings(service) if f.data["kind"] == "price_jump"]  # not judged a jump once let
+
+
+def test_a_model_the_agent_already_calls_and_a_modest_step_up_are_not_asked_about(prod):
+    client, url, service = prod
+    warm_up(client, service)
+    ask(client, "gpt-4.1-mini")  # $0.40 per million input tokens: under 10x the agent's own
+    ask(client, CHEAP)
+    assert FakeOpenAI.received[-2:] == ["gpt-4.1-mini", CHEAP]
+    assert requests.get(f"{url}/v1/access-requests", headers=ADMIN, timeout=5).json()["pending"] == []
+
+
+def test_in_dev_a_first_call_to_a_dear_model_is_not_held(tmp_path):
+    client, url, service, close = world_for(tmp_path, "dev")
+    try:
+        warm_up(client, service)
+        assert ask(client, DEAR).choices[0].message.content == "ok"
+        assert requests.get(f"{url}/v1/access-requests", headers=ADMIN, timeout=5).json()["pending"] == []
+    finally:
+        close()
