@@ -100,8 +100,10 @@ class Runtime(Audited, Protocol):
         """The agent's learned profile, None for an agent never seen (NotOffered). May be a coroutine (a
         runtime that asks the agent's worker)."""
 
-    def pin_profile(self, agent_id: str, actor: str, reason: str, given: dict[str, Any] | None) -> dict[str, Any]:
-        """Pin a reviewed profile (the learned one when `given` is None); KeyError/ValueError for a bad one."""
+    def pin_profile(self, agent_id: str, actor: str, reason: str,
+                    given: dict[str, Any] | None) -> dict[str, Any] | Awaitable[dict[str, Any]]:
+        """Pin a reviewed profile (the learned one when `given` is None); KeyError/ValueError for a bad one.
+        May be a coroutine (a runtime that pins on the agent's worker)."""
 
     def reload_policy(self, actor: str) -> str | None | Awaitable[str | None]:
         """Load the policy file again; the error when it is refused (NotOffered). May be a coroutine (a

@@ -69,7 +69,10 @@ def handlers(runtime: Runtime, metrics: SelfMetrics) -> dict[str, Handler]:
             given = body.get("profile")
             if not reason:
                 return web.json_response({"code": 400, "message": "pinning needs a reason"}, status=400)
-            return web.json_response(runtime.pin_profile(agent_id, actor, reason, given))
+            pinned = runtime.pin_profile(agent_id, actor, reason, given)
+            if inspect.isawaitable(pinned):  # a runtime that pins on the agent's worker (Kafka)
+                pinned = await pinned
+            return web.json_response(pinned)
         except (ValueError, KeyError, TypeError) as exc:
             return web.json_response({"code": 400, "message": f"cannot pin: {exc}"}, status=400)
 

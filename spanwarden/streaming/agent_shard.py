@@ -20,6 +20,7 @@ from spanwarden.collector.span_record import SpanRecord
 from spanwarden.detectors.agent_detectors import AgentDetectors, DetectorSettings
 from spanwarden.detectors.finding import Finding
 from spanwarden.detectors.isolation_model import IsolationModel
+from spanwarden.detectors.pinned_profile import PinnedProfile
 from spanwarden.detectors.team_budget import TeamBudgetConfig
 from spanwarden.detectors.window_totals import WindowTotals
 from spanwarden.enforcers.audit_log import AgentRef, AuditEntry
@@ -27,7 +28,7 @@ from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.enforcers.policy import Policy
 from spanwarden.event_time import TimeBounds
 from spanwarden.pipeline import Pipeline
-from spanwarden.streaming import profile_route
+from spanwarden.streaming import profile_pin, profile_route
 from spanwarden.streaming.keyed_audit import KeyedAuditBuffer
 from spanwarden.streaming.record_batch import SourceRecords
 from spanwarden.streaming.shard_leases import ShardLeases
@@ -144,6 +145,15 @@ class AgentShard:
             out.decisions.append({**self._message(self.pipeline.decision(agent_id), command_id),
                                   "reply": profile_route.worker_part(self.pipeline, agent_id)})
             return self._finish(out)
+        if command.get("type") == "pin":  # a reviewed profile (`profile_pin.py`): pinned once, answered each time
+            if command_id not in seen:
+                self.audit.start(f"{agent_id}/command/{command_id}")
+                profile_pin.apply(self.pipeline, agent_id, command)
+                seen.append(command_id)
+            pinned = self.pipeline.pinned.get(agent_id)
+            out.decisions.append({**self._message(self.pipeline.decision(agent_id), command_id),
+                                  "reply": {"pinned": pinned.to_dict() if pinned else None}})
+            return self._finish(out)
         if command_id in seen:
             return self._finish(out)
         if command.get("type") == "finding":  # the team stage's: the agent's team is over its budget
@@ -218,10 +228,12 @@ class AgentShard:
         return out
 
     def state_bytes(self, agent_id: str) -> bytes:
+        pinned = self.pipeline.pinned.get(agent_id)
         return orjson.dumps({"format": STATE_FORMAT, "pipeline": self.pipeline.agent_state(agent_id),
                              "positions": self.positions[agent_id],
                              "commands": list(self.commands_seen[agent_id]),
-                             "leases": self.leases.agent_state(agent_id)})
+                             "leases": self.leases.agent_state(agent_id),
+                             "pinned": pinned.to_dict() if pinned else None})
 
     def _ensure(self, agent_id: str) -> None:
         if agent_id in self._recent:
@@ -242,6 +254,8 @@ class AgentShard:
                 self.commands_seen[agent_id].extend(str(c) for c in state["commands"])
                 if state.get("leases"):
                     self.leases.load_agent(agent_id, state["leases"])
+                if state.get("pinned"):
+                    self.pipeline.pinned[agent_id] = PinnedProfile.from_dict(state["pinned"])
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
                 self.corrupt_states += 1
                 self.pipeline.forget_agent(agent_id)
@@ -258,6 +272,7 @@ class AgentShard:
     def _forget(self, agent_id: str) -> None:
         self._recent.pop(agent_id, None)
         self.pipeline.forget_agent(agent_id)
+        self.pipeline.pinned.pop(agent_id, None)
         self.leases.forget_agent(agent_id)
         self.positions.pop(agent_id, None)
         self.commands_seen.pop(agent_id, None)

@@ -60,10 +60,17 @@ from spanwarden.server.claim import claim
 from spanwarden.server.commands import CommandNotApplied
 from spanwarden.server.durability import BrokenAudit, Durability, set_aside
 from spanwarden.server.leases import LeaseRefused
-from spanwarden.server.runtime import Figures, NotOffered, Unavailable
+from spanwarden.server.runtime import Figures, Unavailable
 from spanwarden.server.supervisor import Supervisor
 from spanwarden.settings import Settings, admin_token
-from spanwarden.streaming import approvals_replay, fleet_model, leases_route, policy_topic, profile_route
+from spanwarden.streaming import (
+    approvals_replay,
+    fleet_model,
+    leases_route,
+    policy_topic,
+    profile_pin,
+    profile_route,
+)
 from spanwarden.streaming.activity_feed import ActivityFeed
 from spanwarden.streaming.audit_writer import AuditWriter, keys_in_log
 from spanwarden.streaming.broker_watch import BrokerWatch
@@ -319,9 +326,21 @@ class KafkaGateway:
                               "for this agent's partition?); retry in a moment")
         return await asyncio.to_thread(profile_route.assemble, part, self.settings.state_dir, agent_id)
 
-    def pin_profile(self, agent_id: str, actor: str, reason: str, given: dict[str, Any] | None) -> dict[str, Any]:
-        raise NotOffered("pinning a profile is not available with `serve --kafka` yet: the workers hold the "
-                         "baselines")
+    async def pin_profile(self, agent_id: str, actor: str, reason: str,
+                          given: dict[str, Any] | None) -> dict[str, Any]:
+        """Pin `given` (the learned profile when None) on the agent's worker, which audits it and keeps it
+        with the agent's state (`profile_pin.py`); KeyError/TypeError for one that cannot be pinned."""
+        source = given if given is not None else await self.profile(agent_id)
+        if source is None:
+            raise KeyError(f"no learned profile for {agent_id!r}; pin one from a file")
+        pin = profile_pin.command(source, actor, reason, self.clock())
+        self._connected()
+        timeout_s = self.settings.kafka_command_timeout_s
+        answer = await profile_pin.ask_to_pin(self, agent_id, pin, timeout_s)
+        if answer is None or answer.get("pinned") is None:
+            raise CommandNotApplied(f"no worker pinned the profile within {timeout_s:g} s (is a worker running "
+                                    "for this agent's partition?); retry")
+        return dict(answer["pinned"])
 
     async def reload_policy(self, actor: str) -> str | None:
         """Validate the policy file and publish it on the policy topic, where every worker puts it in force (as
