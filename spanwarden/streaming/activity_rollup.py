@@ -2,14 +2,16 @@
 rollups of the records it learned, for the gateway's activity journal and per-agent metrics (the console's
 charts, `/metrics/agents`, `spanwarden incident`, the profile's tools and models).
 
-Records are grouped per agent by (10-second bucket of span time, call kind, model, tool, resource, error
-type); each group becomes one line in the journal's own format (`embedded/activity_journal.py`) with `n`, the
-calls it stands for, its spend and rows summed, its earliest time and one trace id. Writes and destructive
-operations stay one line each (what a rollback needs: operation summary, trace and span ids, approval), at
-most `MAX_WRITES` per agent a flush. Past `MAX_GROUPS` groups of an agent in one bucket, further records are
-summed into one line per call kind and outcome that names no model, tool or resource: calls, spend and
-errors still add up. A message holds at most `MAX_LINES` lines (a replay's flush spans many buckets: it
-goes as several). No attribute of a span is sent beyond those normalised fields. Pure: no I/O, no clock."""
+Records are grouped per agent by (10-second bucket of the service's time, call kind, model, tool, resource,
+error type), the service's time being the span's clamped to its receive time as the pipeline and `serve`'s
+journal take it (unless span times are trusted); each group becomes one line in the journal's own format
+(`embedded/activity_journal.py`) with `n`, the calls it stands for, its spend and rows summed, its earliest
+time and one trace id. Writes and destructive operations stay one line each (what a rollback needs:
+operation summary, trace and span ids, approval), at most `MAX_WRITES` per agent a flush. Past `MAX_GROUPS`
+groups of an agent in one bucket, further records are summed into one line per call kind and outcome that
+names no model, tool or resource: calls, spend and errors still add up. A message holds at most `MAX_LINES`
+lines (a replay's flush spans many buckets: it goes as several). No attribute of a span is sent beyond those
+normalised fields. Pure: no I/O, no clock."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spanwarden.collector.span_record import LLM_OPERATIONS, SpanRecord
+from spanwarden.event_time import TimeBounds, clamp
 
 BUCKET_S = 10.0
 FLUSH_S = 5.0  # how often a worker publishes its rollups (seconds)
@@ -49,7 +52,8 @@ class _Agent:
 
 class ActivityRollup:
     def __init__(self, max_groups: int = MAX_GROUPS, max_writes: int = MAX_WRITES,
-                 max_lines: int = MAX_LINES) -> None:
+                 max_lines: int = MAX_LINES, bounds: TimeBounds | None = None) -> None:
+        self.bounds = bounds  # None: the spans' own times are trusted (SPANWARDEN_TRUST_SPAN_TIME)
         self.max_groups = max_groups
         self.max_writes = max_writes
         self.max_lines = max_lines
@@ -58,6 +62,7 @@ class ActivityRollup:
     def add(self, records: Iterable[SpanRecord]) -> None:
         agent_id, agent = None, _Agent()
         groups: dict[GroupKey, list[Any]] = {}
+        bounds = self.bounds
         for r in records:
             if r.agent_id != agent_id:  # one agent's records at a time, as the detect stage hands them
                 agent_id = r.agent_id
@@ -66,9 +71,13 @@ class ActivityRollup:
                 agent.team, agent.environment = r.team, r.environment
                 groups = agent.groups
             t = r.end_ns / 1e9  # r.time_s
+            received = r.received_s
+            if bounds is not None and received and not (
+                    received - bounds.max_lateness_s <= t <= received + bounds.max_skew_s):
+                t = clamp(r, bounds).time_s  # as `serve`'s journal has it (`activity_journal.entry`)
             if r.effect and r.is_write:
                 if len(agent.writes) < self.max_writes:
-                    agent.writes.append(_write_line(r))
+                    agent.writes.append(_write_line(r, t))
                     continue
                 agent.writes_summed += 1
             bucket = t - t % BUCKET_S
@@ -118,8 +127,8 @@ class ActivityRollup:
         return out
 
 
-def _write_line(r: SpanRecord) -> dict[str, Any]:
-    return {"t": r.time_s, "n": 1, "call": call_kind(r), "model": r.model, "tool": r.tool_name,
+def _write_line(r: SpanRecord, t: float) -> dict[str, Any]:
+    return {"t": t, "n": 1, "call": call_kind(r), "model": r.model, "tool": r.tool_name,
             "resource": r.resource, "error": error_of(r), "usd": r.cost_usd, "rows": r.rows, "trace": r.trace_id,
             "span": r.span_id, "effect": r.effect, "op": r.effect_summary, "approval": r.approval}
 

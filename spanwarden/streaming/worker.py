@@ -48,9 +48,8 @@ def build(settings: Settings) -> Worker:
     declared = topics.declare(app, settings.kafka_partitions)
     table = tables.declare(app, settings.kafka_partitions)
     states = tables.AgentStates(table)
-    shard = AgentShard(policy, states, max_in_memory=settings.worker_max_agents_in_memory,
-                       time_bounds=None if settings.trust_span_time else
-                       TimeBounds(settings.max_lateness_s, settings.max_skew_s))
+    bounds = None if settings.trust_span_time else TimeBounds(settings.max_lateness_s, settings.max_skew_s)
+    shard = AgentShard(policy, states, max_in_memory=settings.worker_max_agents_in_memory, time_bounds=bounds)
     fleet = fleet_priors.FleetPriors(shard.pipeline.settings.cost_velocity.windows)
     shard.fleet_prior = fleet.prior  # new agents judged on their peers' spend, wherever the peers are
     splitter = SpanSplitter(Normalizer(prices), settings.max_body_bytes,
@@ -61,7 +60,7 @@ def build(settings: Settings) -> Worker:
     team_states = tables.AgentStates(tables.declare_teams(app, settings.kafka_partitions))
     teams = TeamStage(policy, team_states)
     agents.register(app, declared, states, shard, splitter, reporting, settings.datadog_flush_s,
-                    (teams, team_states), activity=ActivityRollup(),
+                    (teams, team_states), activity=ActivityRollup(bounds=bounds),
                     priors_every_s=settings.worker_priors_publish_s)
 
     def put_in_force(new: Policy, actor: str) -> None:
