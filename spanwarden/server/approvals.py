@@ -14,9 +14,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -38,7 +39,8 @@ from spanwarden.server.runtime import Audited
 log = logging.getLogger(__name__)
 
 # (agent, resource, summary, now_s) -> the host's access request, or None when it is in the agent's profile
-Egress = Callable[[str, str, str, float], AccessRequest | None]
+# (a runtime that asks the agent's worker answers with a coroutine: Kafka)
+Egress = Callable[[str, str, str, float], AccessRequest | None | Awaitable[AccessRequest | None]]
 # (agent, model, now_s) -> the model's access request, or None when the call may go
 ModelAsk = Callable[[str, str, float], AccessRequest | None]
 
@@ -50,7 +52,7 @@ class ApprovalsApi:
                  max_wait_s: float = 25.0, egress: Egress | None = None,
                  internal_domains: Sequence[str] = (), models: ModelAsk | None = None) -> None:
         self.pipeline = audited
-        self.egress = egress  # the runtime's egress_request; None where egress is not held (Kafka)
+        self.egress = egress  # the runtime's egress_request (on Kafka: asks the agent's worker); None: not held
         self.models = models  # the runtime's model_request; None where first calls to models are not held
         self.internal_domains = tuple(internal_domains)
         self.gate = gate
@@ -94,7 +96,7 @@ class ApprovalsApi:
         if isinstance(agent, web.Response):
             return agent
         if body.get("egress"):
-            return self._egress(agent, str(body.get("environment", "")), body)
+            return await self._egress(agent, str(body.get("environment", "")), body)
         if body.get("model"):
             return self._model(agent, str(body["model"])[:256])
         if not self._required(agent, tool, str(body.get("environment", "")), body):
@@ -109,7 +111,7 @@ class ApprovalsApi:
             self._audit(opened, f"agent:{agent}", f"{agent} asks {what}", now)
         return web.json_response({"required": True, **opened.to_dict()})
 
-    def _egress(self, agent: str, stated_env: str, body: dict[str, Any]) -> web.Response:
+    async def _egress(self, agent: str, stated_env: str, body: dict[str, Any]) -> web.Response:
         """A write to an external host: not held where egress is not (another environment, or a runtime
         without it); else the host's access request unless the host is in the agent's profile."""
         env = self._environment(agent, stated_env)
@@ -118,6 +120,8 @@ class ApprovalsApi:
                 or not egress_view(self.pipeline.policy.access_requests, env, ())["applies"]):
             return web.json_response({"required": False})
         found = self.egress(agent, resource, str(body.get("summary", ""))[:256], self.clock())
+        if inspect.isawaitable(found):  # the agent's worker judges it (Kafka)
+            found = await found
         if found is None:
             return web.json_response({"required": False})
         return web.json_response({"required": True, "kind": "access", **found.to_dict()})

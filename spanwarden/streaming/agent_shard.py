@@ -28,7 +28,7 @@ from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.enforcers.policy import Policy
 from spanwarden.event_time import TimeBounds
 from spanwarden.pipeline import Pipeline
-from spanwarden.streaming import profile_pin, profile_route
+from spanwarden.streaming import egress_route, profile_pin, profile_route
 from spanwarden.streaming.keyed_audit import KeyedAuditBuffer
 from spanwarden.streaming.record_batch import SourceRecords
 from spanwarden.streaming.shard_leases import ShardLeases
@@ -144,6 +144,11 @@ class AgentShard:
         if command.get("type") == "profile":  # a read for the gateway: the agent's learned profile
             out.decisions.append({**self._message(self.pipeline.decision(agent_id), command_id),
                                   "reply": profile_route.worker_part(self.pipeline, agent_id)})
+            return self._finish(out)
+        if command.get("type") == "egress":  # the guard asks before a write to an external host
+            self.audit.start(f"{agent_id}/command/{command_id}")  # a replay audits under the same keys
+            reply = egress_route.answer(self.pipeline, agent_id, command)
+            out.decisions.append({**self._message(self.pipeline.decision(agent_id), command_id), "reply": reply})
             return self._finish(out)
         if command.get("type") == "pin":  # a reviewed profile (`profile_pin.py`): pinned once, answered each time
             if command_id not in seen:

@@ -65,6 +65,7 @@ from spanwarden.server.supervisor import Supervisor
 from spanwarden.settings import Settings, admin_token
 from spanwarden.streaming import (
     approvals_replay,
+    egress_route,
     fleet_model,
     leases_route,
     policy_topic,
@@ -133,7 +134,8 @@ class KafkaGateway:
                                      settings.activity_max_bytes)
         self.board = control_channel.DecisionBoard()
         # Tool approvals need only the policy and the audit log, both here: the gateway holds them.
-        self.approvals = ApprovalsApi(self, self.ingest, clock, settings.long_poll_s)
+        self.approvals = ApprovalsApi(self, self.ingest, clock, settings.long_poll_s, egress=self.egress_request,
+                                      internal_domains=settings.internal_domains)
         self.feed = DecisionsFeed(self.board)
         # The gateway writes the audit chain, so it sends the audit logs to Datadog; workers send the rest.
         self.reporting = (DatadogReporting(lambda model: None, settings.datadog_host, settings.datadog_max_agents,
@@ -325,6 +327,20 @@ class KafkaGateway:
             raise Unavailable(f"no worker answered for {agent_id!r} within {timeout_s:g} s (is a worker running "
                               "for this agent's partition?); retry in a moment")
         return await asyncio.to_thread(profile_route.assemble, part, self.settings.state_dir, agent_id)
+
+    async def egress_request(self, agent_id: str, resource: str, summary: str,
+                             now_s: float) -> AccessRequest | None:
+        """A write to an external host, judged by the agent's worker on its profile (`egress_route.py`)."""
+        self._connected()
+        timeout_s = self.settings.kafka_command_timeout_s
+        reply = await egress_route.ask(self, agent_id, resource, summary, now_s, timeout_s)
+        if reply is None:
+            raise Unavailable(f"no worker answered for {agent_id!r} within {timeout_s:g} s (is a worker running "
+                              "for this agent's partition?); retry in a moment")
+        found = egress_route.request_of(reply)
+        if found is not None:  # followed by the guard at once: known here before its audit entry comes back
+            found = self.access_book.requests.setdefault(found.id, found)
+        return found
 
     async def pin_profile(self, agent_id: str, actor: str, reason: str,
                           given: dict[str, Any] | None) -> dict[str, Any]:
