@@ -20,9 +20,8 @@ import orjson
 
 from spanwarden.detectors.finding import Finding
 from spanwarden.detectors.team_budget import TeamBudgetConfig, TeamBudgets
-from spanwarden.enforcers.audit_log import AgentRef
 from spanwarden.enforcers.decision import Decision
-from spanwarden.enforcers.policy import Policy, RuleContext
+from spanwarden.enforcers.policy import Policy
 from spanwarden.pipeline import Pipeline
 from spanwarden.streaming.record_batch import SourceRecords
 
@@ -123,12 +122,5 @@ class TeamStage:
 
 def apply_finding(pipeline: Pipeline, finding: Finding, now_s: float) -> Decision | None:
     """A finding made elsewhere (the team stage) about one of this worker's agents: audited and put to the
-    agent's ladder as the pipeline does with its own findings (`Pipeline._judge`)."""
-    agent_id = finding.agent_id
-    ref = pipeline.agents.get(agent_id, AgentRef(agent_id))
-    pipeline.on_finding(finding)
-    pipeline.audit.append("finding", ref, f"detector:{finding.detector}", finding.reason, finding.time_s,
-                          finding.evidence, pipeline.policy.version, finding.to_dict())
-    ladder = pipeline._ladder(agent_id)
-    decision = ladder.on_finding(finding, RuleContext(ref.environment, ref.team, "", ""), pipeline.policy, now_s)
-    return None if decision is None else pipeline._record_decision(decision, ref, finding.evidence)
+    agent's ladder as the pipeline does with its own findings."""
+    return pipeline.apply_finding(finding, now_s)
