@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 # (a runtime that asks the agent's worker answers with a coroutine: Kafka)
 Egress = Callable[[str, str, str, float], AccessRequest | None | Awaitable[AccessRequest | None]]
 # (agent, model, now_s) -> the model's access request, or None when the call may go
-ModelAsk = Callable[[str, str, float], AccessRequest | None]
+ModelAsk = Callable[[str, str, float], AccessRequest | None | Awaitable[AccessRequest | None]]
 
 
 class ApprovalsApi:
@@ -98,7 +98,7 @@ class ApprovalsApi:
         if body.get("egress"):
             return await self._egress(agent, str(body.get("environment", "")), body)
         if body.get("model"):
-            return self._model(agent, str(body["model"])[:256])
+            return await self._model(agent, str(body["model"])[:256])
         if not self._required(agent, tool, str(body.get("environment", "")), body):
             return web.json_response({"required": False})
         now = self.clock()
@@ -126,10 +126,12 @@ class ApprovalsApi:
             return web.json_response({"required": False})
         return web.json_response({"required": True, "kind": "access", **found.to_dict()})
 
-    def _model(self, agent: str, model: str) -> web.Response:
+    async def _model(self, agent: str, model: str) -> web.Response:
         """A first call to a model: its access request when the runtime holds such calls and the model's price
         calls for one (the pipeline knows the agent's environment and prices), else not required."""
         found = self.models(agent, model, self.clock()) if self.models is not None else None
+        if inspect.isawaitable(found):  # the agent's worker judges it (Kafka)
+            found = await found
         if found is None:
             return web.json_response({"required": False})
         return web.json_response({"required": True, "kind": "access", **found.to_dict()})

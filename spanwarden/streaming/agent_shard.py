@@ -145,7 +145,7 @@ class AgentShard:
             out.decisions.append({**self._message(self.pipeline.decision(agent_id), command_id),
                                   "reply": profile_route.worker_part(self.pipeline, agent_id)})
             return self._finish(out)
-        if command.get("type") == "egress":  # the guard asks before a write to an external host
+        if command.get("type") in ("egress", "model"):  # the guard asks before a write out, a first model call
             self.audit.start(f"{agent_id}/command/{command_id}")  # a replay audits under the same keys
             reply = egress_route.answer(self.pipeline, agent_id, command)
             out.decisions.append({**self._message(self.pipeline.decision(agent_id), command_id), "reply": reply})

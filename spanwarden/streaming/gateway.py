@@ -135,7 +135,7 @@ class KafkaGateway:
         self.board = control_channel.DecisionBoard()
         # Tool approvals need only the policy and the audit log, both here: the gateway holds them.
         self.approvals = ApprovalsApi(self, self.ingest, clock, settings.long_poll_s, egress=self.egress_request,
-                                      internal_domains=settings.internal_domains)
+                                      internal_domains=settings.internal_domains, models=self.model_request)
         self.feed = DecisionsFeed(self.board)
         # The gateway writes the audit chain, so it sends the audit logs to Datadog; workers send the rest.
         self.reporting = (DatadogReporting(lambda model: None, settings.datadog_host, settings.datadog_max_agents,
@@ -337,10 +337,21 @@ class KafkaGateway:
         if reply is None:
             raise Unavailable(f"no worker answered for {agent_id!r} within {timeout_s:g} s (is a worker running "
                               "for this agent's partition?); retry in a moment")
-        found = egress_route.request_of(reply)
-        if found is not None:  # followed by the guard at once: known here before its audit entry comes back
-            found = self.access_book.requests.setdefault(found.id, found)
-        return found
+        return self._followed(egress_route.request_of(reply))
+
+    async def model_request(self, agent_id: str, model: str, now_s: float) -> AccessRequest | None:
+        """A first call to a model, judged by the agent's worker on its prices (`egress_route.py`)."""
+        self._connected()
+        timeout_s = self.settings.kafka_command_timeout_s
+        reply = await egress_route.ask_model(self, agent_id, model, now_s, timeout_s)
+        if reply is None:
+            raise Unavailable(f"no worker answered for {agent_id!r} within {timeout_s:g} s (is a worker running "
+                              "for this agent's partition?); retry in a moment")
+        return self._followed(egress_route.request_of(reply))
+
+    def _followed(self, found: AccessRequest | None) -> AccessRequest | None:
+        """Followed by the guard at once: known here before its audit entry comes back from the worker."""
+        return self.access_book.requests.setdefault(found.id, found) if found is not None else None
 
     async def pin_profile(self, agent_id: str, actor: str, reason: str,
                           given: dict[str, Any] | None) -> dict[str, Any]:
