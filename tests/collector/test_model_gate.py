@@ -1,6 +1,7 @@
 """A first call to a model far dearer than the agent's own is held before it is sent: the real `openai`
-client, instrumented by opentelemetry-instrumentation-openai-v2, against an OpenAI-compatible server on
-loopback and the real service. Denied, the server never receives a call to that model; approved, the model's
+client, instrumented by opentelemetry-instrumentation-openai-v2 (and, for the denial, by OpenInference and
+Traceloop, whose spans say the model only later), against an OpenAI-compatible server on loopback and the
+real service. Denied, the server never receives a call to that model; approved, the model's
 calls go and become the agent's normal price (no halt for them afterwards)."""
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import pytest
 import requests
 
 openai = pytest.importorskip("openai")
-openai_v2 = pytest.importorskip("opentelemetry.instrumentation.openai_v2")
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
@@ -31,6 +31,9 @@ from spanwarden.embedded.service import EmbeddedService  # noqa: E402
 from spanwarden.enforcers.audit_log import read_entries  # noqa: E402
 from spanwarden.enforcers.decision import Action  # noqa: E402
 from spanwarden.settings import Settings  # noqa: E402
+
+from .instrumented import unwrap_left_over  # noqa: E402
+from .test_instrumentations_openai import _instrumentor  # noqa: E402
 
 
 class FakeOpenAI(BaseHTTPRequestHandler):
@@ -62,7 +65,8 @@ AGENT = "switcher"
 CHEAP, DEAR = "gpt-4o-mini", "claude-opus-4-1"  # $0.15 and $15 per million input tokens: 100x
 
 
-def world_for(tmp_path, environment: str) -> Any:
+def world_for(tmp_path, environment: str, instrumentation: str = "openai_v2") -> Any:
+    unwrap_left_over("")  # a clean client: wrappers another test left on would add spans of an old provider
     FakeOpenAI.received = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -76,13 +80,15 @@ def world_for(tmp_path, environment: str) -> Any:
     processor = GuardSpanProcessor(guard)
     provider.add_span_processor(processor)
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
-    instrumentor = openai_v2.OpenAIInstrumentor()
+    instrumentor = _instrumentor(instrumentation)
     instrumentor.instrument(tracer_provider=provider)
     client = openai.OpenAI(base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", api_key="sk-test",
                            max_retries=0)
 
     def close() -> None:
         instrumentor.uninstrument()
+        if instrumentation == "traceloop":
+            unwrap_left_over("opentelemetry.instrumentation.openai")
         watcher.stop()
         provider.shutdown()
         service.stop()
@@ -95,6 +101,13 @@ def world_for(tmp_path, environment: str) -> Any:
 @pytest.fixture
 def prod(tmp_path):
     client, url, service, close = world_for(tmp_path, "prod")
+    yield client, url, service
+    close()
+
+
+@pytest.fixture(params=["openai_v2", "openinference", "traceloop"])
+def prod_any(tmp_path, request):
+    client, url, service, close = world_for(tmp_path, "prod", request.param)
     yield client, url, service
     close()
 
@@ -136,8 +149,8 @@ def findings(service: EmbeddedService) -> list[Any]:
             if e.kind == "finding" and e.agent.id == AGENT]
 
 
-def test_a_denied_model_switch_never_reaches_the_model(prod):
-    client, url, service = prod
+def test_a_denied_model_switch_never_reaches_the_model(prod_any):
+    client, url, service = prod_any
     warm_up(client, service)
     seen: list[dict[str, Any]] = []
     helper = answer_when_pending(url, False, seen)
