@@ -5,6 +5,7 @@ document; the parts put back exactly what it holds."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from spanwarden.detectors.agent_detectors import AgentDetectors
@@ -47,8 +48,11 @@ def fleet_part(pipeline: Pipeline) -> dict[str, Any]:
                           "model": model.to_state() if model is not None else None}}
 
 
-def load_parts(pipeline: Pipeline, fleet: dict[str, Any], agents: dict[str, dict[str, Any]]) -> None:
-    """Put the parts back (into a pipeline that holds nothing yet)."""
+def load_parts(pipeline: Pipeline, fleet: dict[str, Any], agents: Iterable[tuple[str, dict[str, Any]]],
+               lazy: bool = False) -> None:
+    """Put the parts back (into a pipeline that holds nothing yet). `lazy`: each agent's detectors stay on
+    disk, marked paged out, and come back when the agent is next needed (`Pipeline.bank`, through its pager);
+    its ladder, identity and records awaiting judgement are in memory at once."""
     if fleet.get("version") != PART_VERSION:
         raise ValueError(f"pipeline snapshot part version {fleet.get('version')!r} is not {PART_VERSION}")
     pipeline.records_seen = int(fleet["records_seen"])
@@ -56,8 +60,8 @@ def load_parts(pipeline: Pipeline, fleet: dict[str, Any], agents: dict[str, dict
     pipeline.access.load_state(fleet["access"])
     clock = fleet["arrivals"]
     pipeline.arrivals.load_state({**clock, "pending": {}})
-    for agent_id, part in agents.items():
-        load_agent_part(pipeline, agent_id, part)
+    for agent_id, part in agents:
+        load_agent_part(pipeline, agent_id, part, lazy)
     behaviour = fleet["behaviour"]
     pipeline.reservoir.load_state(behaviour["reservoir"])
     pipeline.next_fit_s = float(behaviour["next_fit_s"])
@@ -66,8 +70,10 @@ def load_parts(pipeline: Pipeline, fleet: dict[str, Any], agents: dict[str, dict
     pipeline.dirty.clear()  # what was just read is what is on disk
 
 
-def load_agent_part(pipeline: Pipeline, agent_id: str, part: dict[str, Any]) -> None:
-    if part["detectors"] is not None:
+def load_agent_part(pipeline: Pipeline, agent_id: str, part: dict[str, Any], lazy: bool = False) -> None:
+    if part["detectors"] is not None and lazy:
+        pipeline.paged_out.add(agent_id)
+    elif part["detectors"] is not None:
         bank = pipeline.detectors[agent_id] = AgentDetectors.from_state(part["detectors"], pipeline.settings)
         bank.behaviour.model = pipeline.behaviour_model
     if part["ladder"] is not None:

@@ -174,18 +174,22 @@ class StateStore:
             self._local.db = None
 
 
-def restore(store: StateStore, legacy: Path, pipeline: Pipeline) -> bool:
+def restore(store: StateStore, legacy: Path, pipeline: Pipeline, lazy: bool = False) -> bool:
     """Load the last snapshot into an empty pipeline: `state.db`, or else a `state.json` of the format before
-    (every agent then counts as changed, to be written to `state.db` by the next snapshot)."""
+    (every agent then counts as changed, to be written to `state.db` by the next snapshot). `lazy`: agents'
+    detectors stay in `state.db` and are paged in when each agent is next needed (see `load_parts`); the
+    pipeline needs a pager reading this store before then."""
     try:
         fleet = store.fleet()
-        agents = dict(store.agents()) if fleet is not None else {}
+        if fleet is not None:
+            for _ in store.agents():  # every row readable, before any goes in (one part in memory at a time)
+                pass
     except (sqlite3.DatabaseError, orjson.JSONDecodeError) as exc:  # pages the start-up check did not read
         store.set_aside(str(exc))
         store._create()
         return False
     if fleet is not None:
-        load_parts(pipeline, fleet, agents)
+        load_parts(pipeline, fleet, store.agents(), lazy)
         return True
     snapshot = load_snapshot(legacy)
     if snapshot is None:

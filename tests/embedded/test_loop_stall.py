@@ -22,9 +22,10 @@ from spanwarden.settings import Settings
 
 pytestmark = pytest.mark.slow
 AGENTS = 5000
-# The aim is 100 ms (issue 17); CI saw 165 ms once, so the test holds 250 ms until the remaining holds are
-# found (the mutation, the snapshot back on the loop, holds 2.3-4.3 s and still fails it).
-HELD_LIMIT_S = 0.25
+# Issue 17's bound. The holds past it were full GC passes (100-250 ms at 5,000 agents; now none while serving,
+# spanwarden/embedded/process_tuning.py): 33 ms seen on a loaded 2-core machine. The mutation, the snapshot
+# back on the loop, holds 2.3-4.3 s.
+HELD_LIMIT_S = 0.1
 HEADERS = {"Content-Type": "application/x-protobuf"}
 ADMIN = {"Authorization": "Bearer t"}
 

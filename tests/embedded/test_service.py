@@ -132,6 +132,10 @@ def test_restart_keeps_baselines_decisions_and_the_audit_chain(tmp_path):
     try:
         decision = requests.get(f"{url2}/v1/decisions/agent-1", timeout=5).json()
         assert decision["action"] == "halt" and decision["version"] == 1
+        # Baselines are paged in lazily: on disk at the start, then back exactly when the agent is needed.
+        assert again.call(lambda: (set(again.pipeline.detectors), set(again.pipeline.paged_out))) == (
+            set(), {"agent-1"})
+        assert again.call(lambda: again.pipeline.bank("agent-1")) is not None
         assert again.call(lambda: again.pipeline.to_state()) == before
     finally:
         again.stop()
