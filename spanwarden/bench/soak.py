@@ -5,8 +5,8 @@ switch are watched.
 Each agent sends batches of its own spans with advancing times (LLM calls with cost, tool calls touching
 tables, rare errors), so every detector keeps learning and the ladder keeps judging. `--churn K` adds K
 brand-new agent names per second on top (a fleet that keeps renaming, or someone inventing names).
-During the load a guarded agent is killed and resumed over and over (`spanwarden.bench.kills`), each kill
-timed from the command to its guard refusing a call. Figures:
+During the load a guarded agent (in a process of its own, as a real one is) is killed and resumed over and
+over (`spanwarden.bench.kills`), each kill timed from the command to its guard refusing a call. Figures:
 - `spans_per_s`, `p99_ingest_ms`: acknowledged spans per second; the 99th percentile of request latency;
 - `dropped`: requests not acknowledged with a 200 (a 429/503 asking to retry counts here too);
 - `kill_p99_ms_under_load`, `missed` (not refused within 5 s), `kills`;
@@ -35,7 +35,7 @@ import numpy as np
 import psutil
 import requests
 
-from spanwarden.bench.kills import KillTimer
+from spanwarden.bench.kills import KillsInOwnProcess
 from spanwarden.collector.otlp_encode import to_request
 from spanwarden.collector.span_record import SpanRecord, make_record
 from spanwarden.streaming.local_stack import _wait_for_port, free_port
@@ -164,18 +164,15 @@ def _drive(url: str, pid: int, agents: int, seconds: float, batch: int, clients:
                 with load.lock:
                     rss.setdefault("warm", _rss_mb(pid))
 
-    kills = KillTimer(url, ADMIN, "soak-victim")
+    killer = KillsInOwnProcess(url, ADMIN, "soak-victim", load.deadline)  # the guarded agent's own process
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
-    killer = threading.Thread(target=kills.run_until, args=(load.deadline,), daemon=True)
-    killer.start()
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
-    killer.join(30)
-    kills.close()
+    kills = killer.join(60)
     rss_end = _rss_mb(pid)
     service = _service_figures(url)
     warm = rss.get("warm")  # None: the run was too short to see every agent
