@@ -6,11 +6,9 @@ calls go and become the agent's normal price (no halt for them afterwards)."""
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -32,44 +30,24 @@ from spanwarden.enforcers.audit_log import read_entries  # noqa: E402
 from spanwarden.enforcers.decision import Action  # noqa: E402
 from spanwarden.settings import Settings  # noqa: E402
 
+from .fake_llm import FakeLLM, fake_llm  # noqa: E402
 from .instrumented import unwrap_left_over  # noqa: E402
 from .test_instrumentations_openai import _instrumentor  # noqa: E402
-
-
-class FakeOpenAI(BaseHTTPRequestHandler):
-    """Answers chat completions as OpenAI does, each with its own id and usage; counts what reached it."""
-
-    received: list[str] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeOpenAI.received.append(body["model"])
-        answer = json.dumps({
-            "id": f"chatcmpl-{len(FakeOpenAI.received)}", "object": "chat.completion", "created": 0,
-            "model": body["model"],
-            "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500},
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-        }).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args: object) -> None:
-        return None
-
 
 ADMIN = {"Authorization": "Bearer t"}
 AGENT = "switcher"
 CHEAP, DEAR = "gpt-4o-mini", "claude-opus-4-1"  # $0.15 and $15 per million input tokens: 100x
 
 
+def received() -> list[str]:
+    """The models of the calls that reached the server."""
+    return [str(r["model"]) for r in FakeLLM.received]
+
+
 def world_for(tmp_path, environment: str, instrumentation: str = "openai_v2") -> Any:
     unwrap_left_over("")  # a clean client: wrappers another test left on would add spans of an old provider
-    FakeOpenAI.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    llm = fake_llm()
+    llm_url = llm.__enter__()
     service = EmbeddedService(Settings(port=0, state_dir=tmp_path, admin_token="t", audit_fsync="never",
                                        max_lateness_s=0))
     url = f"http://127.0.0.1:{service.start_in_thread()}"
@@ -82,8 +60,7 @@ def world_for(tmp_path, environment: str, instrumentation: str = "openai_v2") ->
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
     instrumentor = _instrumentor(instrumentation)
     instrumentor.instrument(tracer_provider=provider)
-    client = openai.OpenAI(base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", api_key="sk-test",
-                           max_retries=0)
+    client = openai.OpenAI(base_url=f"{llm_url}/v1", api_key="sk-test", max_retries=0)
 
     def close() -> None:
         instrumentor.uninstrument()
@@ -92,7 +69,7 @@ def world_for(tmp_path, environment: str, instrumentation: str = "openai_v2") ->
         watcher.stop()
         provider.shutdown()
         service.stop()
-        server.shutdown()
+        llm.__exit__(None, None, None)
         call_limits._listeners.discard(processor)
 
     return client, url, service, close
@@ -132,7 +109,7 @@ def answer_when_pending(url: str, approve: bool, seen: list[dict[str, Any]]) -> 
         for _ in range(1500):
             found = requests.get(f"{url}/v1/access-requests", headers=ADMIN, timeout=5).json()["pending"]
             if found:
-                seen.append({**found[0], "received_while_pending": list(FakeOpenAI.received)})
+                seen.append({**found[0], "received_while_pending": received()})
                 requests.post(f"{url}/v1/access-requests/{found[0]['id']}/answer", headers=ADMIN, timeout=5,
                               json={"approve": approve, "always": True, "reason": "checked"}).raise_for_status()
                 return
@@ -163,7 +140,7 @@ def test_a_denied_model_switch_never_reaches_the_model(prod_any):
     assert multiple is not None and 50 <= int(multiple.group(1)) <= 100
     with pytest.raises(AgentHalted):
         ask(client, DEAR)  # the next one is refused at once: the model stays denied for the agent
-    assert DEAR not in FakeOpenAI.received
+    assert DEAR not in received()
     assert ask(client, CHEAP).choices[0].message.content == "ok"  # its usual calls go on
     gate = [f for f in findings(service) if f.data["kind"] == "new_model_price"]
     assert len(gate) == 1 and gate[0].actor == "detector:cost_velocity"
@@ -178,7 +155,7 @@ def test_an_approved_model_goes_and_becomes_the_agents_normal_price(prod):
     helper.join()
     for _ in range(5):
         ask(client, DEAR)
-    assert FakeOpenAI.received.count(DEAR) == 6
+    assert received().count(DEAR) == 6
     deadline = time.monotonic() + 15
     while service.call(lambda: service.pipeline.bank(AGENT).cost.price.models.get(DEAR.lower(), 0) < 6):
         assert time.monotonic() < deadline, "the service did not judge the approved model's calls"
@@ -192,7 +169,7 @@ def test_a_model_the_agent_already_calls_and_a_modest_step_up_are_not_asked_abou
     warm_up(client, service)
     ask(client, "gpt-4.1-mini")  # $0.40 per million input tokens: under 10x the agent's own
     ask(client, CHEAP)
-    assert FakeOpenAI.received[-2:] == ["gpt-4.1-mini", CHEAP]
+    assert received()[-2:] == ["gpt-4.1-mini", CHEAP]
     assert requests.get(f"{url}/v1/access-requests", headers=ADMIN, timeout=5).json()["pending"] == []
 
 
