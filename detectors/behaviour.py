@@ -100,8 +100,9 @@ class Behaviour:
 
     def _close(self, record: SpanRecord) -> Finding | None:
         raw = (*self.current, float(len(self.resources)), float(len(self.tools)))
-        logs = [math.log1p(v * s) for v, s in zip(raw, _SCALE, strict=True)]
-        relative = [v - level for v, level in zip(logs, self.levels, strict=True)]
+        log1p = math.log1p
+        logs = [log1p(v * s) for v, s in zip(raw, _SCALE)]  # (fixed lengths: FEATURES)
+        relative = [v - level for v, level in zip(logs, self.levels)]
         finding = None
         if self.model is not None and self.windows >= self.config.warmup_windows:
             score, excess = self.model.score(relative), self.model.excess(relative)
@@ -114,13 +115,16 @@ class Behaviour:
                     del self.normal_vectors[0]
                 self.normal_vectors.append(relative)
         self.current = [0.0] * 4
-        self.resources, self.tools = set(), set()
+        if self.resources:
+            self.resources = set()
+        if self.tools:
+            self.tools = set()
         return finding
 
     def _learn(self, logs: list[float]) -> None:
         self.windows += 1
         alpha = max(1.0 / self.config.memory_windows, 1.0 / self.windows)
-        self.levels = [level + alpha * (v - level) for level, v in zip(self.levels, logs, strict=True)]
+        self.levels = [level + alpha * (v - level) for level, v in zip(self.levels, logs)]
 
     def _finding(self, record: SpanRecord, raw: tuple[float, ...], score: float, excess: float) -> Finding:
         usual = [math.expm1(level) / s for level, s in zip(self.levels, _SCALE, strict=True)]

@@ -39,19 +39,22 @@ class CostVelocityConfig:
 class _Ring:
     """Spend per slot over a rolling span (60 minutes of a minute, or 24 hours of an hour), with its sum."""
 
-    __slots__ = ("slot_s", "slots", "index", "sum")
+    __slots__ = ("slot_s", "slots", "index", "sum", "_ends")
 
     def __init__(self, slot_s: float, count: int) -> None:
         self.slot_s, self.slots = slot_s, array("d", bytes(8 * count))
         self.index: int | None = None
         self.sum = 0.0
+        self._ends = -math.inf  # below the current slot's end (by one float step, whatever the rounding)
 
     def add(self, t: float, amount: float) -> float:
-        index = int(t // self.slot_s)
-        if index == self.index:  # within the current slot (the common case): what the general case does there
-            self.slots[index % len(self.slots)] += amount
-            self.sum += amount
+        if t < self._ends:  # within the current slot (the common case): what the general case does there
+            if amount:
+                assert self.index is not None
+                self.slots[self.index % len(self.slots)] += amount
+                self.sum += amount
             return self.sum
+        index = int(t // self.slot_s)
         n = len(self.slots)
         current = index if self.index is None else self.index
         if index > current:
@@ -62,6 +65,7 @@ class _Ring:
         self.index = current
         self.slots[current % n] += amount
         self.sum += amount
+        self._ends = math.nextafter((current + 1) * self.slot_s, -math.inf)
         return self.sum
 
     def recent(self, count: int) -> float:
@@ -208,5 +212,6 @@ class CostVelocity:
         for ring, (index, slots) in ((self.hour, state["hour"]), (self.day, state["day"])):
             ring.index, ring.slots = index, array("d", slots)
             ring.sum = sum(ring.slots)
+            ring._ends = -math.inf
         if "price" in state:  # absent from states saved before price jumps were judged: it learns anew
             self.price.load_state(state["price"])

@@ -71,15 +71,16 @@ class DecayingLogHistogram:
         """Learn `value` observed `times` times in a row (e.g. many empty windows), each counting `weight`
         (less than 1 to learn a value more slowly)."""
         if times == 1 and self._single and 0 <= value < math.inf:  # the general case's arithmetic, term by term
-            self.growth /= self.decay
-            mass = weight * 1.0 * self.growth  # steps == (1 - decay) / (1 - decay) == 1.0
-            index = self._bin(value)
+            growth = self.growth = self.growth / self.decay
+            mass = weight * 1.0 * growth  # steps == (1 - decay) / (1 - decay) == 1.0
+            low = self.low
+            index = 0 if value < low else min(1 + int(math.log10(value / low) * self.per_decade), self.n_bins - 1)
             self.counts[index] += mass
             self._total += mass
             self._cached = None
             if index > self._top:
                 self._top = index
-            if self.growth > _RESCALE_AT or not math.isfinite(self.growth):
+            if growth > _RESCALE_AT or not math.isfinite(growth):
                 self._rescale()
             return
         if times <= 0 or not math.isfinite(value) or value < 0:

@@ -28,7 +28,9 @@ def call_identity(record: SpanRecord) -> str:
     fingerprint = record.fingerprint
     if not fingerprint or fingerprint.startswith("llm:"):
         return ""
-    if record.tool_name and fingerprint == f"tool:{record.tool_name}":
+    tool = record.tool_name
+    # fingerprint == f"tool:{tool}", without building the string (this runs for every span)
+    if tool and len(fingerprint) == len(tool) + 5 and fingerprint.startswith("tool:") and fingerprint.endswith(tool):
         return ""
     return fingerprint
 

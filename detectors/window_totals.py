@@ -48,7 +48,7 @@ class Spike:
 
 
 class _Window:
-    __slots__ = ("seconds", "index", "total", "events", "anomalous", "history")
+    __slots__ = ("seconds", "index", "total", "events", "anomalous", "history", "closes")
 
     def __init__(self, seconds: int, config: WindowTotalsConfig) -> None:
         self.seconds = seconds
@@ -57,43 +57,64 @@ class _Window:
         self.events = 0
         self.anomalous = False
         self.history = DecayingLogHistogram(config.low, config.high, half_life=config.half_life_s / seconds)
+        # A time before this one is still in window `index`: its end less one float step, so that rounding can
+        # never put the bound past the end (times from it on are checked exactly by `advance`).
+        self.closes = -math.inf
 
     def advance(self, t: float, quantile: float, floor: float) -> None:
         index = int(t // self.seconds)
         if self.index is None:
-            self.index = index
+            self._at(index)
             return
         if index <= self.index:
+            self._at(self.index)  # still the same window (the bound was unknown: a state just loaded)
             return
+        history = self.history
         if not self.anomalous:
             # Only a window that matters (past a tenth of the floor) and exceeds the learned quantile is learned
             # slowly: a sparse agent's quantile of mostly empty windows must still be able to rise to its busy
-            # ones.
-            high = (self.history.total > 100 and self.total > floor
-                    and self.total > self.history.quantile(quantile))
-            self.history.add(self.total, weight=TAIL_WEIGHT if high else 1.0)
+            # ones. (The cheapest of these side-effect-free tests first.)
+            high = (self.total > floor and history.total > 100 and self.total > history.quantile(quantile))
+            history.add(self.total, weight=TAIL_WEIGHT if high else 1.0)
         empty = index - self.index - 1
         if empty:  # idle windows are normal too; capped so a year-long gap costs O(bins)
-            self.history.add(0.0, min(empty, 1_000_000))
-        self.index, self.total, self.events, self.anomalous = index, 0.0, 0, False
+            history.add(0.0, min(empty, 1_000_000))
+        self.total, self.events, self.anomalous = 0.0, 0, False
+        self._at(index)
+
+    def _at(self, index: int) -> None:
+        self.index = index
+        self.closes = math.nextafter((index + 1) * self.seconds, -math.inf)
 
 
 class WindowTotals:
     """Add amounts as they happen; `worst()` scores the windows now filling."""
 
+    __slots__ = ("config", "windows", "_closes")
+
     def __init__(self, config: WindowTotalsConfig | None = None) -> None:
         self.config = config or WindowTotalsConfig()
         self.windows = [_Window(w, self.config) for w in self.config.windows_s]
+        self._closes = -math.inf  # before this time no window closes (below every window's end, rounding aside)
 
     def add(self, t: float, amount: float) -> None:
-        config = self.config
         counts = amount > 0
+        if t < self._closes:  # the common case: every window still filling, and adding nothing changes nothing
+            if amount:
+                for window in self.windows:
+                    window.total += amount
+                    window.events += counts
+            return
+        config = self.config
+        closes = math.inf
         for window in self.windows:
-            index = window.index
-            if index is None or int(t // window.seconds) > index:  # else `advance` would change nothing
+            if t >= window.closes:  # else `advance` would change nothing
                 window.advance(t, config.quantile, config.floor_total / 10)
             window.total += amount
             window.events += counts
+            if window.closes < closes:
+                closes = window.closes
+        self._closes = closes
 
     def worst(self, reference: WindowTotals | None = None, strictness: float = 1.0) -> Spike | None:
         """The most anomalous window now filling, if any reaches the warning level. Judged against this
@@ -114,8 +135,10 @@ class WindowTotals:
                 if math.isinf(cfg.thin_strictness):
                     continue  # too few of its own windows yet to say what is unusual (six 10-minute windows)
                 strict *= cfg.thin_strictness
-            expected = history.quantile(cfg.quantile)
             floor = max(cfg.floor_per_min * window.seconds / 60, cfg.floor_total)
+            if window.total < floor * strict * 0.999:
+                continue  # under the floor, the level's least (the common case): its score is below 1
+            expected = history.quantile(cfg.quantile)
             level = max(expected * cfg.warn_multiple, floor) * strict
             score = window.total / level
             if score < 1:
@@ -158,5 +181,7 @@ class WindowTotals:
             if saved is None:  # a window size added by configuration since: it starts learning now
                 continue
             window.index, window.total, window.events = saved["index"], saved["total"], saved["events"]
+            window.closes = -math.inf
             window.anomalous = saved["anomalous"]
             window.history.load_state(saved["history"])
+        self._closes = -math.inf
