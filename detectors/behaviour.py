@@ -101,8 +101,8 @@ class Behaviour:
     def _close(self, record: SpanRecord) -> Finding | None:
         raw = (*self.current, float(len(self.resources)), float(len(self.tools)))
         log1p = math.log1p
-        logs = [log1p(v * s) for v, s in zip(raw, _SCALE)]  # (fixed lengths: FEATURES)
-        relative = [v - level for v, level in zip(logs, self.levels)]
+        logs = [log1p(v * s) for v, s in zip(raw, _SCALE, strict=True)]
+        relative = [v - level for v, level in zip(logs, self.levels, strict=True)]
         finding = None
         if self.model is not None and self.windows >= self.config.warmup_windows:
             score, excess = self.model.score(relative), self.model.excess(relative)
@@ -124,7 +124,7 @@ class Behaviour:
     def _learn(self, logs: list[float]) -> None:
         self.windows += 1
         alpha = max(1.0 / self.config.memory_windows, 1.0 / self.windows)
-        self.levels = [level + alpha * (v - level) for level, v in zip(self.levels, logs)]
+        self.levels = [level + alpha * (v - level) for level, v in zip(self.levels, logs, strict=True)]
 
     def _finding(self, record: SpanRecord, raw: tuple[float, ...], score: float, excess: float) -> Finding:
         usual = [math.expm1(level) / s for level, s in zip(self.levels, _SCALE, strict=True)]

@@ -30,7 +30,8 @@ def call_identity(record: SpanRecord) -> str:
         return ""
     tool = record.tool_name
     # fingerprint == f"tool:{tool}", without building the string (this runs for every span)
-    if tool and len(fingerprint) == len(tool) + 5 and fingerprint.startswith("tool:") and fingerprint.endswith(tool):
+    if (tool and len(fingerprint) == len(tool) + 5 and fingerprint.startswith("tool:")
+            and fingerprint.endswith(tool)):
         return ""
     return fingerprint
 
