@@ -93,7 +93,8 @@ class DecisionBoard:
             self.held += 1
             self._held[agent_id] = self._held.get(agent_id, 0) + 1
             try:
-                await asyncio.wait_for(event.wait(), remaining)
+                async with asyncio.timeout(remaining):  # no task of its own: the change wakes this one at once
+                    await event.wait()
             except TimeoutError:
                 return self.get(agent_id)
             finally:

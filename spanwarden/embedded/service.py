@@ -124,6 +124,7 @@ class EmbeddedService:
         self.snapshots = state_store.Snapshotter(self.state, self.pipeline)
         self.ingest_worker = IngestWorker(lambda r: self.deliver(r, judge_all=False), lambda: self.audit,
                                           self.pipeline)  # spans through the pipeline, a bounded step at a time
+        self.snapshots.calm = self.ingest_worker.calm
         self._frozen_agents = 0
         self.pipeline.judge_limit = 128  # each step judges at most this many due records (the loop stays free)
         self.pager = AgentPager(self.state, self.pipeline, settings.max_agents_in_memory)  # before the restore:
@@ -273,9 +274,11 @@ class EmbeddedService:
         audit = self.audit
         if not isinstance(audit, AuditLog):
             return change()
-        with audit.deferred():
-            decision = change()
-        await audit.durable()
+        with self.ingest_worker.urgent():  # the pipeline's chunks wait meanwhile (a kill goes first)
+            with audit.deferred():
+                decision = change()
+            await audit.durable()
+            await asyncio.sleep(0)  # the long-polls the decision woke are answered before the chunks go on
         return decision
 
     def knows(self, agent_id: str) -> bool:
@@ -530,6 +533,7 @@ class EmbeddedService:
 
     async def _in_steps(self, step: Callable[[], object]) -> None:
         """One bounded step of the pipeline, its audit entries grouped and awaited, the loop free between."""
+        await self.ingest_worker.calm()  # after any urgent command
         audit = self.audit
         if not isinstance(audit, AuditLog):
             step()

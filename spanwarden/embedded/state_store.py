@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -205,9 +205,11 @@ class Snapshotter:
     are called on the loop's thread, the only one that touches the pipeline; a refused write raises
     (OSError or sqlite3.Error) and its agents are written next time."""
 
-    def __init__(self, store: StateStore, pipeline: Pipeline) -> None:
+    def __init__(self, store: StateStore, pipeline: Pipeline,
+                 calm: Callable[[], Awaitable[None]] | None = None) -> None:
         self.store = store
         self.pipeline = pipeline
+        self.calm = calm  # awaited between chunks: urgent work (a kill command) first
         self.written = 0  # agent rows written, for figures and tests
 
     def _parts(self, taken: Iterable[str]) -> Iterator[dict[str, bytes | None]]:
@@ -247,6 +249,8 @@ class Snapshotter:
         for chunk in self._parts(taken):
             rows.update(chunk)
             await asyncio.sleep(0)
+            if self.calm is not None:
+                await self.calm()
         fleet = orjson.dumps(fleet_part(self.pipeline))
         try:
             await self.store.write_off_loop(rows, fleet)
