@@ -112,7 +112,8 @@ class IncidentWork:
         self.count += 1
         replica = rng.randrange(len(spec.replica_skews))
         if kind == "runaway_loop":
-            return n.make(t, 0.15, "search_docs", "same", "", 0, False, model="gpt-4o", replica=replica)
+            # The same call, on the agent's own model, $0.15 each (about $45/min).
+            return n.make(t, 0.15, "search_docs", "same", "", 0, False, replica=replica)
         if kind == "cost_creep":  # e.g. a context that keeps growing: ends at 20x its usual spend, >= $1/min
             final_usd_per_s = max(20 * spec.usd_per_call * spec.calls_per_min / 60, 1 / 60)
             progress = (t - self.incident.onset_s) / KINDS[kind][0]
