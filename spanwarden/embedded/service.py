@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -35,6 +35,7 @@ from spanwarden.embedded.agent_pager import AgentPager
 from spanwarden.embedded.ingest_worker import IngestWorker
 from spanwarden.embedded.loop_probe import LoopProbe
 from spanwarden.embedded.profile_api import ProfileApi, load_pinned
+from spanwarden.enforcers.access_requests import AccessRequest
 from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditLog, AuditUnwritable
 from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.enforcers.leases import LeaseBook, LeaseBookFull
@@ -59,6 +60,7 @@ from spanwarden.server.supervisor import Supervisor
 from spanwarden.settings import Settings, admin_token
 from spanwarden.tls import server_context
 
+_T = TypeVar("_T")
 log = logging.getLogger(__name__)
 _RECEIVED = SpanRecord._fields.index("received_s")
 
@@ -138,9 +140,8 @@ class EmbeddedService:
         self.access = AccessApi(self.pipeline.access, self.answer_access, clock, settings.long_poll_s)
         self.profiles = ProfileApi(self.pipeline, settings.state_dir, clock)
         self.approvals = ApprovalsApi(self, self.ingest, clock, settings.long_poll_s,
-                                      egress=self.pipeline.egress_request,
-                                      internal_domains=settings.internal_domains,
-                                      models=self.pipeline.model_request)
+                                      egress=self.egress_request, internal_domains=settings.internal_domains,
+                                      models=self.model_request)
         self.leases = LeaseBook()
         self.trace_stage = TraceStage()  # one cost per LLM call; agents inherited within a bounded wait
         self._normalizer = Normalizer(self.prices)
@@ -268,7 +269,16 @@ class EmbeddedService:
         return await self._audited(lambda: self.pipeline.command(agent_id, action, reason, actor, now_s, expires_s,
                                                                 throttle_per_s, selected_by, calls))
 
-    async def _audited(self, change: Callable[[], Decision]) -> Decision:
+    async def egress_request(self, agent_id: str, resource: str, summary: str,
+                             now_s: float) -> AccessRequest | None:
+        """A guard's egress question (its request audited off the loop, answered once durable)."""
+        return await self._audited(lambda: self.pipeline.egress_request(agent_id, resource, summary, now_s))
+
+    async def model_request(self, agent_id: str, model: str, now_s: float) -> AccessRequest | None:
+        """A guard's question before a first call to a model (audited off the loop, answered once durable)."""
+        return await self._audited(lambda: self.pipeline.model_request(agent_id, model, now_s))
+
+    async def _audited(self, change: Callable[[], _T]) -> _T:
         """Make the change with its audit entries queued for the writer thread, and answer once they are
         durable (the decision reaches the board then too): the loop is not held while the disk syncs."""
         audit = self.audit
