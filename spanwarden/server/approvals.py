@@ -32,7 +32,7 @@ from spanwarden.enforcers.approvals import (
     required,
     rules_view,
 )
-from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditUnwritable
+from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditLog, AuditUnwritable
 from spanwarden.server.auth import acting_agent, principal
 from spanwarden.server.runtime import Audited
 
@@ -109,6 +109,7 @@ class ApprovalsApi:
         if new:
             what = f"{summary} on {resource}" if effect else f"to call {tool}"
             self._audit(opened, f"agent:{agent}", f"{agent} asks {what}", now)
+            await self._durable()
         return web.json_response({"required": True, **opened.to_dict()})
 
     async def _egress(self, agent: str, stated_env: str, body: dict[str, Any]) -> web.Response:
@@ -175,6 +176,7 @@ class ApprovalsApi:
         except ValueError as exc:
             return web.json_response({"code": 409, "message": str(exc)}, status=409)
         self._audit(answered, allowed.actor, reason or answered.status, self.clock())
+        await self._durable()
         event = self._answered.pop(request_id, None)
         if event is not None:
             event.set()
@@ -190,6 +192,18 @@ class ApprovalsApi:
         return found
 
     def _audit(self, request: ApprovalRequest, actor: str, reason: str, now: float) -> None:
+        """Queue the request's entry for the audit writer without holding the loop while the disk syncs
+        (`_durable` awaits it before an answer that depends on it goes out)."""
         ref = self.pipeline.agents.get(request.agent_id, AgentRef(id=request.agent_id))
-        self.pipeline.sink.append("approval", ref, actor, reason, now, (), self.pipeline.policy.version,
-                                   request.to_dict())
+        sink = self.pipeline.sink
+        if isinstance(sink, AuditLog):
+            with sink.deferred():
+                sink.append("approval", ref, actor, reason, now, (), self.pipeline.policy.version,
+                            request.to_dict())
+        else:
+            sink.append("approval", ref, actor, reason, now, (), self.pipeline.policy.version, request.to_dict())
+
+    async def _durable(self) -> None:
+        sink = self.pipeline.sink
+        if isinstance(sink, AuditLog):
+            await sink.durable()
