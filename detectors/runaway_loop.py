@@ -85,7 +85,7 @@ class RunawayLoop:
             old = calls[drop][1]
             counts[old] -= 1
             if not counts[old]:
-                del counts[old]
+                counts.pop(old)  # dict's own (Counter's `del` is a Python-level method)
             drop += 1
         if drop:
             del calls[:drop]

@@ -58,7 +58,8 @@ def detectors(
 
     served = run_pipeline(agents, per_agent)
     bare = run(agents, per_agent)
-    result = {"records_per_s": served["records_per_s"], "agents": served["agents"],
+    result = {"records_per_s": served["records_per_s"], "records_per_cpu_s": served["records_per_cpu_s"],
+              "agents": served["agents"],
               "audit_entries": served["audit_entries"], "bare_detectors_records_per_s": bare["records_per_s"],
               "bytes_per_agent": bare["bytes_per_agent"]}
     _emit(as_json, f"detectors: {result['records_per_s']:,.0f} records/s through the pipeline at {agents} agents "
