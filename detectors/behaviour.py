@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from spanwarden.collector.span_record import SpanRecord
-from spanwarden.detectors.base import clean_time
 from spanwarden.detectors.finding import Finding, Severity
 from spanwarden.detectors.isolation_model import IsolationModel
 
@@ -74,7 +73,9 @@ class Behaviour:
         self._evidence, self._evidence_span = value, None
 
     def observe(self, record: SpanRecord) -> Finding | None:
-        t = clean_time(record.time_s, self.last_time)
+        t, last = record.time_s, self.last_time
+        if last is not None and not t >= last:  # `clean_time`, inline: it runs for every span
+            t = last
         self.last_time = t
         config = self.config
         index = int(t // config.window_s)

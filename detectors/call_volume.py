@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from spanwarden.collector.span_record import SpanRecord
-from spanwarden.detectors.base import clean_time, evidence_of
+from spanwarden.detectors.base import evidence_of
 from spanwarden.detectors.finding import Finding, Severity
 from spanwarden.detectors.window_totals import WindowTotals, WindowTotalsConfig
 
@@ -48,7 +48,9 @@ class CallVolume:
         self.tools: dict[str, WindowTotals] = {}
 
     def observe(self, record: SpanRecord) -> Finding | None:
-        t = clean_time(record.time_s, self.last_time)
+        t, last = record.time_s, self.last_time
+        if last is not None and not t >= last:  # `clean_time`, inline: it runs for every span
+            t = last
         if self.first_time is None:
             self.first_time = t
         self.last_time = t

@@ -27,7 +27,7 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 from spanwarden.collector.span_record import SpanRecord
-from spanwarden.detectors.base import clean_time, evidence_of
+from spanwarden.detectors.base import evidence_of
 from spanwarden.detectors.finding import Finding, Severity
 from spanwarden.detectors.window_totals import WindowTotals, WindowTotalsConfig
 
@@ -102,7 +102,9 @@ class DataAccess:
         return self._sensitive(resource)
 
     def observe(self, record: SpanRecord) -> Finding | None:
-        t = clean_time(record.time_s, self.last_time)
+        t, last = record.time_s, self.last_time
+        if last is not None and not t >= last:  # `clean_time`, inline: it runs for every span
+            t = last
         if self.first_time is None:
             self.first_time = t  # warm-up counts from the agent's first span, touching data or not
         self.last_time = t

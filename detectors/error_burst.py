@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from scipy.special import bdtrc
 
 from spanwarden.collector.span_record import SpanRecord
-from spanwarden.detectors.base import clean_time, evidence_of
+from spanwarden.detectors.base import evidence_of
 from spanwarden.detectors.finding import Finding, Severity
 
 
@@ -75,7 +75,9 @@ class ErrorBurst:
         cfg = self.config
         if record.operation in WRAPPERS:
             return None
-        t = clean_time(record.time_s, self.last_time)
+        t, last = record.time_s, self.last_time
+        if last is not None and not t >= last:  # `clean_time`, inline: it runs for every span
+            t = last
         if self.first_time is None:
             self.first_time = t
         self.last_time = t
