@@ -16,7 +16,11 @@ over (`spanwarden.bench.kills`), each kill timed from the command to its guard r
 - `new_agents_refused`, `agents_known`: names past the new-agent caps, and agents in the service at the end;
 - `rss_warm_mb` at the end of warm-up (every agent seen and half the time gone: records wait out the
   lateness bound before they are judged, so memory fills for a while), `rss_end_mb`
-  at the end; `rss_mb_start`/`rss_mb_end` are the same two figures under their old names."""
+  at the end; `rss_mb_start`/`rss_mb_end` are the same two figures under their old names; `warm_at_s`, when
+  the warm-up figure was taken. The agents' state fills for the longest detector window (the runaway loop's
+  120 s of calls) before it is steady, so a run for flat memory lasts well past that: `--seconds 300`;
+- `records_clamped`: spans whose time the service held to its bounds (each batch is an agent's last half
+  second, so none should be)."""
 
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ from spanwarden.collector.span_record import SpanRecord, make_record
 from spanwarden.streaming.local_stack import _wait_for_port, free_port
 
 START_S = 1_800_000_000.0
+BURST_S = 0.5  # an agent's batch of spans covers its last half second (under the lateness bound, 1 s in tests)
 ADMIN = "soak-admin"
 
 
@@ -55,10 +60,18 @@ class AgentTraffic:
         self.team = f"team-{self.rng.randrange(7)}"
         self.n = 0
 
-    def batch(self, size: int) -> list[SpanRecord]:
+    def batch(self, size: int, now: float | None = None) -> list[SpanRecord]:
+        """`size` spans, 5 s apart on average from the last; or, given `now` (the wall clock), a burst ending
+        now, within the last BURST_S (the soak: span times are then the service's own time, within its
+        lateness bound, not held to its bounds as times far from now would be)."""
         out = []
-        for _ in range(size):
-            self.t += self.rng.expovariate(1 / 5.0)
+        gaps = [self.rng.expovariate(1 / 5.0) for _ in range(size)]
+        if now is not None:
+            scale = BURST_S / sum(gaps)
+            self.t = now - BURST_S
+            gaps = [g * scale for g in gaps]
+        for gap in gaps:
+            self.t += gap
             self.n += 1
             tool = self.rng.random() < 0.5
             out.append(make_record(
@@ -127,10 +140,10 @@ class _Load:
             due = int((time.monotonic() - self.started) * self.churn)
             if self.churned < due:
                 self.churned += 1
-                return AgentTraffic(f"churn-{self.churned:07d}", self.seed).batch(self.batch)
+                return AgentTraffic(f"churn-{self.churned:07d}", self.seed).batch(self.batch, time.time())
             agent = self.traffic[self.next % len(self.traffic)]
             self.next += 1
-            return agent.batch(self.batch)
+            return agent.batch(self.batch, time.time())
 
     def warmed(self) -> bool:
         return self.next >= len(self.traffic) and time.monotonic() >= self.warm_at
@@ -162,7 +175,8 @@ def _drive(url: str, pid: int, agents: int, seconds: float, batch: int, clients:
             load.done(time.perf_counter() - started, ok, len(records))
             if "warm" not in rss and load.warmed():
                 with load.lock:
-                    rss.setdefault("warm", _rss_mb(pid))
+                    if "warm" not in rss:
+                        rss["warm"], rss["warm_at"] = _rss_mb(pid), time.monotonic() - load.started
 
     killer = KillsInOwnProcess(url, ADMIN, "soak-victim", load.deadline)  # the guarded agent's own process
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
@@ -185,5 +199,7 @@ def _drive(url: str, pid: int, agents: int, seconds: float, batch: int, clients:
             "agents_known": service.get("spanwarden_agents"),
             "rss_warm_mb": None if warm is None else round(warm, 1), "rss_end_mb": round(rss_end, 1),
             "rss_mb_start": None if warm is None else round(warm, 1), "rss_mb_end": round(rss_end, 1),
+            "warm_at_s": None if warm is None else round(rss["warm_at"], 1),
+            "records_clamped": service.get("spanwarden_records_clamped_total"),
             "dropped": load.dropped, "agents": agents, "churned_agents": load.churned, "seconds": round(wall, 1),
             "spans_per_request": batch, "requests": load.requests}
