@@ -57,6 +57,23 @@ class AccessBook:
         request.until_s = now_s + for_s if approve and for_s is not None else None
         return request
 
+    def granted(self, agent_id: str, resource: str, now_s: float) -> AccessRequest | None:
+        """The approval in force for this agent and resource, if a human gave one (newest first)."""
+        for request in reversed(self.requests.values()):
+            if (request.agent_id == agent_id and request.resource == resource and request.status == APPROVED
+                    and (request.until_s is None or request.until_s > now_s)):
+                return request
+        return None
+
+    def restore(self, request: AccessRequest) -> bool:
+        """Put back an answered request (recovered from the audit log after a crash or a lost snapshot);
+        False when the book already holds it answered."""
+        held = self.requests.get(request.id)
+        if held is not None and held.status != PENDING:
+            return False
+        self.requests[request.id] = request
+        return True
+
     def pending(self) -> list[AccessRequest]:
         return [r for r in self.requests.values() if r.status == PENDING]
 

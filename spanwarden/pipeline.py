@@ -286,6 +286,11 @@ class Pipeline:
     def policy(self) -> Policy:
         return self.shared.policy
 
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        """The policy in force, replaced as it is (`set_policy` also reconfigures the detectors and audits)."""
+        self.shared.policy = policy
+
     @property
     def audit(self) -> AuditSink:
         return self.shared.audit

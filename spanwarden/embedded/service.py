@@ -29,7 +29,7 @@ from spanwarden.dashboards.prometheus import AgentMetrics
 from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.detectors.agent_detectors import AgentDetectors
 from spanwarden.detectors.finding import Finding
-from spanwarden.embedded import health, process_tuning, state_store
+from spanwarden.embedded import audit_recovery, health, process_tuning, state_store
 from spanwarden.embedded.agent_cap import NewAgentCap
 from spanwarden.embedded.agent_pager import AgentPager
 from spanwarden.embedded.ingest_worker import IngestWorker
@@ -194,8 +194,11 @@ class EmbeddedService:
 
     def _restore(self) -> None:
         state_store.restore(self.state, self.settings.snapshot_path, self.pipeline, lazy=True)
-        for decision in state_store.decisions_from_audit(self.settings.audit_path):
+        recovered = audit_recovery.recover(self.settings.audit_path)
+        for decision in recovered.decisions:
             self.pipeline.restore_decision(decision)
+        for answer in recovered.answers:
+            self.pipeline.access_stage.restore_answer(answer)
         for agent_id in self.pipeline.ladders:
             for decision in sorted([self.pipeline.decision(agent_id), *self.pipeline.scoped(agent_id)],
                                    key=lambda d: d.version):

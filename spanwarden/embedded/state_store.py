@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from spanwarden.enforcers.audit_log import read_entries
-from spanwarden.enforcers.decision import Decision
 from spanwarden.pipeline_snapshot import agent_part, fleet_part, load_parts
 
 if TYPE_CHECKING:
@@ -57,26 +55,6 @@ def load_snapshot(path: Path) -> dict[str, Any] | None:
     except (OSError, json.JSONDecodeError) as exc:
         raise SnapshotError(f"snapshot {path} is unreadable ({exc}); move it aside to start from the audit "
                             "log's decisions with fresh baselines") from exc
-
-
-def decisions_from_audit(path: Path) -> list[Decision]:
-    """The newest decision per agent and scope recorded in the audit log, oldest version first."""
-    newest: dict[tuple[str, str], Decision] = {}
-    if not path.exists():
-        return []
-    for _, entry in read_entries(path):
-        if isinstance(entry, Exception) or entry.kind != "decision":
-            continue
-        try:
-            decision = Decision.from_dict(entry.data)
-        except (KeyError, TypeError, ValueError):
-            log.warning("audit entry %s holds no readable decision", entry.seq)
-            continue
-        key = (decision.agent_id, decision.scope)
-        held = newest.get(key)
-        if held is None or decision.version > held.version:
-            newest[key] = decision
-    return sorted(newest.values(), key=lambda d: d.version)
 
 
 FLEET = "fleet"

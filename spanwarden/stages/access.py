@@ -13,7 +13,7 @@ from spanwarden.collector.ingest_auth import is_untrusted
 from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import UNKNOWN_AGENT
 from spanwarden.detectors.finding import Finding, Severity
-from spanwarden.enforcers.access_requests import AccessBook, AccessRequest
+from spanwarden.enforcers.access_requests import APPROVED, AccessBook, AccessRequest
 from spanwarden.enforcers.audit_log import AgentRef
 from spanwarden.enforcers.decision import Action, Decision
 from spanwarden.stages.decide import Decide
@@ -53,6 +53,8 @@ class Access:
     def request(self, finding: Finding, ref: AgentRef, now_s: float) -> list[Decision]:
         """Hold the agent's calls to this one resource (or model) until a human answers (a denied one stays
         blocked)."""
+        if self._granted(ref.id, finding.subject, now_s):
+            return []  # a human approved it already (the approval outlived what the detectors remember)
         ladder = self.decide.ladder(ref.id)
         scope = scope_of(finding.subject)
         if scope in ladder.scoped:
@@ -78,7 +80,7 @@ class Access:
         agent's profile; else its access request (opened, with its scoped decision, if new)."""
         bank = self.detect.banks.get(agent_id)
         if bank is not None and resource in bank.data_access.profile and bank.data_access.granted.get(
-                resource, float("inf")) > now_s:
+                resource, float("inf")) > now_s or self._granted(agent_id, resource, now_s):
             return None
         finding = Finding(agent_id, "data_access", "egress_outside_profile", 1.0, Severity.WARNING, 1.0, 0.0,
                           "writes", f"{summary}: a write to {resource}, outside its profile", now_s,
@@ -96,6 +98,8 @@ class Access:
                 or agent_id == UNKNOWN_AGENT or is_untrusted(agent_id)):
             return None
         resource = model_gate.resource(model)
+        if self._granted(agent_id, resource, now_s):
+            return None
         if scope_of(resource) not in self.decide.ladder(agent_id).scoped:
             bank = self.detect.bank(agent_id)
             finding = model_gate.judge(bank, model, self.prices, now_s) if bank is not None else None
@@ -113,18 +117,7 @@ class Access:
         request = self.book.answer(request_id, approve, actor, now_s, reason, for_s)
         shared = self.shared
         ref = shared.ref(request.agent_id)
-        bank = self.detect.bank(request.agent_id)
-        if bank is not None and model_gate.is_model(request.resource):
-            model = request.resource[len(model_gate.PREFIX):]
-            if approve:
-                bank.cost.price.accept(model, request.until_s)
-            else:
-                bank.cost.price.refuse(model)
-        elif bank is not None:
-            if approve:
-                bank.data_access.allow(request.resource, now_s, request.until_s)
-            else:
-                bank.data_access.profile.pop(request.resource, None)
+        self._apply(request)
         shared.audit.append("approval", ref, f"human:{actor}", f"access to {request.resource} {request.status}: "
                             f"{reason}", now_s, (), shared.policy.version,
                             {"kind": "access", "request_id": request.id, "resource": request.resource,
@@ -134,6 +127,38 @@ class Access:
             f"access to {request.resource} {request.status} by {actor}: {reason}", f"human:{actor}", now_s,
             command=f"access_request:{request.id}")
         return self.decide.record(decision, ref)
+
+    def _apply(self, request: AccessRequest) -> None:
+        """An answer into what the agent's detectors know: approved, the resource joins its profile (a model,
+        the models it may call) until the approval ends; denied, it leaves it."""
+        bank = self.detect.bank(request.agent_id)
+        if bank is None:
+            return
+        approved = request.status == APPROVED
+        if model_gate.is_model(request.resource):
+            model = request.resource[len(model_gate.PREFIX):]
+            if approved:
+                bank.cost.price.accept(model, request.until_s)
+            else:
+                bank.cost.price.refuse(model)
+        elif approved:
+            bank.data_access.allow(request.resource, request.answered_s or request.opened_s, request.until_s)
+        else:
+            bank.data_access.profile.pop(request.resource, None)
+
+    def _granted(self, agent_id: str, resource: str, now_s: float) -> bool:
+        """Whether a human's approval is in force for this resource (re-applied to the detectors, which may
+        have started again since: a lost snapshot)."""
+        granted = self.book.granted(agent_id, resource, now_s)
+        if granted is not None:
+            self._apply(granted)
+        return granted is not None
+
+    def restore_answer(self, request: AccessRequest) -> None:
+        """A human's answer recovered from the audit log (newer than the snapshot, or the snapshot was lost)."""
+        if self.book.restore(request):
+            self.shared.dirty.add(request.agent_id)
+            self._apply(request)
 
     def to_state(self) -> dict[str, Any]:
         return self.book.to_state()
