@@ -92,12 +92,12 @@ class Guard:
             return 0.0
         if decision.action is Action.REQUIRE_APPROVAL and decision.command.startswith("access_request:"):
             self.refused += 1
-            raise AccessPending(self.agent_id, decision.scope.partition(":")[2],
+            raise AccessPending(self.agent_id, _resource_of(decision.scope),
                                 decision.command.partition(":")[2], decision.decided_by, decision.version)
         if decision.action in (Action.HALT, Action.REQUIRE_APPROVAL):
             self.refused += 1
-            what = f" ({decision.scope})" if decision.scope else ""
-            raise AgentHalted(self.agent_id, f"{decision.reason}{what}", decision.decided_by, decision.version)
+            raise AgentHalted(self.agent_id, decision.reason, decision.decided_by, decision.version,
+                              scope=decision.scope)
         if decision.action is Action.THROTTLE and decision.throttle_per_s:
             return self._take_token(decision, now)
         if decision.action is Action.WARN and self._warned_version != decision.version:
@@ -139,15 +139,20 @@ class Guard:
                                                    params={"wait": min(poll_s, left)},
                                                    timeout=min(poll_s, left) + 10)
                 response.raise_for_status()
-                status = str(response.json()["status"])
+                state = response.json()
+                status = str(state["status"])
             except (requests.RequestException, ValueError, KeyError) as exc:
                 raise AgentHalted(self.agent_id, f"access request {pending.request_id} could not be followed "
                                   f"({exc})", "guard:access-unreachable", -1) from exc
             if status == "approved":
                 return
             if status != "pending":
-                raise AgentHalted(self.agent_id, f"access to {pending.resource} {status} "
-                                  f"(request {pending.request_id})", pending.decided_by, pending.version)
+                who = str(state.get("answered_by") or "")
+                why = str(state.get("answer_reason") or "")
+                raise AgentHalted(self.agent_id, f"access to {pending.resource} {status}"
+                                  f"{f' by {who}' if who else ''}{f': {why}' if why else ''} (request "
+                                  f"{pending.request_id})", f"human:{who}" if who else pending.decided_by,
+                                  pending.version, scope=pending.resource)
 
     def tool(self, name: str | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator for a tool function in code without spans: the guard applies before each call (halt,
@@ -255,6 +260,11 @@ class Guard:
             raise AgentHalted(self.agent_id, "control channel unreachable and the fail mode is closed",
                               "guard:fail-closed", -1)
         return True
+
+
+def _resource_of(scope: str) -> str:
+    """What a scoped decision holds: a resource by its name, a model as `model:<name>`."""
+    return scope if scope.startswith("model:") else scope.partition(":")[2]
 
 
 MAX_IN_FLIGHT = 100_000  # LLM spans remembered as checked between their start and end

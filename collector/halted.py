@@ -4,11 +4,17 @@ from __future__ import annotations
 
 
 class AgentHalted(RuntimeError):
-    """This agent has been halted: the call was not made. Carries who decided and why."""
+    """This agent has been halted, or (`scope`: a tool, a model, a resource) its calls of that kind are
+    refused: the call was not made. Carries who decided and why."""
 
-    def __init__(self, agent_id: str, reason: str, decided_by: str, version: int) -> None:
-        super().__init__(f"agent {agent_id} is halted by {decided_by}: {reason}")
+    def __init__(self, agent_id: str, reason: str, decided_by: str, version: int, scope: str = "") -> None:
+        if scope:
+            message = f"agent {agent_id}: calls to {scope} are refused by {decided_by}: {reason}"
+        else:
+            message = f"agent {agent_id} is halted by {decided_by}: {reason}"
+        super().__init__(message)
         self.agent_id, self.reason, self.decided_by, self.version = agent_id, reason, decided_by, version
+        self.scope = scope
 
 
 class AccessPending(AgentHalted):

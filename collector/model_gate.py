@@ -67,8 +67,11 @@ class ModelGate:
         resource = str(state.get("resource") or f"model:{model}")
         if state.get("status") not in ("pending", "approved"):
             self.guard.refused += 1
-            raise AgentHalted(self.guard.agent_id, f"access to {resource} {state.get('status')} (request "
-                              f"{state.get('id')})", str(state.get("answered_by") or "policy:access-requests"), -1)
+            who, why = state.get("answered_by"), state.get("answer_reason")
+            raise AgentHalted(self.guard.agent_id, f"access to {resource} {state.get('status')}"
+                              f"{f' by {who}' if who else ''}{f': {why}' if why else ''} "
+                              f"(request {state.get('id')})",
+                              f"human:{who}" if who else "policy:access-requests", -1, scope=resource)
         if state.get("status") == "approved":
             return
         pending = AccessPending(self.guard.agent_id, resource, str(state["id"]), "policy:access-requests", -1)

@@ -131,9 +131,11 @@ def test_a_denied_model_switch_never_reaches_the_model(prod_any):
     warm_up(client, service)
     seen: list[dict[str, Any]] = []
     helper = answer_when_pending(url, False, seen)
-    with pytest.raises(AgentHalted, match="denied"):
+    with pytest.raises(AgentHalted, match="denied") as refused:
         ask(client, DEAR)
     helper.join()
+    # Not "halted": its other calls go on; and the human who denied it is named, not the policy that asked.
+    assert f"calls to model:{DEAR} are refused by human:admin" in str(refused.value), str(refused.value)
     [request] = seen
     assert request["resource"] == f"model:{DEAR}" and DEAR not in request["received_while_pending"]
     multiple = re.search(r"(\d+)x its usual", request["reason"])  # what it would cost against the agent's own
