@@ -27,3 +27,15 @@ def test_explain_of_an_agent_without_audit_entries_is_unknown(tmp_path: Path,
     assert run(app, ["audit", "explain", "billing-bot", "--state-dir", str(tmp_path)]) == 0
     shown = capsys.readouterr().out
     assert "billing-bot" in shown and "1970" not in shown
+
+
+def test_an_incident_report_of_an_agent_the_log_never_names_is_unknown(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl", fsync="never")
+    log.append("command", AgentRef(id="billing-bot"), "human:omar", "kill: looping", 1_800_000_000.0, (), "v1",
+               {"command": "kill", "outcome": "done"})
+    log.close()
+    assert run(app, ["incident", "nobody", "--state-dir", str(tmp_path)]) == UNKNOWN_AGENT
+    assert "holds nothing about 'nobody'" in capsys.readouterr().err
+    # Named, but no anomaly to start from: a usage problem (give --since), not an unknown agent.
+    assert run(app, ["incident", "billing-bot", "--state-dir", str(tmp_path)]) == 2

@@ -172,6 +172,8 @@ def test_kill_of_an_agent_never_seen_does_nothing_unless_new(service):
     assert again.returncode == 0, again.stderr
     assert one_line(spanwarden("kill", "--team", "nobody", "--reason", "r", "--url", url, SPANWARDEN_TOKEN="t"),
                     errors.UNKNOWN_AGENT)
+    unknown = spanwarden("profile", "dd-bt0", "--url", url, SPANWARDEN_TOKEN="t")
+    assert "no agent named 'dd-bt0'" in one_line(unknown, errors.UNKNOWN_AGENT)
 
 
 def test_a_missing_extra_names_it():

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from spanwarden.cli.audit import STATE, parse_time
+from spanwarden.cli.errors import UNKNOWN_AGENT
 
 
 def incident(agent: str = typer.Argument(..., help="the agent"),
@@ -19,7 +20,7 @@ def incident(agent: str = typer.Argument(..., help="the agent"),
              state_dir: Path = STATE) -> None:
     """What the agent touched, spent and broke since it went wrong, the decisions and who acted, with trace
     ids — for a post-incident review."""
-    from spanwarden.embedded.incident_report import build, markdown, writes_markdown
+    from spanwarden.embedded.incident_report import UnknownAgent, build, markdown, writes_markdown
     from spanwarden.enforcers.audit_query import AuditReadError
 
     if not (state_dir / "audit.jsonl").exists():
@@ -27,6 +28,9 @@ def incident(agent: str = typer.Argument(..., help="the agent"),
         raise typer.Exit(2)
     try:
         report = build(state_dir, agent, parse_time(since))
+    except UnknownAgent as exc:
+        typer.echo(f"spanwarden: {exc}", err=True)
+        raise typer.Exit(UNKNOWN_AGENT) from None
     except (LookupError, AuditReadError) as exc:
         typer.echo(f"spanwarden: {exc}", err=True)
         raise typer.Exit(2) from None

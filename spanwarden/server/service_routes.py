@@ -58,7 +58,13 @@ def handlers(runtime: Runtime, metrics: SelfMetrics) -> dict[str, Handler]:
         if inspect.isawaitable(found):  # a runtime that asks the agent's worker (Kafka)
             found = await found
         if found is None:
-            return web.json_response({"code": 404, "message": "no such agent"}, status=404)
+            agent = request.match_info["agent"]
+            if runtime.knows(agent):  # decided about, but nothing learned (yet, or again since a lost state)
+                return web.json_response({"code": 404, "message": f"{agent} has no learned profile yet: the "
+                                          "service has judged none of its spans since it started learning"},
+                                         status=404)
+            return web.json_response({"code": 404, "unknown_agent": agent,
+                                      "message": f"no agent named {agent!r} has reported"}, status=404)
         return web.json_response(found)
 
     async def profile_pin(request: web.Request) -> web.Response:
