@@ -184,12 +184,14 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(agents))
             return
-        table = Table("agent", "owner", "env", "decision", "by", "for some calls", "latest finding",
-                      "LLM spans without usage")
+        table = Table("agent", "owner", "env", "decision", "by", "for some calls", "$ last hour",
+                      "latest finding", "LLM spans without usage")
         for a in agents:
             d, f = a["decision"], a["last_finding"]
             scoped = "; ".join(f"{s['action']} {s['scope']} ({s['decided_by']})" for s in a.get("scoped", []))
+            spend = a.get("spend_usd_last_hour")
             table.add_row(a["agent"], a["owner"], a["environment"], d["action"], d["decided_by"], scoped,
+                          "" if spend is None else f"{spend:,.4f}" if spend < 1 else f"{spend:,.2f}",
                           f"{f['detector']}/{f['kind']} {f['severity']}" if f else "",
                           str(a.get("llm_spans_without_usage") or ""))
         Console().print(table)
