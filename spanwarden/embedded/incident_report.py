@@ -41,13 +41,14 @@ def find_onset(trail: list[AuditEntry]) -> Onset | None:
 
 
 class UnknownAgent(LookupError):
-    """The audit log holds nothing about the agent."""
+    """Neither the audit log nor the activity journal holds anything about the agent."""
 
 
 def build(state_dir: Path, agent_id: str, since_s: float | None = None) -> dict[str, Any]:
     trail = list(entries(state_dir / "audit.jsonl", agent=agent_id))
-    if not trail:
-        raise UnknownAgent(f"the audit log holds nothing about {agent_id!r}: no agent of that name has reported")
+    if not trail and next(iter(read_activity(state_dir / "activity", agent_id)), None) is None:
+        raise UnknownAgent(f"neither the audit log nor the activity journal holds anything about {agent_id!r}: "
+                           "no agent of that name has reported")
     onset = Onset(since_s, "given") if since_s is not None else find_onset(trail)
     if onset is None:
         raise LookupError(f"no warning or critical finding about {agent_id!r} in the audit log; give --since")
