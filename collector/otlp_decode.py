@@ -95,7 +95,10 @@ def _parse_json(body: bytes) -> ExportTraceServiceRequest:
                     for link in span.get("links") or ():
                         _hex_ids_to_base64(link)
         return json_format.ParseDict(doc, ExportTraceServiceRequest(), ignore_unknown_fields=True)
-    except (AttributeError, TypeError, ValueError, RecursionError, json_format.ParseError) as exc:
+    except AttributeError as exc:  # a list or a string where OTLP JSON has an object
+        raise MalformedPayload("body is not a valid OTLP JSON ExportTraceServiceRequest: resourceSpans, "
+                               "scopeSpans and spans must be lists of objects") from exc
+    except (TypeError, ValueError, RecursionError, json_format.ParseError) as exc:
         raise MalformedPayload(f"body is not a valid OTLP JSON ExportTraceServiceRequest: {exc}") from exc
 
 

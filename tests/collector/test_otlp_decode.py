@@ -24,6 +24,7 @@ from spanwarden.collector.otlp_decode import (
     (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]}', JSON,
      "not a valid OTLP JSON"),
     (b'{"resourceSpans": 5}', JSON, "not a valid OTLP JSON"),
+    (b'{"resourceSpans": ["a"]}', JSON, "must be lists of objects"),
 ])
 def test_malformed_bodies(body, content_type, message):
     with pytest.raises(MalformedPayload, match=message) as info:
