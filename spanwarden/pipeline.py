@@ -20,6 +20,7 @@ from spanwarden.detectors.isolation_model import IsolationModel
 from spanwarden.detectors.peer_prior import PeerPriors
 from spanwarden.detectors.pinned_profile import PinnedProfile
 from spanwarden.detectors.team_budget import TeamBudgets
+from spanwarden.detectors.window_totals import WindowTotals
 from spanwarden.enforcers.access_requests import AccessBook, AccessRequest
 from spanwarden.enforcers.audit_log import AgentRef
 from spanwarden.enforcers.decision import Action, Decision
@@ -147,7 +148,10 @@ class Pipeline:
         return decisions
 
     def _bank(self, record: SpanRecord) -> AgentDetectors:
-        return self.detect.bank_for(record, lambda r: self.fleet.prior(r, self.detect.banks))
+        return self.detect.banks.get(record.agent_id) or self.detect.bank_for(record, self._prior)
+
+    def _prior(self, record: SpanRecord) -> WindowTotals | None:
+        return self.fleet.prior(record, self.detect.banks)
 
     def _agent_ref(self, record: SpanRecord) -> AgentRef:
         agents = self.shared.agents
