@@ -1,5 +1,5 @@
-"""`spanwarden audit explain` of an agent the audit log never names: exit 3 (unknown agent) with one line,
-not an epoch-dated "allowed by default"; an agent it names is still explained (exit 0)."""
+"""`spanwarden audit explain` and `spanwarden incident` of an agent the audit log never names: exit 3 (unknown
+agent) with one line, not an epoch-dated "allowed by default"; an agent it names is still explained (exit 0)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,17 @@ from spanwarden.cli.errors import UNKNOWN_AGENT, run
 from spanwarden.enforcers.audit_log import AgentRef, AuditLog
 
 
-def test_explain_of_an_agent_without_audit_entries_is_unknown(tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    log = AuditLog(tmp_path / "audit.jsonl", fsync="never")
+def one_kill(state_dir: Path) -> None:
+    """An audit log that names one agent: billing-bot, killed by a human."""
+    log = AuditLog(state_dir / "audit.jsonl", fsync="never")
     log.append("command", AgentRef(id="billing-bot"), "human:omar", "kill: looping", 1_800_000_000.0, (), "v1",
                {"command": "kill", "outcome": "done"})
     log.close()
+
+
+def test_explain_of_an_agent_without_audit_entries_is_unknown(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    one_kill(tmp_path)
     assert run(app, ["audit", "explain", "nobody", "--state-dir", str(tmp_path)]) == UNKNOWN_AGENT
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.strip().splitlines() == [
@@ -31,10 +36,7 @@ def test_explain_of_an_agent_without_audit_entries_is_unknown(tmp_path: Path,
 
 def test_an_incident_report_of_an_agent_the_log_never_names_is_unknown(tmp_path: Path,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    log = AuditLog(tmp_path / "audit.jsonl", fsync="never")
-    log.append("command", AgentRef(id="billing-bot"), "human:omar", "kill: looping", 1_800_000_000.0, (), "v1",
-               {"command": "kill", "outcome": "done"})
-    log.close()
+    one_kill(tmp_path)
     assert run(app, ["incident", "nobody", "--state-dir", str(tmp_path)]) == UNKNOWN_AGENT
     assert "anything about 'nobody'" in capsys.readouterr().err
     # Named, but no anomaly to start from: a usage problem (give --since), not an unknown agent.

@@ -100,7 +100,8 @@ class Access:
         resource = model_gate.resource(model)
         if self._granted(agent_id, resource, now_s):
             return None
-        if scope_of(resource) not in self.decide.ladder(agent_id).scoped:
+        ladder = self.decide.ladders.get(agent_id)  # looked at, not made: most questions change nothing
+        if ladder is None or scope_of(resource) not in ladder.scoped:
             bank = self.detect.bank(agent_id)
             finding = model_gate.judge(bank, model, self.prices, now_s) if bank is not None else None
             if finding is None:
