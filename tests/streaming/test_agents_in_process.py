@@ -90,11 +90,12 @@ def test_a_batch_that_breaks_the_pipeline_is_passed_over_and_the_rest_of_its_rou
         app, _, states = _wired()
         good = SpanSplitter(Normalizer(PriceTable.load())).split(
             [SpansMessage(0, 5, to_request(normal(1, 0.2, agent="agent-a")).SerializeToString())])["agent-a"]
-        poisoned = orjson.loads(encode(good))
-        poisoned["sources"][0][1] = 4  # an earlier offset, so the good batch after it is not skipped
-        poisoned["sources"][0][3][0][19] = "a lot"  # cost_usd as text: the detectors cannot add it up
+        # an earlier offset, so the good batch after it is not skipped; cost_usd as text: the detectors
+        # cannot add it up
+        first, *rest = good[0].records
+        poisoned = encode([good[0]._replace(offset=4, records=[first._replace(cost_usd="a lot"), *rest])])
         async with app.agents["detect"].test_context() as detect:
-            await detect.put(orjson.dumps(poisoned), key=b"agent-a")
+            await detect.put(poisoned, key=b"agent-a")
             await detect.put(encode(good), key=b"agent-a")
             await asyncio.sleep(0.3)
         return states
