@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from spanwarden.collector.span_record import LLM_OPERATIONS, SpanRecord
@@ -29,6 +30,7 @@ MAX_LINES = 2000  # per message (~400 KB)
 MAX_WRITES = 50  # per agent and flush
 FORMAT = 1
 
+_by_time = itemgetter("t")
 GroupKey = tuple[float, str, str, str, str, str]  # bucket, call, model, tool, resource, error
 
 
@@ -114,11 +116,13 @@ class ActivityRollup:
         "environment", "lines"})`, lines oldest first, at most `max_lines` a message."""
         out = []
         for agent_id, agent in self._agents.items():
+            # a sum is rounded (float noise); one record's cost is sent as it is (round(x, 9) costs ~1 us)
             lines = [{"t": t, "n": n, "call": call, "model": model, "tool": tool, "resource": resource,
-                      "error": error, "usd": round(usd, 9), "rows": rows, "trace": trace, "span": ""}
+                      "error": error, "usd": usd if n == 1 else round(usd, 9), "rows": rows, "trace": trace,
+                      "span": ""}
                      for (_, call, model, tool, resource, error), (t, n, usd, rows, trace) in agent.groups.items()]
             lines.extend(agent.writes)
-            lines.sort(key=lambda line: line["t"])
+            lines.sort(key=_by_time)
             for start in range(0, len(lines), self.max_lines):
                 out.append((agent_id, {"format": FORMAT, "team": agent.team, "environment": agent.environment,
                                        "lines": lines[start:start + self.max_lines],
