@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 
+from spanwarden.enforcers.actors import readable
+
 app = typer.Typer(help="Audit log tools.", no_args_is_help=True)
 STATE = typer.Option(Path(".spanwarden"), envvar="SPANWARDEN_STATE_DIR", help="state directory")
 
@@ -88,27 +90,40 @@ def explain_cmd(
     else:
         typer.echo(f"{agent} at {when}: {decision['action']} (audit entry {decision['seq']})")
     if who is not None:
-        typer.echo(f"  agent:       owner {who['owner'] or '?'}, team {who['team'] or '?'}, environment "
-                   f"{who['environment'] or '?'}, version {who['version'] or '?'}")
+        typer.echo(f"  agent:       {_who_line(who)}")
     if decision is None:
         _scoped_lines(result["scoped_in_force"])
         return
     if result["identity"]:
         typer.echo(f"  identity:    from {result['identity']['from']} ({result['identity']['source']})")
-    typer.echo(f"  decided by:  {decision['decided_by']} (policy {decision['policy_version']})")
+    typer.echo(f"  decided by:  {readable(decision['decided_by'])}; {_policy(decision['policy_version'])}")
     typer.echo(f"  reason:      {decision['reason']}")
     for f in result["because_of"]:
         typer.echo(f"  because:     [{f['seq']}] {f['actor']}: {f['reason']}")
         typer.echo(f"               evidence {', '.join(f['evidence']) or '-'}")
     for c in result["human_commands"]:
-        typer.echo(f"  human:       [{c['seq']}] {c['actor']}: {c['reason']}")
+        typer.echo(f"  human:       [{c['seq']}] {readable(c['actor'])}: {c['reason']}")
     typer.echo("  history:     " + " -> ".join(f"{h['action']}@{h['seq']}" for h in result["decisions_so_far"]))
     _scoped_lines(result["scoped_in_force"])
 
 
+def _who_line(who: dict[str, str]) -> str:
+    """Owner, team, environment and the agent's own version (its spans' service.version), saying plainly
+    which of them its spans never reported."""
+    fields = (("owner", who["owner"]), ("team", who["team"]), ("environment", who["environment"]),
+              ("agent version" if who["version"] else "agent version (service.version)", who["version"]))
+    said = ", ".join(f"{name} {value}" for name, value in fields if value)
+    unsaid = ", ".join(name for name, value in fields if not value)
+    return f"{said}{'; ' if said and unsaid else ''}{f'not reported: {unsaid}' if unsaid else ''}"
+
+
+def _policy(version: str) -> str:
+    return f"policy {version} in force" if version else "the entry records no policy version"
+
+
 def _scoped_lines(scoped: list[dict[str, Any]]) -> None:
     for d in scoped:
-        typer.echo(f"  scoped:      {d['action']} [{d['scope']}] by {d['decided_by'] or d['actor']} "
+        typer.echo(f"  scoped:      {d['action']} [{d['scope']}] by {readable(d['decided_by'] or d['actor'])} "
                    f"(audit entry {d['seq']}): {d['reason']}")
         for f in d["because_of"]:
             typer.echo(f"    because:   [{f['seq']}] {f['actor']}: {f['reason']}")

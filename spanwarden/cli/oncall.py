@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from spanwarden.cli.client import STATE, URL, get, post
+from spanwarden.cli.tables import Column, fitted
+from spanwarden.enforcers.actors import readable
 
 
 def _send(url: str, state_dir: Path, body: dict[str, Any]) -> dict[str, Any]:
@@ -36,7 +38,7 @@ def _answer(url: str, state_dir: Path, request_id: str, approve: bool, reason: s
         return
     r = post(url, f"/v1/approvals/{request_id}/answer", state_dir, {"approve": approve, "reason": reason})
     may = "may" if approve else "may not"
-    typer.echo(f"{r['id']}: {r['status']} ({r['agent_id']} {may} call {r['tool']}) by {r['decided_by']}")
+    typer.echo(f"{r['id']}: {r['status']} ({r['agent_id']} {may} call {r['tool']}) by {readable(r['decided_by'])}")
 
 
 def _pending(url: str, path: str, state_dir: Path, as_json: bool, columns: tuple[str, ...],
@@ -83,7 +85,8 @@ MODEL = typer.Option(None, help="only calls to models matching this pattern (e.g
 def _report(answer: dict[str, Any]) -> None:
     for d in answer.get("decisions", [answer]):
         calls = f" [{d['scope']}]" if d.get("scope") else ""
-        typer.echo(f"{d['agent_id']}{calls}: {d['action']} (decision v{d['version']}) by {d['decided_by']}")
+        by = readable(d["decided_by"])
+        typer.echo(f"{d['agent_id']}{calls}: {d['action']} (decision v{d['version']}) by {by}")
 
 
 def register(app: typer.Typer) -> None:
@@ -184,14 +187,25 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(agents))
             return
-        table = Table("agent", "owner", "env", "decision", "by", "for some calls", "$ last hour",
-                      "latest finding", "LLM spans without usage")
-        for a in agents:
-            d, f = a["decision"], a["last_finding"]
-            scoped = "; ".join(f"{s['action']} {s['scope']} ({s['decided_by']})" for s in a.get("scoped", []))
-            spend = a.get("spend_usd_last_hour")
-            table.add_row(a["agent"], a["owner"], a["environment"], d["action"], d["decided_by"], scoped,
-                          "" if spend is None else f"{spend:,.4f}" if spend < 1 else f"{spend:,.2f}",
-                          f"{f['detector']}/{f['kind']} {f['severity']}" if f else "",
-                          str(a.get("llm_spans_without_usage") or ""))
-        Console().print(table)
+        console = Console()
+        console.print(status_table(agents, console.width))
+
+
+STATUS_COLUMNS = (Column("agent", name=True), Column("owner", drop=5), Column("env", drop=3), Column("decision"),
+                  Column("by", drop=2), Column("for some calls"), Column("$ last hour", drop=6, right=True),
+                  Column("latest finding", drop=4), Column("LLM spans without usage", drop=7, right=True))
+
+
+def status_table(agents: list[dict[str, Any]], width: int) -> Table:
+    """`spanwarden status`: one row per agent; at `width` columns, what does not fit is left out (named)."""
+    rows = []
+    for a in agents:
+        d, f = a["decision"], a["last_finding"]
+        scoped = "\n".join(f"{s['action']} {s['scope']} (by {readable(s['decided_by'])})"
+                            for s in a.get("scoped", []))
+        spend = a.get("spend_usd_last_hour")
+        rows.append((a["agent"], a["owner"], a["environment"], d["action"], readable(d["decided_by"]), scoped,
+                     "" if spend is None else f"{spend:,.4f}" if spend < 1 else f"{spend:,.2f}",
+                     f"{f['detector']}/{f['kind']} {f['severity']}" if f else "",
+                     str(a.get("llm_spans_without_usage") or "")))
+    return fitted(STATUS_COLUMNS, rows, width, more=" (--json has them)")

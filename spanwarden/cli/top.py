@@ -13,8 +13,14 @@ from rich.live import Live
 from rich.table import Table
 
 from spanwarden.cli.client import STATE, URL, get
+from spanwarden.cli.tables import Column, fitted
+from spanwarden.enforcers.actors import readable
 
 STYLE = {"halt": "bold red", "require_approval": "magenta", "throttle": "yellow", "warn": "cyan", "allow": ""}
+COLUMNS = (Column("agent", name=True), Column("team", drop=7), Column("env", drop=5),
+           Column("$/min", drop=1, right=True), Column("$ last hour", drop=6, right=True),
+           Column("latest finding", drop=4), Column("score", drop=2, right=True), Column("decision"),
+           Column("by", drop=3))
 RANK = {"halt": 0, "require_approval": 1, "throttle": 2, "warn": 3, "allow": 4}
 
 
@@ -23,10 +29,10 @@ def _decisions(agent: dict[str, Any]) -> str:
     d = agent["decision"]
     parts = [d["action"] + (f" {d['scope']}" if d.get("scope") else "")]
     parts += [f"{s['action']} {s['scope']}" for s in agent.get("scoped", [])]
-    return "; ".join(parts)
+    return "\n".join(parts)
 
 
-def fleet_table(agents: list[dict[str, Any]], limit: int) -> Table:
+def fleet_table(agents: list[dict[str, Any]], limit: int, width: int = 200) -> Table:
     """Agents under a decision first, then by anomaly score and spend rate."""
     def order(a: dict[str, Any]) -> tuple[int, float, float]:
         finding = a.get("last_finding") or {}
@@ -35,17 +41,16 @@ def fleet_table(agents: list[dict[str, Any]], limit: int) -> Table:
                 -float(a.get("spend_usd_per_min", 0.0)))
 
     spend = sum(float(a.get("spend_usd_per_min", 0.0)) for a in agents)
-    table = Table(title=f"spanwarden — {len(agents)} agents, ${spend:,.2f}/min", title_justify="left")
-    for column in ("agent", "team", "env", "$/min", "$ last hour", "latest finding", "score", "decision", "by"):
-        table.add_column(column, justify="right" if column in ("$/min", "$ last hour", "score") else "left")
-    for a in sorted(agents, key=order)[:limit]:
+    shown = sorted(agents, key=order)[:limit]
+    rows = []
+    for a in shown:
         d, f = a["decision"], a.get("last_finding")
-        table.add_row(a["agent"], a.get("team", ""), a.get("environment", ""),
-                      f"{a.get('spend_usd_per_min', 0.0):,.3f}", f"{a.get('spend_usd_last_hour', 0.0):,.2f}",
-                      f"{f['detector']}/{f['kind']} ({f['severity']})" if f else "",
-                      f"{f['score']:.1f}" if f else "", _decisions(a), d["decided_by"],
-                      style=STYLE.get(d["action"], ""))
-    return table
+        rows.append((a["agent"], a.get("team", ""), a.get("environment", ""),
+                     f"{a.get('spend_usd_per_min', 0.0):,.3f}", f"{a.get('spend_usd_last_hour', 0.0):,.2f}",
+                     f"{f['detector']}/{f['kind']} ({f['severity']})" if f else "",
+                     f"{f['score']:.1f}" if f else "", _decisions(a), readable(d["decided_by"])))
+    return fitted(COLUMNS, rows, width, title=f"spanwarden — {len(agents)} agents, ${spend:,.2f}/min",
+                  styles=[STYLE.get(a["decision"]["action"], "") for a in shown], more=" (widen the terminal)")
 
 
 def top(url: str = URL, state_dir: Path = STATE,
@@ -56,12 +61,13 @@ def top(url: str = URL, state_dir: Path = STATE,
     (viewer role or above). Ctrl-C quits."""
     console = Console()
     if once:
-        console.print(fleet_table(get(url, "/v1/status", state_dir)["agents"], limit))
+        console.print(fleet_table(get(url, "/v1/status", state_dir)["agents"], limit, console.width))
         return
     with Live(console=console, auto_refresh=False) as live:
         try:
             while True:
-                live.update(fleet_table(get(url, "/v1/status", state_dir)["agents"], limit), refresh=True)
+                live.update(fleet_table(get(url, "/v1/status", state_dir)["agents"], limit, console.width),
+                            refresh=True)
                 time.sleep(interval)
         except KeyboardInterrupt:
             pass

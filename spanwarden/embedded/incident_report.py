@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from spanwarden.activity_journal import read_activity, read_who
+from spanwarden.enforcers.actors import readable
 from spanwarden.enforcers.audit_log import AgentRef, AuditEntry
 from spanwarden.enforcers.audit_query import entries
 
@@ -149,13 +150,23 @@ def writes_markdown(writes: list[dict[str, Any]]) -> list[str]:
               "|---|---|---|---|---|---|---|"]
     for w in writes:
         failed = f" (failed: {w['error']})" if w["error"] else ""
+        approved = readable(w["approved_by"] or "") or (f"request {w['approval']}" if w["approval"] else "—")
         lines.append(f"| {_when(w['time_s'])} | {w['operation']}{failed} | `{w['resource'] or '—'}` | "
                      f"{w['summary'] or '—'} | {w['rows']} | {w['trace_id']} / {w['span_id']} | "
-                     f"{w['approved_by'] or ('request ' + w['approval'] if w['approval'] else '—')} |")
+                     f"{approved} |")
     return lines
 
 
+def _resources_markdown(resources: dict[str, dict[str, Any]]) -> list[str]:
+    if not resources:
+        return ["- none"]
+    return ["| resource | new | calls | rows | first | traces |", "|---|---|---|---|---|---|",
+            *(f"| `{name}` | {'**new**' if seen['new'] else ''} | {seen['calls']} | {seen['rows']} | "
+              f"{_when(seen['first_s'])} | {', '.join(seen['traces'])} |" for name, seen in resources.items())]
+
+
 def markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown; a section with nothing in it says "- none" (so does every other)."""
     when = _when
 
     lines = [f"# Incident report: {report['agent']}", "",
@@ -165,18 +176,14 @@ def markdown(report: dict[str, Any]) -> str:
              f"- Since then: {report['spans']} spans, ${report['spend_usd']:.2f} spent, "
              f"{sum(report['errors'].values())} errors",
              f"- Activity history kept from {when(report['history_from_s'])} (\"new\" means not touched in it "
-             "before the onset)", "", "## Resources touched", "",
-             "| resource | new | calls | rows | first | traces |", "|---|---|---|---|---|---|"]
-    for name, seen in report["resources"].items():
-        lines.append(f"| `{name}` | {'**new**' if seen['new'] else ''} | {seen['calls']} | {seen['rows']} | "
-                     f"{when(seen['first_s'])} | {', '.join(seen['traces'])} |")
-    lines += ["", *writes_markdown(report["writes"])]
-    lines += ["", "## Tool calls", ""] + [f"- `{t}`: {n}" for t, n in report["tools"].items()]
-    lines += ["", "## Models", ""] + [f"- `{m}`: {v['calls']} calls, ${v['usd']:.2f}"
-                                      for m, v in report["models"].items()]
+             "before the onset)", "", "## Resources touched", ""]
+    lines += [*_resources_markdown(report["resources"]), "", *writes_markdown(report["writes"])]
+    lines += ["", "## Tool calls", ""] + ([f"- `{t}`: {n}" for t, n in report["tools"].items()] or ["- none"])
+    lines += ["", "## Models", ""] + ([f"- `{m}`: {v['calls']} calls, ${v['usd']:.2f}"
+                                       for m, v in report["models"].items()] or ["- none"])
     lines += ["", "## Errors", ""] + ([f"- `{t}`: {n}" for t, n in report["errors"].items()] or ["- none"])
     lines += ["", "## Decisions and who acted", ""]
-    lines += [f"- {when(a['time_s'])} — {a['kind']} `{a['action']}` by {a['actor']}: {a['reason']}"
+    lines += [f"- {when(a['time_s'])} — {a['kind']} `{a['action']}` by {readable(a['actor'])}: {a['reason']}"
               for a in report["actions"]] or ["- none"]
-    lines += ["", f"Humans who acted: {', '.join(report['humans']) or 'none'}", ""]
+    lines += ["", f"Humans who acted: {', '.join(map(readable, report['humans'])) or 'none'}", ""]
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from spanwarden.enforcers.actors import recorded
 from spanwarden.enforcers.decision import Action, parse_scope
 from spanwarden.server import auth
 from spanwarden.server.routes import Handler
@@ -67,7 +68,7 @@ def handler(runtime: Runtime) -> Handler:
         if action is Action.THROTTLE and rate is None:
             rate = runtime.policy.throttle_per_s
         stated = str(body.get("actor", "")).strip()
-        actor = principal.name if not stated or stated == principal.name else f"{principal.name} for {stated}"
+        actor = recorded(principal.name, stated)  # "admin for root": root, with the admin token
         targets = [agent] if agent else sorted(
             a for a, ref in runtime.agents.items()
             if all(getattr(ref, k) == v for k, v in scope.items() if k != "agent"))
