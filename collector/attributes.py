@@ -22,6 +22,7 @@ TEAM = "spanwarden.team"
 EXPLICIT_AGENT = "spanwarden.agent"  # on the resource or a span: the agent, whatever else the span says
 MULTI_AGENT = "spanwarden.multi_agent"  # resource: "true" when one service hosts several agents
 INHERITED_AGENT = "spanwarden.agent_name"  # stamped in-process: the nearest agent ancestor's stable name
+AGENT_ID_FROM = "spanwarden.agent_id_from"  # resource: "instrument" when instrument(agent_id=) set service.name
 
 # GenAI spans (all still "Development" status: accept the older names too).
 OPERATION = ("gen_ai.operation.name", "llm.request.type")
@@ -102,7 +103,7 @@ def aliases(*groups: str | tuple[str, ...]) -> dict[str, tuple[str, int, str]]:
 
 
 RESOURCE_KEYS = aliases(SERVICE_NAME, SERVICE_VERSION, ENVIRONMENT, AGENT_ID, AGENT_NAME, AGENT_VERSION, OWNER,
-                        TEAM, EXPLICIT_AGENT, MULTI_AGENT)
+                        TEAM, EXPLICIT_AGENT, MULTI_AGENT, AGENT_ID_FROM)
 SPAN_KEYS = aliases(
     EXPLICIT_AGENT, INHERITED_AGENT, AGENT_ID, SPAN_AGENT_NAME, OWNER, TEAM, OPERATION, SPAN_KIND, PROVIDER,
     MODEL, RESPONSE_ID, INPUT_TOKENS, OUTPUT_TOKENS, TOTAL_TOKENS, CACHED_TOKENS, CACHE_WRITE_TOKENS,

@@ -108,6 +108,7 @@ def instrument(agent_id: str | None = None, owner: str | None = None, team: str 
         "spanwarden.owner": owner or os.environ.get(ENV_OWNER),
         "spanwarden.team": team or os.environ.get(ENV_TEAM),
         "deployment.environment.name": environment,
+        "spanwarden.agent_id_from": "instrument" if agent_id else None,  # what `audit explain` says
     }
     resource = Resource.create({k: v for k, v in attributes.items() if v})  # OTEL_RESOURCE_ATTRIBUTES merge in
     agent = str(resource.attributes.get("service.name") or "unknown")

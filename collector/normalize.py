@@ -32,6 +32,7 @@ def _key(names: str | tuple[str, ...]) -> str:
 # Canonical attribute names: `_pick` files every alias under these.
 K_AGENT_ID, K_AGENT_NAME, K_OWNER, K_TEAM = _key(A.AGENT_ID), _key(A.AGENT_NAME), _key(A.OWNER), _key(A.TEAM)
 K_EXPLICIT, K_INHERITED, K_MULTI = A.EXPLICIT_AGENT, A.INHERITED_AGENT, A.MULTI_AGENT
+SERVICE = ("service", "instrument")  # sources naming the agent by its service.name
 K_SPAN_AGENT_NAME = _key(A.SPAN_AGENT_NAME)
 K_OPERATION, K_KIND, K_PROVIDER, K_ERROR = _key(A.OPERATION), _key(A.SPAN_KIND), _key(A.PROVIDER), _key(
     A.ERROR_TYPE)
@@ -241,8 +242,9 @@ def _resource_identity(kvs: Any) -> dict[str, str]:
     explicit = agent_identity.stable(_text(attrs.get(K_EXPLICIT)))
     declared = agent_identity.stable(_text(attrs.get(K_AGENT_ID))) or agent_identity.stable(
         _text(attrs.get(K_AGENT_NAME)))
+    by_service = "instrument" if _text(attrs.get(A.AGENT_ID_FROM)) == "instrument" else "service"
     agent, source = ((explicit, "explicit") if explicit else (declared, "resource") if declared
-                     else (service, "service") if service else (UNKNOWN_AGENT, "unknown"))
+                     else (service, by_service) if service else (UNKNOWN_AGENT, "unknown"))
     return {
         "agent": agent,
         "source": source,
@@ -261,7 +263,7 @@ def _agent(a: dict[str, Any], identity: dict[str, str], kind: str, operation: st
     (takes an agent span's name only if already seen) asks the trace stage to finish it."""
     own_id, own_name, explicit = a.get(K_AGENT_ID), a.get(K_SPAN_AGENT_NAME), a.get(K_EXPLICIT)
     base, source = identity["agent"], identity["source"]
-    final = source in ("explicit", "resource") or (source == "service" and not identity["multi_agent"])
+    final = source in ("explicit", "resource") or (source in SERVICE and not identity["multi_agent"])
     if not (own_id or own_name or explicit or K_INHERITED in a) and kind != span_kind.AGENT:
         if final:
             return base, source, "", ""  # the common case

@@ -35,6 +35,7 @@ from spanwarden.embedded.agent_pager import AgentPager
 from spanwarden.embedded.ingest_worker import IngestWorker
 from spanwarden.embedded.loop_probe import LoopProbe
 from spanwarden.embedded.profile_api import ProfileApi, load_pinned
+from spanwarden.embedded.untracked import untrack
 from spanwarden.enforcers.access_requests import AccessRequest
 from spanwarden.enforcers.audit_log import AgentRef, AuditChainBroken, AuditLog, AuditUnwritable
 from spanwarden.enforcers.decision import Action, Decision
@@ -63,6 +64,9 @@ from spanwarden.tls import server_context
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
 _RECEIVED = SpanRecord._fields.index("received_s")
+# A new agent's detectors are ~150 objects that the young GC passes walk until frozen: 200 agents' worth made
+# each generation-1 pass 25-65 ms during a soak's warm-up (every request a new agent); 20 keep a pass short.
+NEW_AGENTS_PER_FREEZE = 20
 
 
 def _stamped(records: list[SpanRecord], received: float) -> list[SpanRecord]:
@@ -336,13 +340,14 @@ class EmbeddedService:
             self.journal.append(records)  # first: a refused request leaves the pipeline untouched
         except OSError as exc:
             raise AuditUnwritable(f"cannot write the activity journal: {exc}") from exc
+        untrack(records)  # they live a second or more: out of every young GC pass's walk (untracked.py)
         if self.reporting is not None:
             self.reporting.records(records)
         self.agent_metrics.records(records)
         self.pipeline.process(records)
         while judge_all and self.pipeline.backlog():
             self.pipeline.judge_due()
-        if len(self.pipeline.detectors) - self._frozen_agents >= 200:  # new agents' state: frozen right away
+        if len(self.pipeline.detectors) - self._frozen_agents >= NEW_AGENTS_PER_FREEZE:  # frozen right away
             self._collect_garbage()
         self.leases.observe(records)  # each agent's call sizes, for its guard's estimates
         agents, seen = self.pipeline.agents, self.announcer.seen
@@ -527,7 +532,10 @@ class EmbeddedService:
     def _collect_garbage(self) -> None:
         """What lives on (baselines, decisions) is frozen out of the collector's full passes, which at
         thousands of agents would each hold the loop for hundreds of ms; objects are still freed as they go
-        (a freeze keeps only cyclic garbage, and a test finds none: tests/embedded/test_loop_stall.py)."""
+        (a freeze keeps only cyclic garbage, and a test finds none: tests/embedded/test_loop_stall.py).
+        The young generations are collected first, so what is frozen is what lives: a small pass, since
+        it comes every NEW_AGENTS_PER_FREEZE new agents."""
+        gc.collect(1)
         gc.freeze()
         self._frozen_agents = len(self.pipeline.detectors)
 
