@@ -24,8 +24,8 @@ over (`spanwarden.bench.kills`), each kill timed from the command to its guard r
 
 from __future__ import annotations
 
+import http.client
 import os
-import random
 import re
 import subprocess
 import sys
@@ -40,49 +40,12 @@ import psutil
 import requests
 
 from spanwarden.bench.kills import KillsInOwnProcess
-from spanwarden.collector.otlp_encode import to_request
-from spanwarden.collector.span_record import SpanRecord, make_record
+from spanwarden.bench.soak_traffic import BURST_S, START_S, AgentTraffic
 from spanwarden.streaming.local_stack import _wait_for_port, free_port
 
-START_S = 1_800_000_000.0
-BURST_S = 0.5  # an agent's batch of spans covers its last half second (under the lateness bound, 1 s in tests)
+__all__ = ["ADMIN", "BURST_S", "START_S", "AgentTraffic", "run"]
 ADMIN = "soak-admin"
-
-
-class AgentTraffic:
-    """One agent's spans, a batch at a time, with time moving on."""
-
-    def __init__(self, name: str, seed: int) -> None:
-        self.agent = name
-        self.rng = random.Random(f"{seed}:{name}")
-        self.t = START_S + self.rng.uniform(0, 60)
-        self.tables = [f"db:pg:app.t{k}" for k in range(self.rng.randint(2, 8))]
-        self.team = f"team-{self.rng.randrange(7)}"
-        self.n = 0
-
-    def batch(self, size: int, now: float | None = None) -> list[SpanRecord]:
-        """`size` spans, 5 s apart on average from the last; or, given `now` (the wall clock), a burst ending
-        now, within the last BURST_S (the soak: span times are then the service's own time, within its
-        lateness bound, not held to its bounds as times far from now would be)."""
-        out = []
-        gaps = [self.rng.expovariate(1 / 5.0) for _ in range(size)]
-        if now is not None:
-            scale = BURST_S / sum(gaps)
-            self.t = now - BURST_S
-            gaps = [g * scale for g in gaps]
-        for gap in gaps:
-            self.t += gap
-            self.n += 1
-            tool = self.rng.random() < 0.5
-            out.append(make_record(
-                agent_id=self.agent, team=self.team, environment="prod",
-                span_id=f"{self.n:016x}", trace_id=f"{self.n:032x}", start_ns=int((self.t - 1) * 1e9),
-                end_ns=int(self.t * 1e9), model="gpt-4o-mini", cost_usd=0.0 if tool else
-                self.rng.lognormvariate(-6, 0.7), tool_name="sql_query" if tool else "",
-                resource=self.rng.choice(self.tables) if tool else "", rows=self.rng.randrange(200) if tool else 0,
-                fingerprint=f"tool:sql_query:{self.rng.randrange(10**6)}" if tool else "",
-                is_error=self.rng.random() < 0.01))
-        return out
+HEADERS = {"Content-Type": "application/x-protobuf"}
 
 
 def _rss_mb(pid: int) -> float:
@@ -132,7 +95,9 @@ class _Load:
         self.deadline = self.started + seconds
         self.warm_at = self.started + seconds / 2
 
-    def take(self) -> list[SpanRecord] | None:
+    def take(self) -> tuple[bytes, int] | None:
+        """The next request's body and its span count (written from the traffic's own bytes:
+        soak_traffic.py, the same spans `to_request(agent.batch(...))` would give)."""
         with self.lock:  # one agent's batches stay in order
             if self.requests >= self.max_requests or time.monotonic() >= self.deadline:
                 return None
@@ -140,10 +105,11 @@ class _Load:
             due = int((time.monotonic() - self.started) * self.churn)
             if self.churned < due:
                 self.churned += 1
-                return AgentTraffic(f"churn-{self.churned:07d}", self.seed).batch(self.batch, time.time())
+                newcomer = AgentTraffic(f"churn-{self.churned:07d}", self.seed)
+                return newcomer.body(self.batch, time.time()), self.batch
             agent = self.traffic[self.next % len(self.traffic)]
             self.next += 1
-            return agent.batch(self.batch, time.time())
+            return agent.body(self.batch, time.time()), self.batch
 
     def warmed(self) -> bool:
         return self.next >= len(self.traffic) and time.monotonic() >= self.warm_at
@@ -163,29 +129,38 @@ def _drive(url: str, pid: int, agents: int, seconds: float, batch: int, clients:
     rss: dict[str, float] = {}
 
     def client() -> None:
-        session = requests.Session()
-        while (records := load.take()) is not None:
-            body = to_request(records).SerializeToString()
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)  # kept alive, as an exporter's
+        while (taken := load.take()) is not None:
+            body, spans = taken
             started = time.perf_counter()
             try:
-                ok = session.post(f"{url}/v1/traces", data=body, timeout=30,
-                                  headers={"Content-Type": "application/x-protobuf"}).status_code == 200
-            except requests.RequestException:
+                connection.request("POST", "/v1/traces", body, HEADERS)
+                answer = connection.getresponse()
+                answer.read()
+                ok = answer.status == 200
+            except (OSError, http.client.HTTPException):
+                connection.close()  # reconnects on the next request
                 ok = False
-            load.done(time.perf_counter() - started, ok, len(records))
+            load.done(time.perf_counter() - started, ok, spans)
             if "warm" not in rss and load.warmed():
                 with load.lock:
                     if "warm" not in rss:
                         rss["warm"], rss["warm_at"] = _rss_mb(pid), time.monotonic() - load.started
+        connection.close()
 
     killer = KillsInOwnProcess(url, ADMIN, "soak-victim", load.deadline)  # the guarded agent's own process
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
+    service_cpu = psutil.Process(pid).cpu_times()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
+    client_cpu = time.process_time() - cpu  # this process: the clients (the guarded agent has its own)
+    served = psutil.Process(pid).cpu_times()
+    service_cpu_s = served.user + served.system - service_cpu.user - service_cpu.system
     kills = killer.join(60)
     rss_end = _rss_mb(pid)
     service = _service_figures(url)
@@ -202,4 +177,6 @@ def _drive(url: str, pid: int, agents: int, seconds: float, batch: int, clients:
             "warm_at_s": None if warm is None else round(rss["warm_at"], 1),
             "records_clamped": service.get("spanwarden_records_clamped_total"),
             "dropped": load.dropped, "agents": agents, "churned_agents": load.churned, "seconds": round(wall, 1),
-            "spans_per_request": batch, "requests": load.requests}
+            "spans_per_request": batch, "requests": load.requests,
+            "client_cpu_per_s": round(client_cpu / wall, 3), "service_cpu_per_s": round(service_cpu_s / wall, 3),
+            "service_cpu_us_per_span": round(service_cpu_s / load.spans * 1e6, 1) if load.spans else None}
