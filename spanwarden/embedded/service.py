@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from spanwarden.activity_journal import ActivityJournal
+from spanwarden.activity_journal import WHO, ActivityJournal, read_who
 from spanwarden.audit_sink import AuditSink, TeeAuditSink
 from spanwarden.collector import control_channel
 from spanwarden.collector.ingest_auth import IngestGate, is_untrusted
@@ -203,6 +203,10 @@ class EmbeddedService:
             self.pipeline.restore_decision(decision)
         for answer in recovered.answers:
             self.pipeline.access_stage.restore_answer(answer)
+        for agent_id in set(self.pipeline.ladders) - set(self.pipeline.agents):  # not in the snapshot (lost)
+            said = read_who(self.settings.state_dir / "activity", agent_id)
+            if said:  # who its spans last said it is (status, --team/--env), until they say it again
+                self.pipeline.agents[agent_id] = AgentRef(agent_id, *(said.get(k, "") for k in WHO[:4]))
         for agent_id in self.pipeline.ladders:
             for decision in sorted([self.pipeline.decision(agent_id), *self.pipeline.scoped(agent_id)],
                                    key=lambda d: d.version):
