@@ -32,5 +32,5 @@ def claim(state_dir: Path, host: str, port: int, what: str) -> Claim:
     try:
         return Claim(lock, bind(host, port))
     except BaseException:
-        lock.release()
+        lock.abandon()  # nothing was written: the state dir is left as it was found
         raise

@@ -31,8 +31,29 @@ class StateDirLock:
         self.state_dir = state_dir
         self.path = state_dir / LOCK_NAME
         self._file: IO[str] | None = None
+        self._made: list[Path] = []  # what acquire created (the lock file, the directory), newest first
 
     def acquire(self, what: str) -> StateDirLock:
+        for _ in range(5):  # again when the file was removed while we waited for it (`abandon`)
+            handle = self._lock(what)
+            try:
+                if os.fstat(handle.fileno()).st_ino == os.stat(self.path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            handle.close()
+        else:
+            raise StateDirError(f"cannot lock {self.path}: it keeps being removed")
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"spanwarden {what} (pid {os.getpid()})\n")
+        handle.flush()
+        self._file = handle
+        return self
+
+    def _lock(self, what: str) -> IO[str]:
+        self._made = [self.state_dir] if not self.state_dir.exists() else []
+        self._made[:0] = [self.path] if not self.path.exists() else []
         try:
             self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             private(self.state_dir)
@@ -50,18 +71,30 @@ class StateDirLock:
                 raise StateDirError(f"cannot lock {self.path}: {exc.strerror or exc}") from exc
             raise StateDirError(f"{self.state_dir} is in use by {holder}: stop it, or give this {what} its own "
                                 f"--state-dir / SPANWARDEN_STATE_DIR") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"spanwarden {what} (pid {os.getpid()})\n")
-        handle.flush()
-        self._file = handle
-        return self
+        return handle
 
     def release(self) -> None:
         """Let the directory go (again is a no-op)."""
         if self._file is not None:
             self._file.close()  # closing the descriptor drops the flock
             self._file = None
+
+    def abandon(self) -> None:
+        """Let the directory go as it was found, when nothing was written there (the port was busy): the lock
+        file and the directory removed if acquire made them, else the file names no holder."""
+        if self._file is None:
+            return
+        self._file.seek(0)
+        self._file.truncate()
+        try:  # still holding the flock: whoever opened the file meanwhile finds it gone and opens it afresh
+            for made in self._made:
+                if made == self.path:
+                    made.unlink()
+                else:
+                    made.rmdir()  # only when empty
+        except OSError:
+            pass  # something else is in the directory now: it stays
+        self.release()
 
 
 def private(state_dir: Path) -> None:
