@@ -2,7 +2,10 @@
 # Stage 1 builds the wheel from the source; stage 2 installs only that wheel (what users install), non-root.
 FROM python:3.11-slim AS build
 WORKDIR /src
-RUN pip install --no-cache-dir build
+# A C compiler for the wheel's compiled hot path (mypyc, setup.py); the runtime stage needs none.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
+    && pip install --no-cache-dir build
+ENV SPANWARDEN_COMPILE=1
 COPY pyproject.toml setup.py README.md LICENSE ./
 COPY spanwarden ./spanwarden
 COPY collector ./collector

@@ -40,7 +40,8 @@ class AgentLadder:
         while self.recent and (self.recent[0] < t - policy.escalation.within_s or len(self.recent) > 64):
             self.recent.popleft()
         current = self.current if self.current.in_force(t) else allow(self.agent_id, t)
-        action, escalated = rule.action, False
+        action: Action = rule.action
+        escalated = False
         if len(self.recent) >= policy.escalation.findings and current.action in LADDER:
             base = max(current.action.rank, action.rank)
             higher = [a for a in LADDER if base < a.rank <= rule.escalate_to.rank]

@@ -7,15 +7,18 @@ from typing import Any
 
 import typer
 
+from spanwarden.build_info import compiled
+
 app = typer.Typer(help="Benchmarks; each prints a JSON object as its last line with --json.",
                   no_args_is_help=True)
 
 
 def _emit(as_json: bool, human: str, figures: dict[str, Any]) -> None:
-    """The human line (unless --json), then the contract's JSON line, always last."""
+    """The human line (unless --json), then the contract's JSON line, always last; `compiled`: whether the
+    hot path ran compiled (a wheel's mypyc extensions) or as Python source (an editable install)."""
     if not as_json:
-        typer.echo(human)
-    typer.echo(json.dumps(figures))
+        typer.echo(human + ("" if compiled() else " [hot path not compiled: Python source]"))
+    typer.echo(json.dumps({**figures, "compiled": compiled()}))
 
 
 @app.command("ingest")

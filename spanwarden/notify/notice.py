@@ -49,7 +49,7 @@ def _approval(entry: AuditEntry) -> Notice | None:
         kind, path = APPROVAL, f"/approvals/{request_id}"
     if not request_id:
         return None
-    base = dict(kind=kind, key=f"{kind}:{request_id}", agent=agent, time_s=entry.time_s, path=path,
+    base: dict[str, Any] = dict(kind=kind, key=f"{kind}:{request_id}", agent=agent, time_s=entry.time_s, path=path,
                 details={"request_id": request_id, "status": status, "owner": agent.owner,
                          "environment": agent.environment, "team": agent.team})
     if status == "pending":
@@ -67,10 +67,10 @@ def _decision(entry: AuditEntry) -> Notice | None:
     if data.get("scope"):
         return None  # a scoped decision (one tool, model or resource) is not the agent halted
     action = str(data.get("action", ""))
-    base = dict(kind=HALT, key=f"{HALT}:{agent.id}", agent=agent, time_s=entry.time_s, path=agent_page(agent.id),
-                details={"decided_by": entry.actor, "version": data.get("version"), "owner": agent.owner,
-                         "environment": agent.environment, "team": agent.team,
-                         "findings": list(data.get("findings", []))})
+    base: dict[str, Any] = dict(
+        kind=HALT, key=f"{HALT}:{agent.id}", agent=agent, time_s=entry.time_s, path=agent_page(agent.id),
+        details={"decided_by": entry.actor, "version": data.get("version"), "owner": agent.owner,
+                 "environment": agent.environment, "team": agent.team, "findings": list(data.get("findings", []))})
     if action == "halt":
         return Notice(**base, title=f"{agent.id} halted by {entry.actor}",
                       text=f"{entry.reason}. Owner: {agent.owner or 'unknown'}. Its calls are refused until "
