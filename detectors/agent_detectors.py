@@ -52,24 +52,35 @@ class AgentDetectors:
         self.behaviour = Behaviour(agent_id, s.behaviour)
         self.data_access = DataAccess(agent_id, s.data_access)
         self.write_volume = WriteVolume(agent_id, s.write_volume)
+        self.error_burst = ErrorBurst(agent_id, s.error_burst)
+        self.runaway_loop = RunawayLoop(agent_id, s.runaway_loop)
+        self.call_volume = CallVolume(agent_id, s.call_volume)
+        # In the order they observe (and their findings are gated and reported).
         self.detectors: list[Detector] = [
             self.cost,
             self.data_access,
-            ErrorBurst(agent_id, s.error_burst),
-            RunawayLoop(agent_id, s.runaway_loop),
-            CallVolume(agent_id, s.call_volume),
+            self.error_burst,
+            self.runaway_loop,
+            self.call_volume,
             self.write_volume,
             self.behaviour,
         ]
         self.last_emitted: dict[str, tuple[float, int]] = {}  # gate key -> (time, severity)
 
     def observe(self, record: SpanRecord) -> list[Finding]:
-        findings = []
-        for detector in self.detectors:
-            finding = detector.observe(record)
-            if finding is not None and self._passes_gate(finding):
-                findings.append(finding)
-        return findings
+        # Each detector by name (the same order as `detectors`), the record's time read once for all of them;
+        # the gate only reads what it kept itself, so it may judge their findings after they all observed.
+        t = record.end_ns / 1e9  # `record.time_s`
+        a = self.cost.observe_at(record, t)
+        b = self.data_access.observe_at(record, t)
+        c = self.error_burst.observe_at(record, t)
+        d = self.runaway_loop.observe_at(record, t)
+        e = self.call_volume.observe_at(record, t)
+        f = self.write_volume.observe_at(record, t)
+        g = self.behaviour.observe_at(record, t)
+        if a is None and b is None and c is None and d is None and e is None and f is None and g is None:
+            return []  # the common case
+        return [x for x in (a, b, c, d, e, f, g) if x is not None and self._passes_gate(x)]
 
     def _passes_gate(self, finding: Finding) -> bool:
         key = f"{finding.detector}|{finding.kind}|{finding.subject}"

@@ -102,7 +102,11 @@ class DataAccess:
         return self._sensitive(resource)
 
     def observe(self, record: SpanRecord) -> Finding | None:
-        t, last = record.time_s, self.last_time
+        return self.observe_at(record, record.time_s)
+
+    def observe_at(self, record: SpanRecord, t: float) -> Finding | None:
+        """`observe`, with the record's `time_s` already read (`AgentDetectors` reads it once for all)."""
+        last = self.last_time
         if last is not None and not t >= last:  # `clean_time`, inline: it runs for every span
             t = last
         if self.first_time is None:

@@ -72,10 +72,14 @@ class ErrorBurst:
         self.chains: dict[str, tuple[float, int]] = {}  # call -> (latest error, errors in a row)
 
     def observe(self, record: SpanRecord) -> Finding | None:
+        return self.observe_at(record, record.time_s)
+
+    def observe_at(self, record: SpanRecord, t: float) -> Finding | None:
+        """`observe`, with the record's `time_s` already read (`AgentDetectors` reads it once for all)."""
         cfg = self.config
         if record.operation in WRAPPERS:
             return None
-        t, last = record.time_s, self.last_time
+        last = self.last_time
         if last is not None and not t >= last:  # `clean_time`, inline: it runs for every span
             t = last
         if self.first_time is None:

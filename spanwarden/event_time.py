@@ -23,6 +23,7 @@ from spanwarden.collector.span_record import SpanRecord
 CLAMPED = "clamped_time"
 _Entry = tuple[int, str, str, int, SpanRecord]  # event time (ns), trace, span, arrival number: a total order
 _FLAGS = SpanRecord._fields.index("flags")
+_NEVER = float("-inf")
 
 
 @dataclass(frozen=True)
@@ -61,19 +62,37 @@ class Arrivals:
         self.clamped = 0
 
     def admit(self, record: SpanRecord) -> None:
-        record = clamp(record, self.bounds)
-        if record.flags and record.flags[-1] == CLAMPED:
+        received = record.received_s
+        if received:
+            t = record.end_ns / 1e9  # `time_s`; `clamp` inline while the record is within the bounds
+            bounds = self.bounds
+            if not received - bounds.max_lateness_s <= t <= received + bounds.max_skew_s:
+                record = clamp(record, bounds)
+        else:
+            received = record.end_ns / 1e9  # no receive time: received at its own event time
+        flags = record.flags
+        if flags and flags[-1] == CLAMPED:
             self.clamped += 1
-        received = record.received_s or record.time_s
         agent = record.agent_id
-        self.agent_now[agent] = max(self.agent_now.get(agent, float("-inf")), received)
-        if self.shared:
-            self.service_now = max(self.service_now, received)
+        agent_now = self.agent_now
+        own = agent_now.get(agent)
+        if own is None:
+            agent_now[agent] = received if received > _NEVER else _NEVER  # max(-inf, received)
+        elif received > own:
+            agent_now[agent] = received
+        shared = self.shared
+        if shared and received > self.service_now:
+            self.service_now = received
         self.arrived += 1
-        heap = self.pending.setdefault(agent, [])
         entry = (record.end_ns, record.trace_id, record.span_id, self.arrived, record)
-        if self.shared and (not heap or entry < heap[0]):
-            heapq.heappush(self.due, (record.end_ns, agent))
+        heap = self.pending.get(agent)
+        if heap is None:  # the agent's first pending record: its heap is this one entry
+            self.pending[agent] = [entry]
+            if shared:
+                heapq.heappush(self.due, (entry[0], agent))
+            return
+        if shared and (not heap or entry < heap[0]):
+            heapq.heappush(self.due, (entry[0], agent))
         heapq.heappush(heap, entry)
 
     def advance(self, now_s: float) -> None:
@@ -91,9 +110,28 @@ class Arrivals:
         out: list[tuple[float, SpanRecord]] = []
         lateness_ns = int(self.bounds.max_lateness_s * 1e9)
         if agents is None:  # the whole fleet, merged in event-time order (fleet-wide learning sees it so)
-            while self.due and (limit is None or len(out) < limit) and self._head_due(lateness_ns):
-                _, agent = heapq.heappop(self.due)
-                out.extend(self._release_agent(agent, lateness_ns, 1))
+            # `_head_due` and `_release_agent(agent, lateness_ns, 1)` inline: one record per turn. The clocks
+            # do not move while records are released, so each agent's is read once per turn.
+            due, pending, shared = self.due, self.pending, self.shared
+            agent_now, service_now = self.agent_now, self.service_now
+            heappop, heappush = heapq.heappop, heapq.heappush
+            while due and (limit is None or len(out) < limit):
+                head_ns, agent = due[0]
+                own = agent_now.get(agent, _NEVER)
+                clock_ns = int((max(own, service_now) if shared else own) * 1e9)
+                if not head_ns + lateness_ns <= clock_ns:
+                    break
+                heappop(due)
+                heap = pending.get(agent)
+                if not heap:
+                    continue
+                if heap[0][0] + lateness_ns <= clock_ns:
+                    record = heappop(heap)[4]
+                    out.append(((record.end_ns + lateness_ns) / 1e9, record))
+                if not heap:
+                    del pending[agent]
+                elif shared:
+                    heappush(due, (heap[0][0], agent))
         else:
             for agent in sorted(agents):
                 out.extend(self._release_agent(agent, lateness_ns))
@@ -106,13 +144,13 @@ class Arrivals:
         """Records are due that a `release` with a limit left (a shared clock only)."""
         return bool(self.due) and self._head_due(int(self.bounds.max_lateness_s * 1e9))
 
-    def _release_agent(self, agent: str, lateness_ns: int, most: int = -1) -> list[tuple[float, SpanRecord]]:
+    def _release_agent(self, agent: str, lateness_ns: int) -> list[tuple[float, SpanRecord]]:
         heap = self.pending.get(agent)
         out: list[tuple[float, SpanRecord]] = []
         if not heap:
             return out
         limit = int(self.clock(agent) * 1e9)
-        while heap and heap[0][0] + lateness_ns <= limit and len(out) != most:
+        while heap and heap[0][0] + lateness_ns <= limit:
             record = heapq.heappop(heap)[4]
             out.append(((record.end_ns + lateness_ns) / 1e9, record))
         if not heap:

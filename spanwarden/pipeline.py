@@ -85,16 +85,23 @@ class Pipeline:
     def process(self, records: Iterable[SpanRecord]) -> list[Decision]:
         """Take records in as they arrive; judge those now due (see `spanwarden.event_time`)."""
         self.fleet.poll()
-        arrived: set[str] = set()
-        dirty = self.shared.dirty
+        shared, arrivals = self.shared, self.arrivals
+        arrived: set[str] | None = None if arrivals.shared else set()
+        dirty, agents, banks = shared.dirty, shared.agents, self.detect.banks
         for record in records:
             self.records_seen += 1
-            dirty.add(record.agent_id)
-            self._agent_ref(record)
-            self._bank(record)  # known from its first span on, though judged after the lateness bound
-            self.arrivals.admit(record)
-            arrived.add(record.agent_id)
-        return self._judge_due(None if self.arrivals.shared else arrived)
+            agent_id = record.agent_id
+            dirty.add(agent_id)
+            ref = agents.get(agent_id)  # `_agent_ref`, inline: it runs for every record
+            if (ref is None or ref.owner != record.owner or ref.team != record.team
+                    or ref.environment != record.environment or ref.version != record.agent_version):
+                self._agent_ref(record)
+            if agent_id not in banks:
+                self.detect.bank_for(record, self._prior)  # known from its first span on, though judged later
+            arrivals.admit(record)
+            if arrived is not None:
+                arrived.add(agent_id)
+        return self._judge_due(arrived)
 
     def advance(self, now_s: float) -> list[Decision]:
         """The service clock reached `now_s`: judge the records now due, and lapse decisions that expired, even
@@ -117,24 +124,28 @@ class Pipeline:
     def _judge_due(self, agents: set[str] | None) -> list[Decision]:
         decisions: list[Decision] = []
         for now_s, record in self.arrivals.release(agents, self.judge_limit):
-            decisions.extend(self._judge(record, now_s))
+            self._judge(record, now_s, decisions)
         return decisions
 
-    def _judge(self, record: SpanRecord, now_s: float) -> list[Decision]:
-        """Detect on one record in event-time order, decide at `now_s` (its decision time)."""
-        decisions: list[Decision] = []
+    def _judge(self, record: SpanRecord, now_s: float, decisions: list[Decision]) -> None:
+        """Detect on one record in event-time order, decide at `now_s` (its decision time); the decisions
+        made go to `decisions`."""
         agent_id = record.agent_id
         ref = self.shared.agents.get(agent_id) or self._agent_ref(record)
-        bank = self._bank(record)
+        bank = self.detect.banks.get(agent_id) or self.detect.bank_for(record, self._prior)
         lapsed = self.decide.lapse(agent_id, ref, now_s)
         if lapsed is not None:
             decisions.append(lapsed)
         found = self.detect.observe(bank, record)
-        team_finding = self.fleet.team_finding(record)
-        if team_finding is not None:
-            found.append(team_finding)
+        fleet = self.fleet
+        if fleet.enabled and fleet.team_budgets.active:  # `fleet.team_finding`, inline
+            team_finding = fleet.team_budgets.observe(record)
+            if team_finding is not None:
+                found.append(team_finding)
         if bank.behaviour.normal_vectors:
-            self.fleet.collect(bank, record.time_s)
+            fleet.collect(bank, record.time_s)
+        if not found:
+            return
         for finding in found:
             self.shared.audit_finding(finding, ref, agent_identity.audited(record.agent_source))
             if agent_id == UNKNOWN_AGENT or is_untrusted(agent_id):
@@ -145,7 +156,6 @@ class Pipeline:
             decision = self.decide.on_finding(finding, ref, now_s, record.model, record.tool_name)
             if decision is not None:
                 decisions.append(decision)
-        return decisions
 
     def _bank(self, record: SpanRecord) -> AgentDetectors:
         return self.detect.banks.get(record.agent_id) or self.detect.bank_for(record, self._prior)

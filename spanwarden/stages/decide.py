@@ -36,7 +36,10 @@ class Decide:
 
     def lapse(self, agent_id: str, ref: AgentRef, now_s: float) -> Decision | None:
         """The agent's decision that expired by `now_s`, recorded; None if nothing lapsed."""
-        lapsed = self.ladder(agent_id).tick(now_s)
+        ladder = self.ladder(agent_id)
+        if ladder.current.action is Action.ALLOW:
+            return None  # nothing to lapse (the common case; `tick` says the same)
+        lapsed = ladder.tick(now_s)
         return self.record(lapsed, ref) if lapsed is not None else None
 
     def lapse_all(self, now_s: float) -> list[Decision]:
