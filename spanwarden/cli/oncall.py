@@ -34,24 +34,23 @@ def _answer(url: str, state_dir: Path, request_id: str, approve: bool, reason: s
                       {"approve": approve, "reason": reason, "for_s": for_s, "always": always})
         a = answer["request"]
         until = f" until {_when(a['until_s'])}" if a.get("until_s") else " for good" if approve else ""
-        typer.echo(f"{a['id']}: {a['status']}{until} ({a['agent_id']} → {a['resource']}) by {a['answered_by']}")
+        by = readable(a["answered_by"])
+        typer.echo(f"{a['id']}: {a['status']}{until} ({a['agent_id']} → {a['resource']}) by {by}")
         return
     r = post(url, f"/v1/approvals/{request_id}/answer", state_dir, {"approve": approve, "reason": reason})
     may = "may" if approve else "may not"
     typer.echo(f"{r['id']}: {r['status']} ({r['agent_id']} {may} call {r['tool']}) by {readable(r['decided_by'])}")
 
 
-def _pending(url: str, path: str, state_dir: Path, as_json: bool, columns: tuple[str, ...],
+def _pending(url: str, path: str, state_dir: Path, as_json: bool, columns: tuple[Column, ...],
              row: Callable[[dict[str, Any]], tuple[str, ...]]) -> None:
-    """List what waits for a human at `path`: JSON, or a table of `columns`."""
+    """List what waits for a human at `path`: JSON, or a table of `columns` that fits the terminal."""
     pending = get(url, path, state_dir)["pending"]
     if as_json:
         typer.echo(json.dumps(pending))
         return
-    table = Table(*columns)
-    for r in pending:
-        table.add_row(*row(r))
-    Console().print(table)
+    console = Console()
+    console.print(fitted(columns, [row(r) for r in pending], console.width, more=" (--json has them)"))
 
 
 def _duration(text: str) -> float:
@@ -152,7 +151,8 @@ def register(app: typer.Typer) -> None:
     def approvals(url: str = URL, state_dir: Path = STATE, as_json: bool = typer.Option(False, "--json")) -> None:
         """Pending approval requests: agents waiting to call a destructive tool, or to run an operation held by
         what it does (its statement's summary, never a literal) (viewer)."""
-        columns = ("request", "agent", "tool", "operation", "waiting since", "expires")
+        columns = (Column("request"), Column("agent", name=True), Column("tool"), Column("operation", drop=1),
+                   Column("waiting since", drop=3), Column("expires", drop=2))
         _pending(url, "/v1/approvals", state_dir, as_json, columns,
                  lambda r: (r["id"], r["agent_id"], r["tool"] or "—", r.get("summary") or "—",
                             _when(r["created_s"]), _when(r["expires_s"])))
@@ -161,7 +161,9 @@ def register(app: typer.Typer) -> None:
     def access_requests(url: str = URL, state_dir: Path = STATE,
                         as_json: bool = typer.Option(False, "--json")) -> None:
         """Pending access requests: agents that reached for a resource outside their profile (viewer)."""
-        _pending(url, "/v1/access-requests", state_dir, as_json, ("request", "agent", "resource", "since", "why"),
+        columns = (Column("request"), Column("agent", name=True), Column("resource"), Column("since", drop=2),
+                   Column("why", drop=1))
+        _pending(url, "/v1/access-requests", state_dir, as_json, columns,
                  lambda r: (r["id"], r["agent_id"], r["resource"], _when(r["opened_s"]), r["reason"]))
 
     @app.command("approve")

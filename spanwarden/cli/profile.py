@@ -13,6 +13,7 @@ from rich.table import Table
 
 from spanwarden.cli.client import STATE, URL, get, post
 from spanwarden.cli.errors import CliError
+from spanwarden.enforcers.actors import readable
 
 
 def _when(t: float) -> str:
@@ -33,7 +34,7 @@ def profile(agent: str = typer.Argument(..., help="the agent"),
             body["profile"] = _reviewed(pin_file)
         pinned = post(url, f"/v1/profile/{agent}/pin", state_dir, body)
         typer.echo(f"pinned {agent}: {len(pinned['resources'])} resources, {len(pinned['tools'])} tools, "
-                   f"{len(pinned['models'])} models (by {pinned['pinned_by']})")
+                   f"{len(pinned['models'])} models (by {readable(pinned['pinned_by'])})")
         return
     shown = get(url, f"/v1/profile/{agent}", state_dir)
     if as_json:
@@ -50,9 +51,10 @@ def profile(agent: str = typer.Argument(..., help="the agent"),
             table.add_row(name, str(int(seen[count])), _when(seen["first_seen_s"]))
         console.print(table)
     for approval in shown["approvals"]:
-        console.print(f"approved: {approval['tool']} by {approval['by']} at {_when(approval['time_s'])}")
+        console.print(f"approved: {approval['tool']} by {readable(approval['by'])} at {_when(approval['time_s'])}")
     if shown["pinned"]:
-        console.print(f"pinned by {shown['pinned']['pinned_by']} at {_when(shown['pinned']['pinned_s'])}; "
+        pinned_by = readable(shown["pinned"]["pinned_by"])
+        console.print(f"pinned by {pinned_by} at {_when(shown['pinned']['pinned_s'])}; "
                       f"drift: {shown['drift_from_pinned']}")
 
 

@@ -61,3 +61,21 @@ def test_readable_at_80_columns(fleet: tuple[str, Path], command: tuple[str, ...
     header = next(line for line in wide.splitlines() if "┃ agent " in line)
     assert code == 0 and "not shown at this width" not in wide and "…" not in wide, wide
     assert all(h in header for h in HEADERS[command[0]]), wide
+
+
+def test_a_table_too_wide_leaves_out_the_least_useful_columns_and_says_so() -> None:
+    from rich.console import Console
+
+    from spanwarden.cli.tables import Column, fitted
+
+    columns = (Column("request"), Column("agent", name=True), Column("tool"), Column("operation", drop=1),
+               Column("waiting since", drop=3), Column("expires", drop=2), Column("empty", drop=9))
+    rows = [("ap-3f9c2a71", "customer-support-triage-eu-west", "delete_records", "DELETE FROM crm.customers",
+             "2026-12-02 07:52:51", "2026-12-02 08:52:51", "")]
+    console = Console(width=80, record=True)
+    console.print(fitted(columns, rows, 80))
+    out = console.export_text()
+    assert max(cell_len(line) for line in out.splitlines()) <= 80 and "…" not in out, out
+    assert any("customer-support-triage-eu-west" in line for line in out.splitlines()), out
+    assert "not shown at this width: waiting since, expires" in out and "empty" not in out, out  # empty: unsaid
+    assert "delete_records" in out and "DELETE FROM" in out, out
