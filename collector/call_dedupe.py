@@ -56,7 +56,7 @@ class CallDedupe:
     def apply(self, r: SpanRecord) -> SpanRecord:
         """The record as it should be costed: unchanged, or zeroed as a duplicate or an aggregate."""
         key = (r.trace_id, r.span_id)
-        if not has_usage(r):
+        if not (r.cost_usd > 0 or r.input_tokens > 0 or r.output_tokens > 0):  # has_usage, inlined
             if key in self._above_calls:
                 self._mark_parent(r)
             return r

@@ -67,10 +67,13 @@ class TraceStage:
 
     def process(self, records: Iterable[SpanRecord], now: float | None = None) -> list[SpanRecord]:
         """The records ready to go on, in arrival order, then the held ones this batch resolved."""
-        batch = [self.dedupe.apply(r) for r in records]
-        for r in batch:
-            if r.agent_source in _TRACKED:  # only services whose agents come from their traces need the index
-                self._spans[(r.trace_id, r.span_id)] = _Node(r.parent_span_id, r.agent_name)
+        apply = self.dedupe.apply
+        batch = [apply(r) for r in records]
+        tracked = [r for r in batch if r.agent_source in _TRACKED]
+        for r in tracked:  # only services whose agents come from their traces need the index
+            self._spans[(r.trace_id, r.span_id)] = _Node(r.parent_span_id, r.agent_name)
+        if not tracked and not self._held:  # every record's agent is final, nothing waits: all go on as they are
+            return self._counted(batch)
         out: list[SpanRecord] = []
         traces: set[str] = set()
         for r in batch:
@@ -99,11 +102,12 @@ class TraceStage:
         return [self._missing(self._held.pop(key)[1]) for key in due]
 
     def _counted(self, records: list[SpanRecord]) -> list[SpanRecord]:
+        identity, without_usage = self.identity, self.without_usage
         for r in records:
-            if self.identity.get(r.agent_id) != r.agent_source:
-                self.identity[r.agent_id] = r.agent_source
-            if NO_USAGE in r.flags:
-                self.without_usage[r.agent_id] = self.without_usage.get(r.agent_id, 0) + 1
+            if identity.get(r.agent_id) != r.agent_source:
+                identity[r.agent_id] = r.agent_source
+            if r.flags and NO_USAGE in r.flags:
+                without_usage[r.agent_id] = without_usage.get(r.agent_id, 0) + 1
         return records
 
     def _retry(self, traces: set[str]) -> list[SpanRecord]:

@@ -57,13 +57,18 @@ class SpanSplitter:
                 self.malformed += 1
                 log.error("skipped spans message %d@%d: %s", message.offset, message.partition, exc)
                 continue
-            grouped: dict[str, list[SpanRecord]] = defaultdict(list)
-            for record in self.stage.process(self.normalizer.iter_records(request)):
-                if NO_USAGE in record.flags:
+            grouped: dict[str, list[SpanRecord]] = {}
+            records = self.stage.process(self.normalizer.iter_records(request))
+            if message.timestamp_s > 0 and self.stamp_received:
+                records = _stamped(records, message.timestamp_s)
+            for record in records:
+                if record.flags and NO_USAGE in record.flags:
                     self._no_usage(record.agent_id)
-                if message.timestamp_s > 0 and self.stamp_received:
-                    record = record._replace(received_s=message.timestamp_s)
-                grouped[record.agent_id].append(record)
+                same = grouped.get(record.agent_id)
+                if same is None:
+                    grouped[record.agent_id] = [record]
+                else:
+                    same.append(record)
             for agent_id, records in grouped.items():
                 self.spans += len(records)
                 size = self.max_records_per_part
@@ -71,6 +76,15 @@ class SpanSplitter:
                     by_agent[agent_id].append(
                         SourceRecords(message.partition, message.offset, part, records[start:start + size]))
         return by_agent
+
+
+_RECEIVED = SpanRecord._fields.index("received_s")
+
+
+def _stamped(records: list[SpanRecord], received_s: float) -> list[SpanRecord]:
+    """The records with `received_s` set: `_replace` of one field without its keyword machinery."""
+    new, cut, stamp = tuple.__new__, _RECEIVED, (received_s,)
+    return [new(SpanRecord, r[:cut] + stamp + r[cut + 1:]) for r in records]  # type: ignore[misc]
 
 
 def pack(sources: list[SourceRecords], max_records: int = MAX_RECORDS_PER_PART) -> list[list[SourceRecords]]:
