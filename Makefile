@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test package-smoke bench clean
+.PHONY: demo test package-smoke bench compiled clean
 
 $(STAMP): pyproject.toml setup.py requirements/test-broker.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,5 +28,18 @@ package-smoke: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/spanwarden bench ingest --json
 
+# The wheel as shipped (its hot path compiled with mypyc) in a venv of its own that borrows the dev venv's
+# dependencies, to measure what users run: `make compiled && .venv-compiled/bin/spanwarden bench detectors --json`.
+COMPILED_VENV := .venv-compiled
+compiled: $(STAMP)
+	rm -rf build/compiled-dist
+	SPANWARDEN_COMPILE=1 $(BIN)/pip wheel --quiet --no-deps --wheel-dir build/compiled-dist .
+	$(PYTHON) -m venv --without-pip --clear $(COMPILED_VENV)
+	$(BIN)/pip --python $(COMPILED_VENV)/bin/python install --quiet --no-deps build/compiled-dist/*.whl
+	$(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > \
+	  "$$($(COMPILED_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz-dev-deps.pth"
+	cd / && $(CURDIR)/$(COMPILED_VENV)/bin/python -c \
+	  'from spanwarden.build_info import compiled_modules as m; assert all(m().values()), m(); print("compiled:", *m())'
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache
+	rm -rf $(VENV) $(COMPILED_VENV) .pytest_cache .mypy_cache
