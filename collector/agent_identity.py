@@ -88,7 +88,7 @@ SOURCES = {  # a record's `agent_source`: where its agent id came from, as `audi
     "explicit": "the spanwarden.agent attribute",
     "resource": "the resource's gen_ai.agent.id / gen_ai.agent.name",
     "service": "the resource's service.name",
-    "instrument": "instrument(agent_id=) in the agent's code (as the resource's service.name)",
+    "instrument": "instrument(agent_id=) in the agent's code, as the resource's service.name",
     "agent_span": "the span's own invoke_agent/AGENT name",
     "inherited": "the nearest invoke_agent/AGENT span above it in its trace",
     "ancestor_missing": "the service (its agent span never arrived within the wait)",
