@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import orjson
 import psutil
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from spanwarden.bench.detectors import traffic
 from spanwarden.collector.normalize import Normalizer
@@ -97,14 +97,47 @@ async def _raw_consume(bootstrap: str, expected: int) -> tuple[float, float]:
         await consumer.stop()
 
 
+async def _records_ends(bootstrap: str, partitions: int) -> dict[TopicPartition, int]:
+    """Where the records topic ends now: what the worker writes next starts there."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return await consumer.end_offsets([TopicPartition(RECORDS, p) for p in range(partitions)])
+    finally:
+        await consumer.stop()
+
+
+async def _first_records(bootstrap: str, starts: dict[TopicPartition, int]) -> float:
+    """The time of the first records message written from `starts` on, read after the run: one message per
+    partition, so the bench does not read the whole records topic while the worker works."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(list(starts))
+        pending = {tp for tp, start in starts.items() if ends[tp] > start}
+        consumer.assign(list(pending))
+        for tp in pending:
+            consumer.seek(tp, starts[tp])
+        first = float("inf")
+        deadline = time.monotonic() + MAX_WAIT_S
+        while pending and time.monotonic() < deadline:
+            for tp, batch in (await consumer.getmany(*pending, timeout_ms=200, max_records=1)).items():
+                if batch and tp in pending:
+                    first = min(first, batch[0].timestamp / 1000)
+                    pending.discard(tp)
+                    consumer.pause(tp)
+        return first
+    finally:
+        await consumer.stop()
+
+
 async def _applied(bootstrap: str, changelog: str, sent: list[tuple[int, int, float, int]],
-                   keys: list[bytes]) -> tuple[dict[tuple[int, int], float], float]:
-    """When each sent message was covered by a saved agent state (ms timestamps → s), and the first records
-    message's time, read until every message is covered or MAX_WAIT_S."""
+                   keys: list[bytes]) -> dict[tuple[int, int], float]:
+    """When each sent message was covered by a saved agent state (ms timestamps → s), read until every
+    message is covered or MAX_WAIT_S."""
     want = {(p, o): key for (p, o, _, _), key in zip(sent, keys, strict=True)}
     done: dict[tuple[int, int], float] = {}
-    first_records = float("inf")
-    consumer = AIOKafkaConsumer(changelog, RECORDS, bootstrap_servers=bootstrap, group_id=None,
+    consumer = AIOKafkaConsumer(changelog, bootstrap_servers=bootstrap, group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False, metadata_max_age_ms=1000,
                                 fetch_max_wait_ms=20)
     await consumer.start()
@@ -114,16 +147,13 @@ async def _applied(bootstrap: str, changelog: str, sent: list[tuple[int, int, fl
     try:
         deadline = time.monotonic() + MAX_WAIT_S
         while len(done) < len(want) and time.monotonic() < deadline:
-            for tp, batch in (await consumer.getmany(timeout_ms=200)).items():
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
                 for message in batch:
-                    if tp.topic == RECORDS:
-                        first_records = min(first_records, message.timestamp / 1000)
-                        continue
                     positions = orjson.loads(message.value or b"{}").get("positions", {})
                     queue = waiting.get(message.key or b"", [])
                     while queue and positions.get(str(queue[0][0]), [-1])[0] >= queue[0][1]:
                         done[queue.pop(0)] = message.timestamp / 1000
-        return done, first_records
+        return done
     finally:
         await consumer.stop()
 
@@ -141,6 +171,7 @@ async def _run(bootstrap: str, agents: int, spans: int, batch: int, paced_s: flo
     # The spans carry simulated times: the worker judges them by their own times, as a replay does
     # (SPANWARDEN_TRUST_SPAN_TIME). Stamped with their receive times instead, they would wait out the lateness
     # bound, and a saved state would cover records not judged yet: the figures would leave the detectors out.
+    records_start = await _records_ends(bootstrap, partitions)
     worker = WorkerProcess(bootstrap, log_dir / "worker.log", partitions, app_id,
                            extra_env={"SPANWARDEN_TRUST_SPAN_TIME": "1"})
     await asyncio.to_thread(worker.start)
@@ -148,8 +179,9 @@ async def _run(bootstrap: str, agents: int, spans: int, batch: int, paced_s: flo
         assert worker.process is not None
         process = psutil.Process(worker.process.pid)
         cpu_ready = sum(process.cpu_times()[:2])
-        done, first = await _applied(bootstrap, changelog, sent, [m[0] for m in backlog])
+        done = await _applied(bootstrap, changelog, sent, [m[0] for m in backlog])
         cpu_backlog = sum(process.cpu_times()[:2]) - cpu_ready  # the worker's own CPU, whatever else runs
+        first = await _first_records(bootstrap, records_start)
         if len(done) < len(sent):
             raise RuntimeError(f"the worker applied {len(done)} of {len(sent)} messages in {MAX_WAIT_S:g} s; "
                                f"see {worker.log_path}")
@@ -158,7 +190,7 @@ async def _run(bootstrap: str, agents: int, spans: int, batch: int, paced_s: flo
         paced = _messages(agents, int(spans_per_s * 0.5 * paced_s), batch, seed=2, start_s=START_S + 86_400)
         rate = spans_per_s * 0.5 / (total_spans / len(sent))
         sent_paced = await _produce(bootstrap, paced, rate)
-        applied, _ = await _applied(bootstrap, changelog, sent_paced, [m[0] for m in paced])
+        applied = await _applied(bootstrap, changelog, sent_paced, [m[0] for m in paced])
         latencies = [applied[(p, o)] - t0 for p, o, t0, _ in sent_paced if (p, o) in applied]
         if len(latencies) < len(sent_paced):
             raise RuntimeError(f"{len(sent_paced) - len(latencies)} paced messages were never applied")
