@@ -119,11 +119,12 @@ class Behaviour:
                 if len(self.normal_vectors) >= 4:  # bounded when nobody collects them (the runtime does)
                     del self.normal_vectors[0]
                 self.normal_vectors.append(relative)
-        self.current = [0.0] * 4
+        c = self.current  # emptied in place: nothing else holds these (`raw` is a copy)
+        c[0] = c[1] = c[2] = c[3] = 0.0
         if self.resources:
-            self.resources = set()
+            self.resources.clear()
         if self.tools:
-            self.tools = set()
+            self.tools.clear()
         return finding
 
     def _learn(self, logs: list[float]) -> None:

@@ -12,8 +12,9 @@ that calls a tool often with varying arguments is still caught the moment one ca
 
 from __future__ import annotations
 
-from collections import Counter
+import heapq
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from spanwarden.collector.span_record import SpanRecord
@@ -60,7 +61,8 @@ class RunawayLoop:
         self.first_time: float | None = None
         self.last_time: float | None = None
         self.calls: list[tuple[float, str]] = []  # oldest first; short, so a list is smaller than a deque
-        self.counts: Counter[str] = Counter()
+        # Calls in the window per identity: a plain dict (a Counter's missing key is a Python-level call).
+        self.counts: dict[str, int] = {}
         self.window_index: int | None = None
         self.window_peak = 0  # most repeats of one identical call seen in the current window
         self.window_anomalous = False
@@ -85,17 +87,19 @@ class RunawayLoop:
             return None
         calls, counts = self.calls, self.counts
         calls.append((t, identity))
-        counts[identity] += 1
+        counts[identity] = counts.get(identity, 0) + 1
         drop, oldest = 0, t - cfg.window_s
         while drop < len(calls) and (calls[drop][0] < oldest or len(calls) - drop > cfg.max_window_calls):
             old = calls[drop][1]
-            counts[old] -= 1
-            if not counts[old]:
-                counts.pop(old)  # dict's own (Counter's `del` is a Python-level method)
+            left = counts.get(old, 0) - 1
+            if left:
+                counts[old] = left
+            else:
+                del counts[old]
             drop += 1
         if drop:
             del calls[:drop]
-        repeats = counts[identity]
+        repeats = counts.get(identity, 0)
         if repeats > self.window_peak:
             self.window_peak = repeats
         if repeats * 4 < cfg.warn_repeats:  # under the threshold whatever has been learned (it is at least this)
@@ -103,7 +107,7 @@ class RunawayLoop:
         threshold = max(cfg.warn_repeats, cfg.learned_multiple * self.usual.quantile(0.99))
         if repeats * 4 < threshold or t - self.first_time < cfg.warmup_s:
             return None
-        top = self.counts.most_common(4)
+        top = heapq.nlargest(4, counts.items(), key=itemgetter(1))  # Counter.most_common(4), as it does it
         floor = max(cfg.member_min, cfg.member_share * top[0][1])
         members = [(f, c) for f, c in top if c >= floor]
         looping = sum(c for _, c in members)
@@ -140,6 +144,8 @@ class RunawayLoop:
     def load_state(self, state: dict[str, Any]) -> None:
         self.first_time, self.last_time = state["first_time"], state["last_time"]
         self.calls = [(float(t), str(f)) for t, f in state["calls"]]
-        self.counts = Counter(f for _, f in self.calls)
+        self.counts = {}
+        for _, f in self.calls:
+            self.counts[f] = self.counts.get(f, 0) + 1
         self.window_index, self.window_peak, self.window_anomalous = state["window"]
         self.usual.load_state(state["usual"])
