@@ -18,7 +18,7 @@ def test_bench_ingest_prints_its_json_line_last():
     done = spanwarden("bench", "ingest", "--json", "--seconds", "0.2", "--batch", "64")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert set(result) == {"spans_per_s", "batch"} and result["batch"] == 64 and result["spans_per_s"] > 0
+    assert {"spans_per_s", "batch"} <= set(result) and result["batch"] == 64 and result["spans_per_s"] > 0
 
 
 def test_audit_verify_exit_codes(tmp_path):
@@ -68,8 +68,8 @@ def test_guard_and_killswitch_benches_print_their_contracts():
     done = spanwarden("bench", "guard", "--json", "--spans", "300")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert set(result) == {"overhead_us_per_span", "baseline_us_per_span"}
+    assert {"overhead_us_per_span", "baseline_us_per_span"} <= set(result)
     done = spanwarden("bench", "killswitch", "--json", "--trials", "3")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert set(result) == {"p50_ms", "p99_ms"} and 0 < result["p50_ms"] <= result["p99_ms"] < 5000
+    assert {"p50_ms", "p99_ms"} <= set(result) and 0 < result["p50_ms"] <= result["p99_ms"] < 5000

@@ -11,7 +11,7 @@ from spanwarden.bench import agent_import
 
 def test_agent_import_loads_no_heavy_module():
     result = agent_import.run(repeats=1)
-    assert set(result) == {"import_ms", "modules", "heavy_modules"}
+    assert {"import_ms", "modules", "heavy_modules"} <= set(result)
     assert result["heavy_modules"] == [] and result["modules"] > 0
 
 
@@ -26,4 +26,6 @@ def test_bench_agent_import_prints_its_contract():
     done = subprocess.run([sys.executable, "-m", "spanwarden.cli", "bench", "agent-import", "--json",
                            "--repeats", "1"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert set(json.loads(done.stdout.strip().splitlines()[-1])) == {"import_ms", "modules", "heavy_modules"}
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {"import_ms", "modules", "heavy_modules"} <= set(figures)
+    assert figures["compiled"] is False  # the editable install runs the source (setup.py)
