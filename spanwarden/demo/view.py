@@ -9,10 +9,19 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from spanwarden.cli.tables import Column, fitted
 from spanwarden.demo.sim_agent import SimAgent
 from spanwarden.embedded.service import EmbeddedService
 
-STYLE = {"allow": "green", "warn": "yellow", "throttle": "magenta", "halt": "bold red"}
+STYLE = {"allow": "", "warn": "yellow", "throttle": "magenta", "halt": "bold red"}
+# Names whole, as the CLI's tables keep them (spanwarden/cli/tables.py): in a narrow terminal the least useful
+# columns are left out (the caption names them) before an agent's name is cut.
+LIVE_COLUMNS = (Column("agent", name=True), Column("env", drop=3), Column("model", drop=4),
+                Column("$/min", right=True), Column("$ total", right=True, drop=2), Column("refused", right=True,
+                                                                                          drop=5),
+                Column("latest finding", drop=1), Column("decision"))
+SUMMARY_COLUMNS = (Column("agent", name=True), Column("incident"), Column("detected"), Column("action"),
+                   Column("s to action", right=True, drop=1), Column("$ after onset", right=True))
 
 
 class LiveView:
@@ -46,34 +55,34 @@ class LiveView:
         self.live.update(self._table(t, agents, status), refresh=True)
 
     def _table(self, t: float, agents: list[SimAgent], status: dict[str, Any]) -> Table:
-        table = Table(title=f"spanwarden demo — simulated {int(t // 3600)}h{int(t % 3600 // 60):02d}m",
-                      caption="spend rate over the last 5 simulated minutes")
-        for column in ("agent", "env", "model", "$/min", "$ total", "refused", "latest finding", "decision"):
-            table.add_column(column)
+        rows, styles = [], []
         for agent in agents:
             p = agent.profile
             history = self._spend.get(p.agent_id) or [(t, agent.spend)]
             span_s = max(t - history[0][0], 1.0)
             rate = (agent.spend - history[0][1]) / span_s * 60
             s = status.get(p.agent_id, {})
-            finding = s.get("last_finding")
+            f = s.get("last_finding")
             action = (s.get("decision") or {}).get("action", "allow")
-            table.add_row(
-                p.agent_id, p.environment, p.model, f"{rate:.2f}", f"{agent.spend:.2f}", str(agent.refused),
-                f"{finding['detector']} {finding['score']:.1f} {finding['severity']}" if finding else "",
-                f"[{STYLE.get(action, '')}]{action}[/]",
-            )
+            latest = f"{f['detector']} {f['score']:.1f} {f['severity']}" if f else ""
+            rows.append((p.agent_id, p.environment, p.model, f"{rate:.2f}", f"{agent.spend:.2f}",
+                         str(agent.refused), latest, action))
+            styles.append(STYLE.get(action, ""))
+        table = fitted(LIVE_COLUMNS, rows, self.console.width,
+                       title=f"spanwarden demo — simulated {int(t // 3600)}h{int(t % 3600 // 60):02d}m",
+                       styles=styles)
+        table.caption = "spend rate over the last 5 simulated minutes" + (f"; {table.caption}" if table.caption
+                                                                          else "")
         return table
 
 
 def print_summary(console: Console, summary: dict[str, Any], wall_s: float, spans: int) -> None:
-    table = Table(title="Injected incidents")
-    for column in ("agent", "incident", "detected", "action", "s to action", "$ after onset"):
-        table.add_column(column)
-    for i in summary["incidents"]:
-        table.add_row(i["agent"], i["kind"], "yes" if i["detected"] else "[red]NO[/]", str(i["action"]),
-                      "-" if i["seconds_to_action"] is None else f"{i['seconds_to_action']:.1f}",
-                      f"{i['usd_after_onset']:.2f}")
+    rows = [(i["agent"], i["kind"], "yes" if i["detected"] else "NO", str(i["action"]),
+             "-" if i["seconds_to_action"] is None else f"{i['seconds_to_action']:.1f}",
+             f"{i['usd_after_onset']:.2f}")
+            for i in summary["incidents"]]
+    table = fitted(SUMMARY_COLUMNS, rows, console.width, title="Injected incidents",
+                   styles=["" if i["detected"] else "red" for i in summary["incidents"]])
     console.print(table)
     false = summary["false_actions"]
     console.print(f"{summary['agents']} agents, {spans:,} spans over OTLP/HTTP in {wall_s:.1f}s wall time.")
