@@ -5,11 +5,10 @@ what they do not cover (Kafka and Faust: fetching, producing, the state table, t
 The stages, in the worker's order: protobuf `decode`, `normalise`, the `trace_stage` (one cost per call,
 agents from the trace), the records topic's `records_encode` and `records_decode`, the `pipeline` (detectors,
 ladder, audit: `AgentShard.process`, as the detect agent calls it) and the `activity` rollups. The garbage
-collector is set as the worker sets it."""
+collector is set as the worker sets it (`streaming/worker_gc.py`)."""
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -20,14 +19,13 @@ from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import SpanRecord
 from spanwarden.collector.trace_stage import TraceStage
 from spanwarden.enforcers.policy import Policy
-from spanwarden.streaming import record_batch
+from spanwarden.streaming import record_batch, worker_gc
 from spanwarden.streaming.activity_rollup import ActivityRollup
 from spanwarden.streaming.agent_shard import AgentShard
 from spanwarden.streaming.record_batch import SourceRecords
 from spanwarden.streaming.span_splitter import pack
 
 _T = TypeVar("_T")
-WORKER_GC = (100_000, 50, 100)  # as `streaming/worker.py` sets it
 
 
 def stage_costs(bodies: list[tuple[int, int, bytes]]) -> dict[str, float]:
@@ -40,9 +38,7 @@ def stage_costs(bodies: list[tuple[int, int, bytes]]) -> dict[str, float]:
         spent[stage] = time.process_time() - started
         return result
 
-    was = gc.get_threshold()
-    gc.set_threshold(*WORKER_GC)
-    try:
+    with worker_gc.tuned():
         normalizer = Normalizer(PriceTable.load())
         requests = timed("decode", lambda: [decode_request(body, PROTOBUF) for _, _, body in bodies])
         normalised = timed("normalise", lambda: [normalizer.records(request) for request in requests])
@@ -62,8 +58,6 @@ def stage_costs(bodies: list[tuple[int, int, bytes]]) -> dict[str, float]:
             rollup.drain()
 
         timed("activity", roll_up)
-    finally:
-        gc.set_threshold(*was)
     spans = max(1, sum(len(records) for records in staged))
     costs = {stage: round(seconds / spans * 1e6, 2) for stage, seconds in spent.items()}
     costs["total"] = round(sum(costs.values()), 2)

@@ -15,7 +15,7 @@ from spanwarden.event_time import TimeBounds
 from spanwarden.server.listen import bind
 from spanwarden.server.state_lock import StateDirLock
 from spanwarden.settings import Settings
-from spanwarden.streaming import agents, fleet_model, fleet_priors, policy_topic, tables, topics
+from spanwarden.streaming import agents, fleet_model, fleet_priors, policy_topic, tables, topics, worker_gc
 from spanwarden.streaming.activity_rollup import FLUSH_S, ActivityRollup
 from spanwarden.streaming.agent_shard import AgentShard
 from spanwarden.streaming.app import create_app
@@ -88,6 +88,10 @@ def build(settings: Settings) -> Worker:
         await follow(settings.kafka_bootstrap, BEHAVIOUR_MODEL, model_follower, asyncio.Event(),
                      settings.kafka_fetch_max_wait_ms)
 
+    @app.timer(interval=worker_gc.FREEZE_EVERY_S)
+    async def freeze_long_lived() -> None:  # agents' baselines out of the collector's walk (worker_gc.py)
+        worker_gc.freeze_long_lived()
+
     @app.task
     async def watch_broker() -> None:  # one line when the broker goes away, one when it is back
         await BrokerWatch(settings.kafka_bootstrap, f"worker {settings.worker_web_port}").run(asyncio.Event())
@@ -101,19 +105,15 @@ def build(settings: Settings) -> Worker:
 
 
 def run(settings: Settings, loglevel: str = "info") -> None:
-    """Run one worker until SIGINT/SIGTERM (Faust's own worker loop)."""
-    import gc
-
+    """Run one worker until SIGINT/SIGTERM (Faust's own worker loop), the collector tuned (`worker_gc.py`)."""
     import faust
 
-    # Each span makes dozens of short-lived objects (protobuf views, records, JSON rows); with the default
-    # gen-0 threshold (700) the cycle collector runs every few spans. Measured: about 11% of a worker's time.
-    gc.set_threshold(100_000, 50, 100)
     lock = StateDirLock(settings.state_dir).acquire("worker")  # one worker per state dir (Faust's data dir)
     # A busy web port is one line, not Faust's traceback.
     bind("127.0.0.1", settings.worker_web_port, "--web-port / SPANWARDEN_WORKER_WEB_PORT").close()
     worker = build(settings)
     try:
-        faust.Worker(worker.app, loglevel=loglevel).execute_from_commandline()
+        with worker_gc.tuned():
+            faust.Worker(worker.app, loglevel=loglevel).execute_from_commandline()
     finally:
         lock.release()
