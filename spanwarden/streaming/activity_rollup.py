@@ -64,14 +64,15 @@ class ActivityRollup:
     def add(self, records: Iterable[SpanRecord]) -> None:
         agent_id, agent = None, _Agent()
         groups: dict[GroupKey, list[Any]] = {}
-        bounds = self.bounds
+        per_bucket: dict[float, int] = {}
+        bounds, max_groups = self.bounds, self.max_groups
         for r in records:
             if r.agent_id != agent_id:  # one agent's records at a time, as the detect stage hands them
                 agent_id = r.agent_id
                 found = self._agents.get(agent_id)
                 agent = self._agents[agent_id] = _Agent() if found is None else found
                 agent.team, agent.environment = r.team, r.environment
-                groups = agent.groups
+                groups, per_bucket = agent.groups, agent.per_bucket
             t = r.end_ns / 1e9  # r.time_s
             received = r.received_s
             if bounds is not None and received and not (
@@ -89,24 +90,20 @@ class ActivityRollup:
             error = (r.error_type or "error") if r.is_error else ""  # error_of, inlined
             key: GroupKey = (bucket, call, model, tool, r.resource, error)
             group = groups.get(key)
-            if group is None:
-                group = self._new_group(agent, key, t, r.trace_id)
+            if group is None:  # a new group of the bucket, or past `max_groups` its overflow line
+                made = per_bucket.get(bucket, 0)
+                if made >= max_groups:
+                    key = (bucket, call, "", "", "", error)
+                    group = groups.get(key)
+                if group is None:
+                    per_bucket[bucket] = made + 1
+                    groups[key] = [t, 1, 0.0 + r.cost_usd, 0 + r.rows, r.trace_id]  # as 0 + each record
+                    continue
             group[1] += 1
             group[2] += r.cost_usd
             group[3] += r.rows
             if t < group[0]:
                 group[0] = t
-
-    def _new_group(self, agent: _Agent, key: GroupKey, t: float, trace_id: str) -> list[Any]:
-        bucket = key[0]
-        if agent.per_bucket.get(bucket, 0) >= self.max_groups:
-            key = (bucket, key[1], "", "", "", key[5])  # the bucket's overflow line
-            found = agent.groups.get(key)
-            if found is not None:
-                return found
-        agent.per_bucket[bucket] = agent.per_bucket.get(bucket, 0) + 1
-        group = agent.groups[key] = [t, 0, 0.0, 0, trace_id]
-        return group
 
     def __len__(self) -> int:
         return len(self._agents)
