@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from spanwarden.collector.ingest_auth import IngestRefused
 from spanwarden.collector.otlp_decode import PROTOBUF, OtlpError, PayloadTooLarge, decode_request
@@ -25,7 +23,10 @@ TRACES_PATH = "/v1/traces"
 
 
 class DeliveryFailed(RuntimeError):
-    """The request was valid but could not be passed on; the client should retry (503)."""
+    """The request was valid but could not be passed on; the client should retry (503, with Retry-After when
+    `retry_after_s` is set)."""
+
+    retry_after_s: int | None = None
 
 
 class Overloaded(RuntimeError):
@@ -37,23 +38,28 @@ class Overloaded(RuntimeError):
 
 
 def traces_handler(
-    deliver: Callable[[ExportTraceServiceRequest, str], Awaitable[None]], max_body_bytes: int
+    deliver: Callable[[Any, str], Awaitable[None]], max_body_bytes: int,
+    decode: Callable[[bytes, str, str, int], Awaitable[Any]] | None = None,
 ) -> Callable[[web.Request], object]:
     """An aiohttp handler that passes each decoded request, with its Authorization header, to `deliver`
-    before answering; `deliver` raises IngestRefused (401/403), Overloaded (429) or DeliveryFailed (503)."""
+    before answering; `deliver` raises IngestRefused (401/403), Overloaded (429) or DeliveryFailed (503).
+    `decode` (body, content type, encoding, limit), when given, decodes instead of `decode_request` (the
+    embedded service's decode processes: what it returns is what `deliver` gets) and raises the same errors."""
 
     async def handle(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > max_body_bytes:
             return _error(413, f"body of {request.content_length} bytes exceeds the limit of {max_body_bytes}")
         try:
             body = await _read_body(request, max_body_bytes)
-            message = decode_request(
-                body, request.headers.get("Content-Type", ""), request.headers.get("Content-Encoding", ""),
-                max_body_bytes,
-            )
+            content_type = request.headers.get("Content-Type", "")
+            encoding = request.headers.get("Content-Encoding", "")
+            message = (decode_request(body, content_type, encoding, max_body_bytes) if decode is None
+                       else await decode(body, content_type, encoding, max_body_bytes))
         except OtlpError as exc:
             log.info("rejected OTLP request from %s: %s", request.remote, exc)
             return _error(exc.status, str(exc))
+        except DeliveryFailed as exc:
+            return _unavailable(request, exc)
         try:
             await deliver(message, request.headers.get("Authorization", ""))
         except IngestRefused as exc:
@@ -64,8 +70,7 @@ def traces_handler(
             response.headers["Retry-After"] = str(exc.retry_after_s)
             return response
         except DeliveryFailed as exc:
-            log.warning("could not pass on an OTLP request from %s: %s", request.remote, exc)
-            return _error(503, str(exc))
+            return _unavailable(request, exc)
         if request.headers.get("Content-Type", "").startswith(PROTOBUF):
             return web.Response(body=ExportTraceServiceResponse().SerializeToString(), content_type=PROTOBUF)
         return web.json_response({})
@@ -83,6 +88,14 @@ async def _read_body(request: web.Request, max_body_bytes: int) -> bytes:
             raise PayloadTooLarge(f"body exceeds the limit of {max_body_bytes} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _unavailable(request: web.Request, exc: DeliveryFailed) -> web.Response:
+    log.warning("could not pass on an OTLP request from %s: %s", request.remote, exc)
+    response = _error(503, str(exc))
+    if exc.retry_after_s is not None:
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
 
 
 def _error(status: int, message: str) -> web.Response:

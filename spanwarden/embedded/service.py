@@ -10,7 +10,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -29,7 +29,7 @@ from spanwarden.dashboards.prometheus import AgentMetrics
 from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.detectors.agent_detectors import AgentDetectors
 from spanwarden.detectors.finding import Finding
-from spanwarden.embedded import audit_recovery, health, process_tuning, state_store
+from spanwarden.embedded import audit_recovery, decode_pool, health, process_tuning, state_store
 from spanwarden.embedded.agent_cap import NewAgentCap
 from spanwarden.embedded.agent_pager import AgentPager
 from spanwarden.embedded.ingest_worker import IngestWorker
@@ -149,6 +149,10 @@ class EmbeddedService:
         self.leases = LeaseBook()
         self.trace_stage = TraceStage()  # one cost per LLM call; agents inherited within a bounded wait
         self._normalizer = Normalizer(self.prices)
+        processes = (decode_pool.default_processes() if settings.decode_processes is None
+                     else settings.decode_processes)
+        self.decode_pool = (decode_pool.DecodePool(processes, settings.price_file, self._default_price())
+                            if processes else None)  # decode and normalise on the other cores (decode_pool.py)
         self.port: int | None = None
         self.journal = ActivityJournal(settings.state_dir / "activity", settings.activity_max_bytes,
                                        bounds=self.pipeline.arrivals.bounds)  # lines at the clamped time
@@ -247,8 +251,26 @@ class EmbeddedService:
     def audit_broken(self) -> str | None:
         return self.durability.broken
 
-    async def take_spans(self, message: ExportTraceServiceRequest, authorization: str) -> None:
-        records = self.ingest.admit(authorization, self._normalizer.records(message))
+    @property
+    def body_decoder(self) -> Callable[[bytes, str, str, int], Awaitable[list[SpanRecord]]] | None:
+        """Where the receiver decodes bodies: the decode pool's processes, or None (here, on the loop)."""
+        return self.decode_pool.records if self.decode_pool is not None else None
+
+    def _default_price(self) -> tuple[float, float]:
+        return (self.settings.default_input_price, self.settings.default_output_price)
+
+    async def reload_prices(self) -> None:
+        """Load the price file again for normalising spans, here and in every decode process (a bad file
+        raises PriceTableError and the old table stays)."""
+        prices = PriceTable.load(self.settings.price_file, self._default_price())
+        if self.decode_pool is not None:
+            await self.decode_pool.set_prices(self.settings.price_file, self._default_price())
+        self._normalizer = Normalizer(prices)
+
+    async def take_spans(self, message: ExportTraceServiceRequest | list[SpanRecord], authorization: str) -> None:
+        """A decoded request, or its records already normalised by the decode pool."""
+        records = self.ingest.admit(authorization, message if isinstance(message, list)
+                                    else self._normalizer.records(message))
         ready = self.trace_stage.process(records, self.clock())
         if ready:
             ready = self._capped(authorization, ready)
@@ -473,6 +495,8 @@ class EmbeddedService:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         # The receiver inflates gzip itself, with a size limit, so aiohttp must hand it the raw body.
+        if self.decode_pool is not None:
+            await self.decode_pool.start()  # before the port takes spans
         runner = web.AppRunner(self.build_app(), access_log=None, auto_decompress=False, shutdown_timeout=2.0)
         await runner.setup()
         site = web.SockSite(runner, self.claim.socket, ssl_context=server_context(self.settings))
@@ -488,6 +512,8 @@ class EmbeddedService:
             await self.supervisor.stop(grace_s=0)  # these tasks loop until cancelled
             self.board.close()
             await runner.cleanup()
+            if self.decode_pool is not None:
+                await self.decode_pool.close()  # no process left behind
             self._judge_backlog()
             self.snapshot()
             if self.durability.broken is None:

@@ -53,7 +53,9 @@ def traces(runtime: Runtime, app: web.Application) -> Handler:
                 _audit_forgery(runtime, exc)
             raise
 
-    return receiver.traces_handler(deliver, runtime.settings.max_body_bytes)
+    # a runtime that decodes in processes of its own (the embedded service's decode pool) hands bodies there
+    return receiver.traces_handler(deliver, runtime.settings.max_body_bytes,
+                                   getattr(runtime, "body_decoder", None))
 
 
 def _audit_forgery(runtime: Runtime, exc: IngestRefused) -> None:
