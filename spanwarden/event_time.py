@@ -62,6 +62,11 @@ class Arrivals:
         self.clamped = 0
 
     def admit(self, record: SpanRecord) -> None:
+        self.hold(self.stamp(record))
+
+    def stamp(self, record: SpanRecord) -> _Entry:
+        """A record arrives: its time held to the bounds, the clocks moved, its place in the order given (the
+        entry `hold` buffers; `admit` is the two)."""
         received = record.received_s
         if received:
             t = record.end_ns / 1e9  # `time_s`; `clamp` inline while the record is within the bounds
@@ -80,11 +85,15 @@ class Arrivals:
             agent_now[agent] = received if received > _NEVER else _NEVER  # max(-inf, received)
         elif received > own:
             agent_now[agent] = received
-        shared = self.shared
-        if shared and received > self.service_now:
+        if self.shared and received > self.service_now:
             self.service_now = received
         self.arrived += 1
-        entry = (record.end_ns, record.trace_id, record.span_id, self.arrived, record)
+        return (record.end_ns, record.trace_id, record.span_id, self.arrived, record)
+
+    def hold(self, entry: _Entry) -> None:
+        """Buffer a stamped record until it is due."""
+        agent = entry[4].agent_id
+        shared = self.shared
         heap = self.pending.get(agent)
         if heap is None:  # the agent's first pending record: its heap is this one entry
             self.pending[agent] = [entry]
@@ -94,6 +103,24 @@ class Arrivals:
         if shared and (not heap or entry < heap[0]):
             heapq.heappush(self.due, (entry[0], agent))
         heapq.heappush(heap, entry)
+
+    def settle(self, entries: list[_Entry], agents: set[str] | None = None,
+               limit: int | None = None) -> list[tuple[float, SpanRecord]]:
+        """Buffer stamped records (`hold`) and release those now due (`release`). When nothing is buffered, the
+        clock is shared, the entries come in the order they would leave in and all are due already, they leave
+        at once without the buffer: the same records in the same order, and the buffer left as empty as the
+        release would leave it."""
+        if (agents is None and self.shared and entries and not self.pending and not self.due
+                and (limit is None or len(entries) <= limit)):
+            lateness_ns = int(self.bounds.max_lateness_s * 1e9)
+            last = entries[-1]
+            if last[0] + lateness_ns <= int(self.service_now * 1e9) and _in_release_order(entries):
+                # Every clock is at least the service's (`clock`), so every record is due; with nothing held
+                # and each agent's records in order, the release merge by (head time, agent) is this order.
+                return [((e[0] + lateness_ns) / 1e9, e[4]) for e in entries]
+        for entry in entries:
+            self.hold(entry)
+        return self.release(agents, limit)
 
     def advance(self, now_s: float) -> None:
         """The service's clock has reached `now_s` (with no record to say so)."""
@@ -191,6 +218,22 @@ class Arrivals:
     def forget_agent(self, agent: str) -> None:
         self.pending.pop(agent, None)
         self.agent_now.pop(agent, None)
+
+
+def _in_release_order(entries: list[_Entry]) -> bool:
+    """The entries are ordered by (event time, agent, trace, span, arrival): the order a release of them all
+    merges them in when each agent's first one heads its buffer."""
+    prev = entries[0]
+    prev_ns, prev_agent = prev[0], prev[4].agent_id
+    for entry in entries[1:]:
+        ns, agent = entry[0], entry[4].agent_id
+        if ns < prev_ns:
+            return False
+        if ns == prev_ns and (agent < prev_agent
+                              or (agent == prev_agent and (entry[1], entry[2]) < (prev[1], prev[2]))):
+            return False
+        prev, prev_ns, prev_agent = entry, ns, agent
+    return True
 
 
 def _row(record: SpanRecord) -> list[Any]:

@@ -88,20 +88,27 @@ class Pipeline:
         shared, arrivals = self.shared, self.arrivals
         arrived: set[str] | None = None if arrivals.shared else set()
         dirty, agents, banks = shared.dirty, shared.agents, self.detect.banks
+        entries = []
+        last = ""  # the previous record's agent: a run of one agent's records is seen to once
+        ref: AgentRef | None = None
         for record in records:
             self.records_seen += 1
             agent_id = record.agent_id
-            dirty.add(agent_id)
-            ref = agents.get(agent_id)  # `_agent_ref`, inline: it runs for every record
+            run = ref is None or agent_id != last
+            if run:
+                dirty.add(agent_id)
+                ref = agents.get(agent_id)  # `_agent_ref`, inline: it runs for every record
+                last = agent_id
             if (ref is None or ref.owner != record.owner or ref.team != record.team
                     or ref.environment != record.environment or ref.version != record.agent_version):
-                self._agent_ref(record)
-            if agent_id not in banks:
-                self.detect.bank_for(record, self._prior)  # known from its first span on, though judged later
-            arrivals.admit(record)
-            if arrived is not None:
-                arrived.add(agent_id)
-        return self._judge_due(arrived)
+                ref = self._agent_ref(record)
+            if run:
+                if agent_id not in banks:
+                    self.detect.bank_for(record, self._prior)  # known from its first span on, though judged later
+                if arrived is not None:
+                    arrived.add(agent_id)
+            entries.append(arrivals.stamp(record))
+        return self._judge(arrivals.settle(entries, arrived, self.judge_limit))
 
     def advance(self, now_s: float) -> list[Decision]:
         """The service clock reached `now_s`: judge the records now due, and lapse decisions that expired, even
@@ -122,30 +129,54 @@ class Pipeline:
         return self._judge_due(None)
 
     def _judge_due(self, agents: set[str] | None) -> list[Decision]:
+        return self._judge(self.arrivals.release(agents, self.judge_limit))
+
+    def _judge(self, due: list[tuple[float, SpanRecord]]) -> list[Decision]:
+        """Detect on each record in event-time order, decide at `now_s` (its decision time); the decisions made,
+        in order. The agent's identity, detectors and ladder are looked up once per run of its records (a
+        finding or a lapse, which tell others, ends the run: whoever they tell sees the stages as they are)."""
         decisions: list[Decision] = []
-        for now_s, record in self.arrivals.release(agents, self.judge_limit):
-            self._judge(record, now_s, decisions)
+        shared, detect, decide, fleet = self.shared, self.detect, self.decide, self.fleet
+        agents, ladders = shared.agents, decide.ladders
+        last, fresh = "", False  # the previous record's agent, and whether what was looked up for it holds
+        ref: AgentRef | None = None
+        bank: AgentDetectors | None = None
+        ladder: AgentLadder | None = None
+        for now_s, record in due:
+            agent_id = record.agent_id
+            if ref is None or bank is None or ladder is None or not fresh or agent_id != last:
+                ref = agents.get(agent_id) or self._agent_ref(record)
+                bank = detect.banks.get(agent_id) or detect.bank_for(record, self._prior)
+                ladder = ladders.get(agent_id)
+                if ladder is None:
+                    ladder = decide.ladder(agent_id)
+                last, fresh = agent_id, True
+            shared.dirty.add(agent_id)  # `decide.lapse`, inline: its ladder is asked for
+            if ladder.current.action is not Action.ALLOW:
+                lapsed = ladder.tick(now_s)
+                if lapsed is not None:
+                    decisions.append(decide.record(lapsed, ref))
+                    fresh = False  # others were told: the agent is looked up again
+            found = bank.observe(record)  # `detect.observe`, inline
+            if detect.pinned:
+                pinned = detect.pinned.get(agent_id)
+                if pinned is not None:
+                    found.extend(detect.drift(record, pinned))
+            if fleet.enabled and fleet.team_budgets.active:  # `fleet.team_finding`, inline
+                team_finding = fleet.team_budgets.observe(record)
+                if team_finding is not None:
+                    found.append(team_finding)
+            if bank.behaviour.normal_vectors:
+                fleet.collect(bank, record.time_s)
+            if found:
+                self._decide(record, ref, now_s, found, decisions)
+                fresh = False
         return decisions
 
-    def _judge(self, record: SpanRecord, now_s: float, decisions: list[Decision]) -> None:
-        """Detect on one record in event-time order, decide at `now_s` (its decision time); the decisions
-        made go to `decisions`."""
+    def _decide(self, record: SpanRecord, ref: AgentRef, now_s: float, found: list[Finding],
+                decisions: list[Decision]) -> None:
+        """Audit a record's findings and decide on them; the decisions made go to `decisions`."""
         agent_id = record.agent_id
-        ref = self.shared.agents.get(agent_id) or self._agent_ref(record)
-        bank = self.detect.banks.get(agent_id) or self.detect.bank_for(record, self._prior)
-        lapsed = self.decide.lapse(agent_id, ref, now_s)
-        if lapsed is not None:
-            decisions.append(lapsed)
-        found = self.detect.observe(bank, record)
-        fleet = self.fleet
-        if fleet.enabled and fleet.team_budgets.active:  # `fleet.team_finding`, inline
-            team_finding = fleet.team_budgets.observe(record)
-            if team_finding is not None:
-                found.append(team_finding)
-        if bank.behaviour.normal_vectors:
-            fleet.collect(bank, record.time_s)
-        if not found:
-            return
         for finding in found:
             self.shared.audit_finding(finding, ref, agent_identity.audited(record.agent_source))
             if agent_id == UNKNOWN_AGENT or is_untrusted(agent_id):

@@ -62,6 +62,10 @@ class Detect:
             found.extend(self._drift.observe(record, pinned))
         return found
 
+    def drift(self, record: SpanRecord, pinned: PinnedProfile) -> list[Finding]:
+        """The record's drift from the agent's pinned profile."""
+        return self._drift.observe(record, pinned)
+
     def configure(self, settings: DetectorSettings) -> None:
         """New budgets and sensitive tags (a policy reload), keeping everything learned."""
         self.settings = settings
