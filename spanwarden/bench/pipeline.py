@@ -9,7 +9,9 @@ Three figures from one run on one broker:
 - `spans_per_worker_cpu_s` beside `raw_consume_spans_per_cpu_s`: the same per CPU second of the worker and
   of the plain loop, which contention on a shared machine changes less than wall time;
 - `p99_span_to_decision_ms`: spans sent at half of `spans_per_s` for a bounded time; for each message, the
-  time from handing it to the producer to the worker saving the state that covers it;
+  time from handing it to the producer to the worker saving the state that covers it; beside it
+  `p50/p99_span_to_records_ms`, the first hop of that time (to the split stage's records message), so the
+  JSON says which hop the latency is in;
 - `worker_cpu_us_per_span` (the worker's CPU over the backlog) beside `stage_cpu_us_per_span`: the first
   messages of the backlog through the worker's stages in this process (`worker_stages.py`); what the stages'
   total leaves out of the worker's figure is Kafka, Faust and the timers.
@@ -37,6 +39,7 @@ from spanwarden.collector.otlp_decode import PROTOBUF, decode_request
 from spanwarden.collector.otlp_encode import to_request
 from spanwarden.collector.pricing import PriceTable
 from spanwarden.streaming.local_stack import LocalBroker, WorkerProcess
+from spanwarden.streaming.record_batch import decode
 from spanwarden.streaming.topic_admin import ensure_topics
 from spanwarden.streaming.topics import RECORDS, SPANS
 
@@ -136,6 +139,34 @@ async def _first_records(bootstrap: str, starts: dict[TopicPartition, int]) -> f
         await consumer.stop()
 
 
+async def _records_times(bootstrap: str, starts: dict[TopicPartition, int]) -> dict[tuple[int, int], float]:
+    """When each spans message (partition, offset) first reached the records topic (the split stage's
+    output), from the records messages written from `starts` to the topic's end now; read after the run."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                fetch_max_bytes=64 << 20, max_partition_fetch_bytes=16 << 20)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(list(starts))
+        pending = {tp for tp, start in starts.items() if ends[tp] > start}
+        consumer.assign(list(pending))
+        for tp in pending:
+            consumer.seek(tp, starts[tp])
+        out: dict[tuple[int, int], float] = {}
+        deadline = time.monotonic() + MAX_WAIT_S
+        while pending and time.monotonic() < deadline:
+            for tp, batch in (await consumer.getmany(*pending, timeout_ms=200)).items():
+                for message in batch:
+                    for source in decode(message.value or b""):
+                        key = (source.partition, source.offset)
+                        out[key] = min(out.get(key, float("inf")), message.timestamp / 1000)
+                if batch and batch[-1].offset >= ends[tp] - 1:
+                    pending.discard(tp)
+                    consumer.pause(tp)
+        return out
+    finally:
+        await consumer.stop()
+
+
 async def _applied(bootstrap: str, changelog: str, sent: list[tuple[int, int, float, int]],
                    keys: list[bytes]) -> dict[tuple[int, int], float]:
     """When each sent message was covered by a saved agent state (ms timestamps → s), read until every
@@ -194,11 +225,14 @@ async def _run(bootstrap: str, agents: int, spans: int, batch: int, paced_s: flo
 
         paced = _messages(agents, int(spans_per_s * 0.5 * paced_s), batch, seed=2, start_s=START_S + 86_400)
         rate = spans_per_s * 0.5 / (total_spans / len(sent))
+        paced_records_start = await _records_ends(bootstrap, partitions)
         sent_paced = await _produce(bootstrap, paced, rate)
         applied = await _applied(bootstrap, changelog, sent_paced, [m[0] for m in paced])
         latencies = [applied[(p, o)] - t0 for p, o, t0, _ in sent_paced if (p, o) in applied]
         if len(latencies) < len(sent_paced):
             raise RuntimeError(f"{len(sent_paced) - len(latencies)} paced messages were never applied")
+        split_at = await _records_times(bootstrap, paced_records_start)  # the first hop, for where time goes
+        split_latencies = [split_at[(p, o)] - t0 for p, o, t0, _ in sent_paced if (p, o) in split_at]
     finally:
         worker.stop()
     # the same spans through the worker's code in this process, once the worker is gone (worker_stages.py)
@@ -214,6 +248,9 @@ async def _run(bootstrap: str, agents: int, spans: int, batch: int, paced_s: flo
             "spans": total_spans, "paced_spans": sum(s[3] for s in sent_paced), "messages": len(sent),
             "agents": agents, "spans_per_message": batch, "partitions": partitions,
             "p50_span_to_decision_ms": round(float(np.percentile(latencies, 50)) * 1000, 1),
+            # the first hop of those: handed to the producer -> split into the records topic
+            "p50_span_to_records_ms": round(float(np.percentile(split_latencies, 50)) * 1000, 1),
+            "p99_span_to_records_ms": round(float(np.percentile(split_latencies, 99)) * 1000, 1),
             "worker_cpu_us_per_span": round(cpu_backlog / total_spans * 1e6, 2),
             "stage_cpu_us_per_span": stages}
 

@@ -15,7 +15,7 @@ normalised fields. Pure: no I/O, no clock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -111,21 +111,27 @@ class ActivityRollup:
     def drain(self) -> list[tuple[str, dict[str, Any]]]:
         """Each agent's messages since the last drain (and forget them): `(agent, {"format", "team",
         "environment", "lines"})`, lines oldest first, at most `max_lines` a message."""
-        out = []
-        for agent_id, agent in self._agents.items():
-            # a sum is rounded (float noise); one record's cost is sent as it is (round(x, 9) costs ~1 us)
-            lines = [{"t": t, "n": n, "call": call, "model": model, "tool": tool, "resource": resource,
-                      "error": error, "usd": usd if n == 1 else round(usd, 9), "rows": rows, "trace": trace,
-                      "span": ""}
-                     for (_, call, model, tool, resource, error), (t, n, usd, rows, trace) in agent.groups.items()]
-            lines.extend(agent.writes)
-            lines.sort(key=_by_time)
-            for start in range(0, len(lines), self.max_lines):
-                out.append((agent_id, {"format": FORMAT, "team": agent.team, "environment": agent.environment,
-                                       "lines": lines[start:start + self.max_lines],
-                                       "writes_summed": agent.writes_summed if start == 0 else 0}))
-        self._agents = {}
-        return out
+        return [message for agent in self.drain_agents() for message in agent]
+
+    def drain_agents(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+        """`drain()` one agent at a time: what is added meanwhile goes to the next drain (a worker yields its
+        event loop between two agents, instead of holding it for a whole flush's lines)."""
+        agents, self._agents = self._agents, {}
+        for agent_id, agent in agents.items():
+            yield self._messages(agent_id, agent)
+
+    def _messages(self, agent_id: str, agent: _Agent) -> list[tuple[str, dict[str, Any]]]:
+        # a sum is rounded (float noise); one record's cost is sent as it is (round(x, 9) costs ~1 us)
+        lines = [{"t": t, "n": n, "call": call, "model": model, "tool": tool, "resource": resource,
+                  "error": error, "usd": usd if n == 1 else round(usd, 9), "rows": rows, "trace": trace,
+                  "span": ""}
+                 for (_, call, model, tool, resource, error), (t, n, usd, rows, trace) in agent.groups.items()]
+        lines.extend(agent.writes)
+        lines.sort(key=_by_time)
+        return [(agent_id, {"format": FORMAT, "team": agent.team, "environment": agent.environment,
+                            "lines": lines[start:start + self.max_lines],
+                            "writes_summed": agent.writes_summed if start == 0 else 0})
+                for start in range(0, len(lines), self.max_lines)]
 
 
 def _write_line(r: SpanRecord, t: float) -> dict[str, Any]:

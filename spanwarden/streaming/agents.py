@@ -26,7 +26,7 @@ from spanwarden.streaming.topics import Topics
 
 log = logging.getLogger(__name__)
 TAKE_MAX = 256  # messages per processing round
-TAKE_WITHIN_S = 0.05  # longest a message waits for its round
+TAKE_WITHIN_S = 0.02  # longest a message waits for its round (0.05: p50 span->decision ~2x)
 
 
 def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, splitter: SpanSplitter,
@@ -111,8 +111,11 @@ def register(app: Any, topics: Topics, states: StateStore, shard: AgentShard, sp
     if activity is not None and topics.activity is not None:
         @app.timer(interval=FLUSH_S)
         async def publish_activity() -> None:
-            pending = [await topics.activity.send(key=agent_id.encode(), value=orjson.dumps(message))
-                       for agent_id, message in activity.drain()]
+            pending = []
+            for messages in activity.drain_agents():  # the loop is free between two agents' lines
+                pending += [await topics.activity.send(key=agent_id.encode(), value=orjson.dumps(message))
+                            for agent_id, message in messages]
+                await asyncio.sleep(0)
             if pending:
                 await asyncio.gather(*pending)
 
