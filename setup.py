@@ -32,7 +32,7 @@ FOLDERS = {
 # Protocol, which mypyc cannot compile) and package __init__ files.
 COMPILED = {
     "detectors": ["*.py"],
-    "spanwarden": ["pipeline.py", "event_time.py", "stages/*.py"],
+    "spanwarden": ["pipeline.py", "event_time.py", "stages/*.py", "streaming/activity_rollup.py"],
     "enforcers": ["ladder.py"],
     "collector": ["normalize.py", "span_record.py", "attributes.py"],
 }
