@@ -18,7 +18,11 @@ from spanwarden.detectors.agent_detectors import AgentDetectors
 from spanwarden.embedded.ingest_worker import CHUNK_RECORDS
 from spanwarden.enforcers.audit_log import AuditLog
 from spanwarden.enforcers.policy import Policy
+from spanwarden.event_time import TimeBounds
 from spanwarden.pipeline import Pipeline
+from spanwarden.settings import Settings
+
+SERVE_JUDGE_LIMIT = 128  # `EmbeddedService`'s pipeline.judge_limit
 
 
 def traffic(agents: int, per_agent: int, seed: int = 0, start_s: float = 1_800_000_000.0) -> list[SpanRecord]:
@@ -51,18 +55,33 @@ def _feed(records: list[SpanRecord]) -> dict[str, AgentDetectors]:
     return banks
 
 
-def pipeline_rate(records: list[SpanRecord], fsync: str = "always") -> dict[str, Any]:
+def received(records: list[SpanRecord], seed: int = 0, delay_s: float = 0.5) -> list[SpanRecord]:
+    """The records as a service receives them: each up to `delay_s` after its end, in order of receipt."""
+    rng = random.Random(seed)
+    stamped = [r._replace(received_s=r.time_s + rng.uniform(0.0, delay_s)) for r in records]
+    stamped.sort(key=lambda r: r.received_s)
+    return stamped
+
+
+def pipeline_rate(records: list[SpanRecord], fsync: str = "always", bounds: TimeBounds | None = None,
+                  judge_limit: int | None = None) -> dict[str, Any]:
     """Records/s through `Pipeline.process` in chunks, each chunk's audit entries one group commit; the first
-    half of the records warms the agents up (their detectors are made), the second half is timed."""
+    half of the records warms the agents up (their detectors are made), the second half is timed. With
+    `bounds` and `judge_limit` (the serve's: records held for the lateness bound, at most so many judged per
+    step, the rest worked off after each chunk) as the service's ingest worker runs it."""
     directory = Path(tempfile.mkdtemp(prefix="spanwarden-bench-"))
     audit = AuditLog(directory / "audit.jsonl", fsync=fsync)
-    pipeline = Pipeline(Policy.load(None), audit)
+    pipeline = Pipeline(Policy.load(None), audit, time_bounds=bounds)
+    pipeline.judge_limit = judge_limit
     half = len(records) // 2
 
     def feed(part: list[SpanRecord]) -> None:
         for start in range(0, len(part), CHUNK_RECORDS):
             with audit.deferred():
                 pipeline.process(part[start:start + CHUNK_RECORDS])
+            while pipeline.backlog():
+                with audit.deferred():
+                    pipeline.judge_due()
             audit.wait()
 
     try:
@@ -82,6 +101,15 @@ def pipeline_rate(records: list[SpanRecord], fsync: str = "always") -> dict[str,
 def run_pipeline(agents: int = 5000, per_agent: int = 40) -> dict[str, Any]:
     records = traffic(agents, per_agent)
     return pipeline_rate(records)
+
+
+def run_served_bounds(agents: int = 5000, per_agent: int = 40) -> dict[str, Any]:
+    """`run_pipeline` with the serve's time bounds and judge limit, the records stamped as received: what the
+    embedded serve's pipeline does per record (each held in its agent's buffer for the lateness bound)."""
+    settings = Settings()
+    records = received(traffic(agents, per_agent))
+    return pipeline_rate(records, bounds=TimeBounds(settings.max_lateness_s, settings.max_skew_s),
+                         judge_limit=SERVE_JUDGE_LIMIT)
 
 
 def run(agents: int = 200, per_agent: int = 1000) -> dict[str, Any]:

@@ -56,15 +56,20 @@ def detectors(
     per_agent: int = typer.Option(40, min=10, max=100_000),
 ) -> None:
     """Records/s through `Pipeline.process` (every detector, the ladder, the audit log with fsync `always`,
-    grouped per chunk as served) on one core; beside it the bare detectors and the memory held per agent."""
-    from spanwarden.bench.detectors import run, run_pipeline
+    grouped per chunk as served) on one core, and again with the serve's lateness bound and judge limit
+    (served_bounds_ keys);
+    beside it the bare detectors and the memory held per agent."""
+    from spanwarden.bench.detectors import run, run_pipeline, run_served_bounds
 
     served = run_pipeline(agents, per_agent)
+    held = run_served_bounds(agents, per_agent)  # the serve's lateness bound and judge limit
     bare = run(agents, per_agent)
     result = {"records_per_s": served["records_per_s"], "records_per_cpu_s": served["records_per_cpu_s"],
               "agents": served["agents"],
               "audit_entries": served["audit_entries"], "bare_detectors_records_per_s": bare["records_per_s"],
-              "bytes_per_agent": bare["bytes_per_agent"]}
+              "bytes_per_agent": bare["bytes_per_agent"],
+              "served_bounds_records_per_cpu_s": held["records_per_cpu_s"],
+              "served_bounds_records_per_s": held["records_per_s"]}
     _emit(as_json, f"detectors: {result['records_per_s']:,.0f} records/s through the pipeline at {agents} agents "
                    f"(bare detectors {bare['records_per_s']:,.0f}/s); {bare['bytes_per_agent']:,.0f} bytes in "
                    f"memory per agent ({bare['state_json_bytes_per_agent']:,.0f} as JSON state)", result)
