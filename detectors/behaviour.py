@@ -48,7 +48,12 @@ class Behaviour:
         self.model: IsolationModel | None = None  # shared, set by the runtime; not part of the state
         self.last_time: float | None = None
         self.index: int | None = None
-        self.current = [0.0] * 4  # calls, errors, usd, rows
+        # The minute being filled: calls, errors, usd, rows (plain floats: a list's items are boxed, and this
+        # runs for every span).
+        self.calls = 0.0
+        self.errors = 0.0
+        self.usd = 0.0
+        self.rows = 0.0
         self.resources: set[str] = set()
         self.tools: set[str] = set()
         self._evidence: tuple[str, ...] = ()
@@ -59,6 +64,11 @@ class Behaviour:
         self.levels = [0.0] * len(FEATURES)  # exponential average of log1p(feature)
         self.windows = 0
         self.normal_vectors: list[list[float]] = []  # handed out for fitting, then cleared by the runtime
+
+    @property
+    def current(self) -> list[float]:
+        """The minute being filled: calls, errors, usd, rows."""
+        return [self.calls, self.errors, self.usd, self.rows]
 
     @property
     def evidence(self) -> tuple[str, ...]:
@@ -87,12 +97,11 @@ class Behaviour:
         if self.index is not None and index > self.index:
             finding = self._close(record)
         self.index = index
-        c = self.current
-        c[0] += 1
-        c[1] += record.is_error
+        self.calls += 1
+        self.errors += record.is_error
         cost = record.cost_usd
-        c[2] += cost if 0 < cost < math.inf else 0.0
-        c[3] += record.rows
+        self.usd += cost if 0 < cost < math.inf else 0.0
+        self.rows += record.rows
         resource = record.resource
         if resource and len(self.resources) < config.max_distinct:
             self.resources.add(resource)
@@ -104,7 +113,7 @@ class Behaviour:
         return finding
 
     def _close(self, record: SpanRecord) -> Finding | None:
-        raw = (*self.current, float(len(self.resources)), float(len(self.tools)))
+        raw = (self.calls, self.errors, self.usd, self.rows, float(len(self.resources)), float(len(self.tools)))
         log1p = math.log1p
         logs = [log1p(v * s) for v, s in zip(raw, _SCALE, strict=True)]
         relative = [v - level for v, level in zip(logs, self.levels, strict=True)]
@@ -119,8 +128,7 @@ class Behaviour:
                 if len(self.normal_vectors) >= 4:  # bounded when nobody collects them (the runtime does)
                     del self.normal_vectors[0]
                 self.normal_vectors.append(relative)
-        c = self.current  # emptied in place: nothing else holds these (`raw` is a copy)
-        c[0] = c[1] = c[2] = c[3] = 0.0
+        self.calls = self.errors = self.usd = self.rows = 0.0
         if self.resources:
             self.resources.clear()
         if self.tools:
@@ -157,7 +165,7 @@ class Behaviour:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.last_time, self.index, self.windows = state["last_time"], state["index"], int(state["windows"])
-        self.current = [float(v) for v in state["current"]]
+        self.calls, self.errors, self.usd, self.rows = (float(v) for v in state["current"])
         self.resources, self.tools = set(state["resources"]), set(state["tools"])
         self.levels = [float(v) for v in state["levels"]]
         self.evidence = tuple(state["evidence"])
