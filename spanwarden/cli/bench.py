@@ -34,6 +34,20 @@ def ingest(
     _emit(as_json, f"ingest: {result['spans_per_s']:,.0f} spans/s in batches of {batch} (one core)", result)
 
 
+@app.command("normalize")
+def normalize(
+    as_json: bool = typer.Option(False, "--json", help="print only the JSON line"),
+    seconds: float = typer.Option(3.0, min=0.1, max=120, help="CPU seconds of normalising to measure"),
+) -> None:
+    """`Normalizer.records` alone (decoded OTLP request -> records) over a fixed mix of instrumentations'
+    spans, huge and malformed ones: CPU us per span, overall and by family, one core."""
+    from spanwarden.bench.normalize import run
+
+    result = run(seconds)
+    _emit(as_json, f"normalize: {result['cpu_us_per_span']} us of CPU per span "
+                   f"({result['spans_per_s']:,.0f} spans/s, one core)", result)
+
+
 @app.command("agent-import")
 def agent_import(
     as_json: bool = typer.Option(False, "--json", help="print only the JSON line"),
