@@ -1,9 +1,10 @@
 """OTLP spans to `SpanRecord`s: identity from the resource, GenAI usage and cost, the resource touched.
 
-Only the attributes spanwarden reads are looked at (a set lookup per attribute key), which is what keeps
-ingest fast. Nothing drops a span: missing identity becomes the `unknown` agent, and values that make no
-sense (non-numeric or negative token counts, negative durations, oversized strings) are zeroed or cut and
-named in the record's `flags`.
+Only the attributes spanwarden reads are looked at (a lookup per attribute key: on the request's wire bytes
+when that reader is compiled, collector/span_wire.py, else through protobuf's objects, span_proto.py), and a
+resource's identity is worked out once per distinct resource: that is what keeps ingest fast. Nothing drops
+a span: missing identity becomes the `unknown` agent, and values that make no sense (non-numeric or negative
+token counts, negative durations, oversized strings) are zeroed or cut and named in the record's `flags`.
 """
 
 from __future__ import annotations
@@ -11,17 +12,20 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterator, Mapping
+from importlib.machinery import EXTENSION_SUFFIXES
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from spanwarden.collector import agent_identity, effects, span_kind, span_resource
+from spanwarden.collector import agent_identity, effects, span_kind, span_proto, span_resource
 from spanwarden.collector import attributes as A
+from spanwarden.collector import span_wire as wire
 from spanwarden.collector.pricing import PriceTable
 from spanwarden.collector.span_record import LLM_OPERATIONS, UNKNOWN_AGENT, SpanRecord
 
-MAX_TEXT = 256  # longest identity/name string kept in a record; longer ones are cut and flagged
-MAX_TOKENS = 100_000_000  # more tokens than any model takes in one call: a telemetry bug, not spend
+MAX_TEXT, MAX_TOKENS = wire.MAX_TEXT, wire.MAX_TOKENS  # strings cut past MAX_TEXT; counts past MAX_TOKENS zeroed
+_MAX_IDENTITIES = 4096  # distinct resources remembered
+WIRE_COMPILED = str(getattr(wire, "__file__", "")).endswith(tuple(EXTENSION_SUFFIXES))
 _STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 
 
@@ -48,31 +52,85 @@ K_FINGERPRINT, K_ROWS, K_BYTES = _key(A.FINGERPRINT), _key(A.ROWS), _key(A.BYTES
 
 
 class Normalizer:
-    """Turns decoded OTLP requests into records; holds the price table (the only state)."""
+    """Turns decoded OTLP requests into records; holds the price table and the identities of the resources
+    it has seen (a bounded cache of a pure function)."""
 
-    def __init__(self, prices: PriceTable) -> None:
+    def __init__(self, prices: PriceTable, wire_bytes: bool | None = None) -> None:
         self.prices = prices
+        self._identities: dict[bytes, dict[str, str]] = {}
+        # Read spans from the request's wire bytes when that reader is compiled (far cheaper than protobuf's
+        # objects), through the objects when it runs as Python source (cheaper than interpreted parsing).
+        self.wire_bytes = WIRE_COMPILED if wire_bytes is None else wire_bytes
 
     def records(self, request: ExportTraceServiceRequest) -> list[SpanRecord]:
-        return list(self.iter_records(request))
+        if not self.wire_bytes:
+            return self._records_of_objects(request)
+        data: bytes = request.SerializeToString()  # walked as bytes: see collector/span_wire.py
+        out: list[SpanRecord] = []
+        for at, end in wire.regions(data, 0, len(data), 1):  # resource_spans
+            resources: list[tuple[int, int]] = []
+            spans: list[tuple[int, int]] = []
+            while at < end:
+                tag, at = wire.varint(data, at)
+                if tag == 0x0A:  # resource
+                    size, at = wire.varint(data, at)
+                    resources.append((at, at + size))
+                    at += size
+                elif tag == 0x12:  # scope_spans, with their spans (2)
+                    size, at = wire.varint(data, at)
+                    spans += wire.regions(data, at, at + size, 2)
+                    at += size
+                else:
+                    at = wire.skip(data, at, tag & 7)
+            identity = self._identity(data, resources)
+            for span_at, span_end in spans:
+                flags: list[str] = []
+                out.append(self._record(wire.read_span(data, span_at, span_end, _SPAN_WANTED, flags), identity,
+                                        flags, data, None))
+        return out
 
-    def iter_records(self, request: ExportTraceServiceRequest) -> Iterator[SpanRecord]:
+    def _records_of_objects(self, request: ExportTraceServiceRequest) -> list[SpanRecord]:
+        out: list[SpanRecord] = []
         for resource_spans in request.resource_spans:
-            identity = _resource_identity(resource_spans.resource.attributes)
+            resource = resource_spans.resource
+            key: bytes = resource.SerializeToString()
+            identity = self._identities.get(key)
+            if identity is None:
+                identity = self._remember(key, _resource_identity(span_proto.pick(
+                    resource.attributes, A.RESOURCE_KEYS, [])))
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    yield self._record(span, identity)
+                    flags: list[str] = []
+                    out.append(self._record(span_proto.read_span(span, A.SPAN_KEYS, flags), identity, flags, b"",
+                                            span))
+        return out
 
-    def _record(self, span: Any, identity: dict[str, str]) -> SpanRecord:
-        flags: list[str] = []
-        a = _pick(span.attributes, A.SPAN_KEYS, flags)
-        start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
+    def iter_records(self, request: ExportTraceServiceRequest) -> Iterator[SpanRecord]:
+        yield from self.records(request)
+
+    def _remember(self, key: bytes, identity: dict[str, str]) -> dict[str, str]:
+        if len(self._identities) >= _MAX_IDENTITIES:
+            self._identities.clear()
+        self._identities[key] = identity
+        return identity
+
+    def _identity(self, data: bytes, resources: list[tuple[int, int]]) -> dict[str, str]:
+        """A resource's identity, once per distinct resource (a client sends the same one with every batch)."""
+        key = data[resources[0][0]:resources[0][1]] if len(resources) == 1 else b"\x00".join(
+            [data[at:end] for at, end in resources])  # the rare resource written in parts
+        identity = self._identities.get(key)
+        if identity is None:
+            identity = self._remember(key, _resource_identity(wire.attributes(data, resources, _RESOURCE_WANTED)))
+        return identity
+
+    def _record(self, span: wire.SpanFields, identity: dict[str, str], flags: list[str], data: bytes,
+                message: Any) -> SpanRecord:
+        trace_id, span_id, parent_id, name, start_ns, end_ns, code, a, span_at, span_end = span
         if end_ns < start_ns:
             flags.append("negative_duration")
-        status_error = span.status.code == _STATUS_ERROR
+        status_error = code == _STATUS_ERROR
         error_type = a.get(K_ERROR, "")
         kind = span_kind.kind_of(_text(a.get(K_OPERATION)), a.get(K_KIND))
-        name = span.name
         if len(name) > MAX_TEXT:
             name = name[:MAX_TEXT]
             flags.append("truncated_name")
@@ -88,16 +146,17 @@ class Normalizer:
         reported = a.get(K_COST) if own is None else own
         cost, cost_source = self._cost(reported, own is not None, model, usage, flags)
         if not (usage[0] or usage[1]) and reported is None and kind not in _NOT_CALLS and (
-                llm_call or (not kind and _token_like(span.attributes))):
+                llm_call or (not kind and (wire.token_like(data, span_at, span_end) if message is None
+                                           else span_proto.token_like(message.attributes)))):
             flags.append(NO_USAGE)
         elif cost_source == "none" and (usage[0] or usage[1]):
             flags.append("usage_without_model")
         agent, source, agent_name, run_id = _agent(a, identity, kind, operation, name)
         if agent == UNKNOWN_AGENT and not agent_name and (
-                source not in ("inherit", "lookup") or not span.parent_span_id):
+                source not in ("inherit", "lookup") or not parent_id):
             flags.append("no_agent_identity")
         return _new_record(SpanRecord, (
-            span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex(), name, start_ns, end_ns,
+            trace_id, span_id, parent_id, name, start_ns, end_ns,
             status_error or bool(error_type), error_type or ("error" if status_error else ""),
             agent, a.get(K_OWNER) or identity["owner"], a.get(K_TEAM) or identity["team"],
             identity["environment"], identity["version"], operation, _text(a.get(K_PROVIDER)).lower(), model,
@@ -141,6 +200,8 @@ _BETWEEN = tuple(SpanRecord._field_defaults[f] for f in _FIELDS[_FIELDS.index("f
 _AFTER = tuple(SpanRecord._field_defaults[f] for f in _FIELDS[_FIELDS.index("approval") + 1:])
 NO_USAGE = "llm_without_usage"  # looks like an LLM call (a model, an LLM kind) but reports no tokens or cost
 _NOT_CALLS = frozenset({*span_kind.AGGREGATE_KINDS, span_kind.TOOL})  # a model named there is not a call
+_SPAN_WANTED = {name.encode(): found for name, found in A.SPAN_KEYS.items()}  # keys as they are on the wire
+_RESOURCE_WANTED = {name.encode(): found for name, found in A.RESOURCE_KEYS.items()}
 
 
 def _effect(a: dict[str, Any], name: str) -> tuple[str, str, str]:
@@ -148,11 +209,6 @@ def _effect(a: dict[str, Any], name: str) -> tuple[str, str, str]:
     findings, the write-volume detector and the incident report's list of writes."""
     found = effects.of_span(a, name)
     return found.kind, found.summary[:MAX_TEXT], _text(a.get(A.APPROVAL))[:64]
-
-
-def _token_like(kvs: Any) -> bool:
-    """A token count under a name no convention here knows (aggregates aside): usage spanwarden cannot read."""
-    return any(("token" in kv.key and "aggregated" not in kv.key) for kv in kvs)
 
 
 def usage_of(a: dict[str, Any], flags: list[str]) -> tuple[int, int, int, int]:
@@ -170,72 +226,14 @@ def usage_of(a: dict[str, Any], flags: list[str]) -> tuple[int, int, int, int]:
     return inp, out, a.get(K_CACHED, 0), a.get(K_WRITE, 0)
 
 
-_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
-
-
-def _pick(kvs: Any, wanted: dict[str, tuple[str, int, str]], flags: list[str]) -> dict[str, Any]:
-    """The wanted attributes as plain values under their canonical names; the newest name of an attribute
-    wins over its deprecated aliases. Long strings are cut to MAX_TEXT and flagged. Arrays, maps and bytes
-    are skipped: spanwarden reads none."""
-    out: dict[str, Any] = {}
-    alias_ranks: dict[str, int] = {}
-    for kv in kvs:
-        found = wanted.get(kv.key)
-        if found is None:
-            continue
-        canonical, rank, expected = found
-        if rank or canonical in out:  # an alias: keep the newest name's value
-            if rank >= alias_ranks.get(canonical, 0 if canonical in out else rank + 1):
-                continue
-            alias_ranks[canonical] = rank
-        value = kv.value
-        v = getattr(value, expected)  # the conventional type, read without asking which one is set
-        if not v:  # empty or zero: maybe another type was sent, or nothing
-            kind = value.WhichOneof("value")
-            if kind not in _SCALARS:
-                continue
-            v = getattr(value, kind)
-        if expected == "string_value":
-            if v.__class__ is not str:
-                v = str(v)
-            if len(v) > MAX_TEXT and canonical not in A.UNCUT:
-                flags.append(f"truncated:{canonical}")
-                v = v[:MAX_TEXT]
-        elif expected == "int_value" and (v.__class__ is not int or not 0 <= v <= MAX_TOKENS):
-            v = _count(v, flags, canonical)
-        out[canonical] = v
-    return out
-
-
 def _text(value: Any) -> str:
     if value is None:
         return ""
     return value if isinstance(value, str) else str(value)
 
 
-def _count(value: Any, flags: list[str], field: str) -> int:
-    """A non-negative integer count; anything else is zeroed and flagged."""
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        flags.append(f"bad_{field}")
-        return 0
-    try:
-        number = float(value)
-    except ValueError:
-        flags.append(f"bad_{field}")
-        return 0
-    if not math.isfinite(number) or number < 0:
-        flags.append(f"bad_{field}")
-        return 0
-    if number > MAX_TOKENS and field.endswith("tokens"):
-        flags.append(f"absurd_{field}")
-        return 0
-    return int(number)
-
-
-def _resource_identity(kvs: Any) -> dict[str, str]:
-    attrs = _pick(kvs, A.RESOURCE_KEYS, [])  # cut strings are flagged per span where it matters
+def _resource_identity(attrs: dict[str, Any]) -> dict[str, str]:
+    """Who the resource's attributes say the agent is (cut strings are flagged per span where it matters)."""
     service = _text(attrs.get(A.SERVICE_NAME))
     if service.startswith("unknown_service"):  # the SDK's placeholder is not an identity
         service = ""
