@@ -62,9 +62,9 @@ class Settings(BaseSettings):
     max_agents_in_memory: int = Field(20_000, ge=10, description="agents whose baselines stay in memory; past "
                                       "it the least recently seen are paged out to state.db and back on their "
                                       "next span")
-    decode_processes: int | None = Field(0, ge=0, le=64, description="processes that decode and normalise "
-                                         "OTLP bodies beside the event loop; 0: on the loop itself; unset: "
-                                         "one per core but the loop's, at most 4")
+    decode_processes: int | None = Field(None, ge=0, le=64, description="processes that decode and "
+                                         "normalise OTLP bodies beside the event loop; 0: on the loop itself; "
+                                         "unset: one per core but the loop's, at most 4 (none on one core)")
     max_untrusted_agents: int = Field(1000, ge=0, description="untrusted: agents (spans without a token) kept at "
                                       "most; spans of further ones are dropped (counted, audited once)")
     datadog_export: Literal["auto", "on", "off"] = Field("auto", description="send metrics, events and audit "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,6 +13,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
+
+# `serve` decodes OTLP bodies in processes of its own by default (one per core but the loop's); tests decode on
+# the loop unless they ask for processes (tests/embedded/test_decode_pool.py), so no test leaves one behind.
+os.environ.setdefault("SPANWARDEN_DECODE_PROCESSES", "0")
 
 
 class SpanFactory:

@@ -20,7 +20,10 @@ over (`spanwarden.bench.kills`), each kill timed from the command to its guard r
   the warm-up figure was taken. The agents' state fills for the longest detector window (the runaway loop's
   120 s of calls) before it is steady, so a run for flat memory lasts well past that: `--seconds 300`;
 - `records_clamped`: spans whose time the service held to its bounds (each batch is an agent's last half
-  second, so none should be)."""
+  second, so none should be);
+- `service_cpu_per_s`, `service_cpu_us_per_span`: the service's CPU, its decode processes' included
+  (`SPANWARDEN_DECODE_PROCESSES`); `loop_process_cpu_us_per_span` the serve process alone (the event loop's, the
+  one that bounds the throughput), `decode_cpu_per_s` and `decode_rss_mb` the decode processes'."""
 
 from __future__ import annotations
 
@@ -50,6 +53,28 @@ HEADERS = {"Content-Type": "application/x-protobuf"}
 
 def _rss_mb(pid: int) -> float:
     return float(psutil.Process(pid).memory_info().rss) / (1 << 20)
+
+
+def _children_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each of the service's child processes (its decode processes, decode_pool.py)."""
+    out = {}
+    for child in psutil.Process(pid).children():
+        try:
+            times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        out[child.pid] = times.user + times.system
+    return out
+
+
+def _children_rss_mb(pid: int) -> float:
+    total = 0.0
+    for child in psutil.Process(pid).children():
+        try:
+            total += child.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total / (1 << 20)
 
 
 def _service_figures(url: str) -> dict[str, float]:
@@ -153,6 +178,7 @@ def _drive(url: str, pid: int, agents: int, seconds: float, batch: int, clients:
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
     started, cpu = time.perf_counter(), time.process_time()
     service_cpu = psutil.Process(pid).cpu_times()
+    decode_cpu = _children_cpu(pid)
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -160,9 +186,12 @@ def _drive(url: str, pid: int, agents: int, seconds: float, batch: int, clients:
     wall = time.perf_counter() - started
     client_cpu = time.process_time() - cpu  # this process: the clients (the guarded agent has its own)
     served = psutil.Process(pid).cpu_times()
-    service_cpu_s = served.user + served.system - service_cpu.user - service_cpu.system
+    loop_process_cpu_s = served.user + served.system - service_cpu.user - service_cpu.system
+    decode_cpu_s = sum(cpu - decode_cpu.get(child, 0.0) for child, cpu in _children_cpu(pid).items())
+    service_cpu_s = loop_process_cpu_s + decode_cpu_s
     kills = killer.join(60)
     rss_end = _rss_mb(pid)
+    decode_rss = _children_rss_mb(pid)
     service = _service_figures(url)
     warm = rss.get("warm")  # None: the run was too short to see every agent
     return {"spans_per_s": round(load.spans / wall, 1),
@@ -179,4 +208,7 @@ def _drive(url: str, pid: int, agents: int, seconds: float, batch: int, clients:
             "dropped": load.dropped, "agents": agents, "churned_agents": load.churned, "seconds": round(wall, 1),
             "spans_per_request": batch, "requests": load.requests,
             "client_cpu_per_s": round(client_cpu / wall, 3), "service_cpu_per_s": round(service_cpu_s / wall, 3),
-            "service_cpu_us_per_span": round(service_cpu_s / load.spans * 1e6, 1) if load.spans else None}
+            "service_cpu_us_per_span": round(service_cpu_s / load.spans * 1e6, 1) if load.spans else None,
+            "loop_process_cpu_us_per_span": (round(loop_process_cpu_s / load.spans * 1e6, 1) if load.spans
+                                             else None),
+            "decode_cpu_per_s": round(decode_cpu_s / wall, 3), "decode_rss_mb": round(decode_rss, 1)}

@@ -52,19 +52,80 @@ class ChildLost(DeliveryFailed):
     retry_after_s = 1
 
 
+class DecodePoolUnavailable(RuntimeError):
+    """Not one decode process started."""
+
+
 class DecodeFailed(RuntimeError):
     """The child could not normalise a valid body (a bug, not bad input): a 500, as in-process."""
 
 
-class _Child:
-    def __init__(self, index: int) -> None:
+class _Child(asyncio.Protocol):
+    """One child process and the loop's end of its socket: frames written to the transport, answers parsed
+    as they arrive (no task or coroutine per body) and given to the bodies in the order they were sent."""
+
+    def __init__(self, index: int, lost: Any) -> None:
         self.index = index
         self.process: subprocess.Popen[bytes] | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.pending: collections.deque[asyncio.Future[tuple[int, bytes]]] = collections.deque()
+        self.transport: asyncio.Transport | None = None
+        self.pending: collections.deque[tuple[asyncio.Future[tuple[int, bytes]], float]] = collections.deque()
         self.ready: asyncio.Future[None] | None = None
-        self.reader_task: asyncio.Task[None] | None = None
         self.started = 0.0
+        self._buffer = bytearray()
+        self._lost = lost  # called once the socket is closed (the child died, or was killed)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        size, taken = ANSWER.size, 0
+        while len(buffer) - taken >= size:
+            status, length = ANSWER.unpack_from(buffer, taken)
+            if len(buffer) - taken - size < length:
+                break
+            payload = bytes(buffer[taken + size:taken + size + length])
+            taken += size + length
+            if self.pending:
+                answer, _ = self.pending.popleft()
+                if not answer.done():
+                    answer.set_result((status, payload))
+        if taken:
+            del buffer[:taken]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._buffer.clear()
+        self._lost(self)
+
+    def send(self, meta: dict[str, Any], body: bytes) -> asyncio.Future[tuple[int, bytes]]:
+        if self.transport is None or self.transport.is_closing():
+            raise ChildLost(f"decode process {self.index} is gone; retry")
+        head = orjson.dumps(meta)
+        answer: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        self.pending.append((answer, time.monotonic()))
+        self.transport.write(b"".join((REQUEST.pack(len(head), len(body)), head, body)))  # one send
+        return answer
+
+    def usable(self) -> bool:
+        return (self.transport is not None and self.ready is not None and self.ready.done()
+                and self.ready.exception() is None)
+
+    def fail(self, why: str) -> None:
+        while self.pending:
+            answer, _ = self.pending.popleft()
+            if not answer.done():
+                answer.set_exception(ChildLost(why))
+                answer.exception()  # retrieved: nobody may be waiting for it any more
+
+    def kill(self) -> None:
+        """Kill the process: its socket's end of file brings it back; bodies meanwhile wait for the new one."""
+        if self.ready is not None and self.ready.done():
+            self.ready = asyncio.get_running_loop().create_future()
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
 
 
 class DecodePool:
@@ -74,15 +135,22 @@ class DecodePool:
                  answer_s: float = ANSWER_S) -> None:
         if processes < 1:
             raise ValueError(f"a decode pool needs at least one process, not {processes}")
-        self.children = [_Child(i) for i in range(processes)]
+        self.children = [_Child(i, self._on_lost) for i in range(processes)]
         self.prices: dict[str, Any] = {"k": "p", "f": str(price_file) if price_file else None,
                                        "d": list(default_price)}
         self.answer_s = answer_s
         self.restarts = 0  # children started again after dying (/metrics)
         self._closing = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        """Start every child; DecodePoolUnavailable when none could start (the caller decodes in-process)."""
         await asyncio.gather(*(self._spawn(c) for c in self.children))
+        if not any(c.usable() for c in self.children):
+            await self.close()
+            raise DecodePoolUnavailable(f"no decode process could start ({sys.executable} -m "
+                                        "spanwarden.embedded.decode_child)")
+        self._keep(self._watch())
 
     def pids(self) -> list[int]:
         return [c.process.pid for c in self.children if c.process is not None and c.process.poll() is None]
@@ -107,18 +175,19 @@ class DecodePool:
         answers = await asyncio.gather(*(self._ask(self.prices, b"", child) for child in self.children))
         for status, payload in answers:
             if status != OK:
-                said = orjson.loads(payload)
-                raise ValueError(said["m"])
+                raise ValueError(orjson.loads(payload)["m"])
 
     async def close(self) -> None:
         """End every child: its socket closed (it exits at end of file), killed if still there after 1 s."""
         self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
         for child in self.children:
             if child.ready is not None and not child.ready.done():
                 child.ready.set_exception(ChildLost("the service is stopping; retry"))
                 child.ready.exception()
-            if child.writer is not None:
-                child.writer.close()
+            if child.transport is not None:
+                child.transport.close()
         deadline = time.monotonic() + 1.0
         for child in self.children:
             process = child.process
@@ -129,45 +198,32 @@ class DecodePool:
             if process.poll() is None:
                 process.kill()
                 await asyncio.to_thread(process.wait, 5)
-            if child.reader_task is not None:
-                child.reader_task.cancel()
-            self._fail(child, "the service is stopping; retry")
+            child.fail("the service is stopping; retry")
 
     async def _ask(self, meta: dict[str, Any], body: bytes, child: _Child | None = None) -> tuple[int, bytes]:
         if self._closing:
             raise ChildLost("the service is stopping; retry")
-        child = child or min(self.children, key=self._load)
-        assert child.ready is not None
-        if not child.ready.done():
+        child = child or min(self.children, key=_load)
+        if not child.usable():
+            assert child.ready is not None
             try:
                 await asyncio.wait_for(asyncio.shield(child.ready), START_S)
             except TimeoutError as exc:
                 raise ChildLost(f"decode process {child.index} did not start within {START_S:.0f} s") from exc
-        if child.ready.exception() is not None or child.writer is None:
-            raise ChildLost(f"decode process {child.index} is restarting; retry")
-        return await self._send(child, meta, body)
+            if not child.usable():
+                raise ChildLost(f"decode process {child.index} is restarting; retry")
+        return await child.send(meta, body)
 
-    async def _send(self, child: _Child, meta: dict[str, Any], body: bytes) -> tuple[int, bytes]:
-        assert child.writer is not None
-        head = orjson.dumps(meta)
-        answer: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
-        child.pending.append(answer)
-        child.writer.write(REQUEST.pack(len(head), len(body)) + head)
-        child.writer.write(body)
-        try:
-            await child.writer.drain()
-            return await asyncio.wait_for(asyncio.shield(answer), self.answer_s)
-        except TimeoutError:
-            log.error("decode process %d gave no answer within %g s: killed", child.index, self.answer_s)
-            self._kill(child)
-            raise ChildLost(f"the decode process gave no answer within {self.answer_s:g} s; retry") from None
-        except ConnectionError as exc:
-            raise ChildLost(f"decode process {child.index} is gone ({exc}); retry") from exc
-
-    @staticmethod
-    def _load(child: _Child) -> tuple[int, int]:
-        ready = child.ready is not None and child.ready.done() and child.ready.exception() is None
-        return (0 if ready else 1, len(child.pending))
+    async def _watch(self) -> None:
+        """A child with a body unanswered for `answer_s` hangs: its bodies are answered 503, it is killed."""
+        while True:
+            await asyncio.sleep(min(0.5, self.answer_s / 4))
+            now = time.monotonic()
+            for child in self.children:
+                if child.usable() and child.pending and now - child.pending[0][1] > self.answer_s:  # started
+                    log.error("decode process %d gave no answer within %g s: killed", child.index, self.answer_s)
+                    child.fail(f"the decode process gave no answer within {self.answer_s:g} s; retry")
+                    child.kill()
 
     async def _spawn(self, child: _Child) -> None:
         loop = asyncio.get_running_loop()
@@ -188,14 +244,13 @@ class DecodePool:
             return
         finally:
             theirs.close()
-        reader, child.writer = await asyncio.open_connection(sock=ours)
-        child.reader_task = loop.create_task(self._read(child, reader))
+        await loop.connect_accepted_socket(lambda: child, ours)
         try:
-            status, payload = await asyncio.wait_for(self._send(child, self.prices, b""), START_S)
+            status, payload = await asyncio.wait_for(child.send(self.prices, b""), START_S)
         except (ChildLost, TimeoutError) as exc:
-            self._kill(child)  # its reader starts it again
+            child.kill()  # its end of file starts it again
             if not ready.done():
-                ready.set_exception(ChildLost(str(exc)))
+                ready.set_exception(ChildLost(str(exc) or "the decode process did not start"))
                 ready.exception()
             return
         if status != OK:  # the file changed since the service read it: said here; its bodies fail (500)
@@ -203,33 +258,20 @@ class DecodePool:
         if not ready.done():
             ready.set_result(None)
 
-    async def _read(self, child: _Child, reader: asyncio.StreamReader) -> None:
-        """Answers in order until the child's end of file: then its bodies fail and it is started again."""
-        try:
-            while True:
-                status, length = ANSWER.unpack(await reader.readexactly(ANSWER.size))
-                payload = await reader.readexactly(length) if length else b""
-                if child.pending:
-                    answer = child.pending.popleft()
-                    if not answer.done():
-                        answer.set_result((status, payload))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        await self._lost(child)
+    def _on_lost(self, child: _Child) -> None:
+        if not self._closing:  # else close() reaps it
+            self._keep(self._lost(child))
 
     async def _lost(self, child: _Child) -> None:
         process = child.process
         if child.ready is not None and child.ready.done():
             child.ready = asyncio.get_running_loop().create_future()  # bodies wait for the restart meanwhile
-        if child.writer is not None:
-            child.writer.close()
-            child.writer = None
         code = None
         if process is not None:
             if process.poll() is None:
                 process.kill()
             code = await asyncio.to_thread(process.wait, 5)
-        self._fail(child, f"decode process {child.index} died (exit {code}) with the body in it; retry")
+        child.fail(f"decode process {child.index} died (exit {code}) with the body in it; retry")
         if self._closing:
             return
         self.restarts += 1
@@ -240,18 +282,11 @@ class DecodePool:
         if not self._closing:
             await self._spawn(child)
 
-    def _fail(self, child: _Child, why: str) -> None:
-        while child.pending:
-            answer = child.pending.popleft()
-            if not answer.done():
-                answer.set_exception(ChildLost(why))
-                answer.exception()  # retrieved: a request that timed out no longer waits for it
+    def _keep(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)  # held until done: a task nobody holds may be collected
+        task.add_done_callback(self._tasks.discard)
 
-    @staticmethod
-    def _kill(child: _Child) -> None:
-        """Kill a child that hangs: its reader sees the end of file and starts it again; bodies meanwhile
-        wait for the new one."""
-        if child.ready is not None and child.ready.done():
-            child.ready = asyncio.get_running_loop().create_future()
-        if child.process is not None and child.process.poll() is None:
-            child.process.kill()
+
+def _load(child: _Child) -> tuple[int, int]:
+    return (0 if child.usable() else 1, len(child.pending))

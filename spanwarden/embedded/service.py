@@ -485,7 +485,8 @@ class EmbeddedService:
             log.error("could not save the baselines snapshot (%s); the previous one stays", exc)
 
     async def _serve(self, ready: threading.Event | None = None) -> None:
-        process_tuning.enter()  # no full GC passes, a 1 ms GIL switch interval (process_tuning.py)
+        process_tuning.enter(process_tuning.YOUNG_THRESHOLDS)  # no full GC passes, short young ones, a 1 ms
+        # GIL switch interval (process_tuning.py)
         try:
             await self._serve_tuned(ready)
         finally:
@@ -496,7 +497,11 @@ class EmbeddedService:
         self._stopping = asyncio.Event()
         # The receiver inflates gzip itself, with a size limit, so aiohttp must hand it the raw body.
         if self.decode_pool is not None:
-            await self.decode_pool.start()  # before the port takes spans
+            try:
+                await self.decode_pool.start()  # before the port takes spans
+            except decode_pool.DecodePoolUnavailable as exc:
+                log.error("%s; OTLP bodies are decoded on the event loop", exc)
+                self.decode_pool = None
         runner = web.AppRunner(self.build_app(), access_log=None, auto_decompress=False, shutdown_timeout=2.0)
         await runner.setup()
         site = web.SockSite(runner, self.claim.socket, ssl_context=server_context(self.settings))

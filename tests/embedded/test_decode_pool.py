@@ -236,3 +236,15 @@ def test_a_parent_killed_outright_leaves_no_child():
         _when(lambda: not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE)
     finally:
         parent.kill()
+
+
+def test_a_service_whose_decode_processes_cannot_start_decodes_on_its_loop(tmp_path, monkeypatch, span_factory):
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # every child exits at once
+    service, url = _start(tmp_path, 1)
+    try:
+        assert service.decode_pool is None
+        answer = requests.post(f"{url}/v1/traces", data=_body(span_factory), headers={"Content-Type": PROTOBUF},
+                               timeout=10)
+        assert answer.status_code == 200 and _records(url) == 3
+    finally:
+        service.stop()
