@@ -34,7 +34,8 @@ COMPILED = {
     "detectors": ["*.py"],
     "spanwarden": ["pipeline.py", "event_time.py", "stages/*.py", "streaming/activity_rollup.py"],
     "enforcers": ["ladder.py"],
-    "collector": ["normalize.py", "span_record.py", "attributes.py"],
+    "collector": ["normalize.py", "span_record.py", "attributes.py", "span_wire.py", "agent_identity.py",
+                  "effects.py", "span_kind.py", "span_resource.py"],
 }
 NOT_COMPILED = {"__init__.py", "detectors/base.py"}
 MODE = os.environ.get("SPANWARDEN_COMPILE", "auto").strip().lower()

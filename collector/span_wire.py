@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any
+from typing import Any, Final
 
 from spanwarden.collector.attributes import UNCUT
 
-MAX_TEXT = 256  # longest identity/name string kept in a record; longer ones are cut and flagged
-MAX_TOKENS = 100_000_000  # more tokens than any model takes in one call: a telemetry bug, not spend
+MAX_TEXT: Final = 256  # longest identity/name string kept in a record; longer ones are cut and flagged
+MAX_TOKENS: Final = 100_000_000  # more tokens than any model takes in one call: a telemetry bug, not spend
 _DOUBLE = struct.Struct("<d")
-_SIGN = 1 << 63
-_WRAP = 1 << 64
-_UINT32 = 0xFFFFFFFF
+_SIGN: Final = 1 << 63
+_WRAP: Final = 1 << 64
+_UINT32: Final = 0xFFFFFFFF
 # AnyValue's `value` oneof: 1 string, 2 bool, 3 int, 4 double; 5 array, 6 kvlist, 7 bytes and 8
 # string_value_strindex are no scalar (skipped). Other field numbers are not in the oneof.
-_ONEOF_LAST = 8
+_ONEOF_LAST: Final = 8
 
 Wanted = dict[bytes, tuple[str, int, str]]
 SpanFields = tuple[str, str, str, str, int, int, int, dict[str, Any], int, int]
