@@ -1,6 +1,6 @@
 """The normaliser makes exactly the records it made before it was made faster, with either span reader, for
-every request of the saved corpus (tests/collector/normalize_corpus.py: the tests' real-instrumentation spans, the soak's
-traffic, the bench's mix, seeded random spans with malformed values)."""
+every request of the saved corpus (tests/collector/normalize_corpus.py: the tests' real-instrumentation
+spans, the soak's traffic, the bench's mix, seeded random spans with malformed values)."""
 
 from __future__ import annotations
 
