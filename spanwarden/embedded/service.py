@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from spanwarden import process_tuning
 from spanwarden.activity_journal import WHO, ActivityJournal, read_who
 from spanwarden.audit_sink import AuditSink, TeeAuditSink
 from spanwarden.collector import control_channel
@@ -29,7 +30,7 @@ from spanwarden.dashboards.prometheus import AgentMetrics
 from spanwarden.dashboards.reporting import DatadogReporting
 from spanwarden.detectors.agent_detectors import AgentDetectors
 from spanwarden.detectors.finding import Finding
-from spanwarden.embedded import audit_recovery, decode_pool, health, process_tuning, state_store
+from spanwarden.embedded import audit_recovery, decode_pool, health, state_store
 from spanwarden.embedded.agent_cap import NewAgentCap
 from spanwarden.embedded.agent_pager import AgentPager
 from spanwarden.embedded.ingest_worker import IngestWorker

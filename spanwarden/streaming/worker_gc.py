@@ -4,7 +4,7 @@ costs set, to measure the same thing).
 - Young collections rarely: each span makes dozens of short-lived objects (protobuf views, records, JSON
   rows); with the default gen-0 threshold (700) the cycle collector ran every few spans (about 11% of a
   worker's time).
-- No automatic full collections, a 1 ms switch interval: the serve's own tuning (`embedded/process_tuning.py`,
+- No automatic full collections, a 1 ms switch interval: the serve's own tuning (`spanwarden/process_tuning.py`,
   one place for both runtimes). A full pass walks every agent's baselines, promoted since the last freeze.
 - What lives on is frozen out of the collector's walk every `FREEZE_EVERY_S` (a young collection first, so
   what is frozen is what lives). Objects are still freed as they go; only cyclic garbage that outlives the
@@ -16,7 +16,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from spanwarden.embedded import process_tuning
+from spanwarden import process_tuning
 
 YOUNG = (100_000, 50)  # gen-0 allocations, gen-0 passes per gen-1 pass
 FREEZE_EVERY_S = 5.0

@@ -1,5 +1,5 @@
 """While it serves, the service runs no full GC passes and freezes what lives long
-(spanwarden/embedded/process_tuning.py), so cyclic garbage that outlives the young collections would never
+(spanwarden/process_tuning.py), so cyclic garbage that outlives the young collections would never
 be freed. This test checks the service makes none: after spans, status, profiles, kill commands and held
 long-polls, a full collection of everything (the frozen objects too) finds next to no garbage of the service's
 own classes. The mutation check: a cycle kept past the young collections for each request is found."""

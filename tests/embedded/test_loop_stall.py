@@ -23,7 +23,7 @@ from spanwarden.settings import Settings
 pytestmark = pytest.mark.slow
 AGENTS = 5000
 # Issue 17's bound. The holds past it were full GC passes (100-250 ms at 5,000 agents; now none while serving,
-# spanwarden/embedded/process_tuning.py): 33 ms seen on a loaded 2-core machine. The mutation, the snapshot
+# spanwarden/process_tuning.py): 33 ms seen on a loaded 2-core machine. The mutation, the snapshot
 # back on the loop, holds 2.3-4.3 s.
 HELD_LIMIT_S = 0.1
 HEADERS = {"Content-Type": "application/x-protobuf"}

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from spanwarden.embedded import process_tuning
+from spanwarden import process_tuning
 from spanwarden.settings import Settings
 from spanwarden.streaming import worker
 from spanwarden.streaming.agent_shard import AgentShard

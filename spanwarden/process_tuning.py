@@ -1,4 +1,5 @@
-"""What the service sets for its whole process while it serves, and puts back when it stops.
+"""What a runtime sets for its whole process while it runs (`serve`'s embedded service, a Kafka worker through
+`streaming/worker_gc.py`), and puts back when it stops. Here, not in either runtime, so both use one way.
 
 - No automatic full (generation 2) collections. At 5,000 agents a full pass over what was promoted since
   the last `gc.freeze()` held the event loop 100-250 ms several times a minute (measured with a GC callback
