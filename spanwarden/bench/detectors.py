@@ -5,6 +5,7 @@ the memory each agent's detector state takes."""
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import tempfile
@@ -69,6 +70,7 @@ def pipeline_rate(records: list[SpanRecord], fsync: str = "always", bounds: Time
     half of the records warms the agents up (their detectors are made), the second half is timed. With
     `bounds` and `judge_limit` (the serve's: records held for the lateness bound, at most so many judged per
     step, the rest worked off after each chunk) as the service's ingest worker runs it."""
+    gc.collect()  # an earlier run's pipeline (its stages hold it in cycles) would else weigh on this one's GC
     directory = Path(tempfile.mkdtemp(prefix="spanwarden-bench-"))
     audit = AuditLog(directory / "audit.jsonl", fsync=fsync)
     pipeline = Pipeline(Policy.load(None), audit, time_bounds=bounds)
