@@ -76,6 +76,7 @@ print('package smoke: the hot path runs compiled:', ', '.join(modules))"
 cp -r "$REPO/tests" "$WORK/tests"
 (cd "$WORK" && "$WORK/full/bin/python" -m pytest -q -p no:cacheprovider tests/detectors tests/enforcers \
   tests/test_pipeline.py tests/test_pipeline_time.py tests/test_model_gate.py tests/collector/test_normalize.py \
+  tests/collector/test_normalize_equivalence.py tests/collector/test_normalize_wire.py tests/test_event_time_settle.py \
   | tail -1)
 EVAL=(eval --json --seed 4 --agents 20 --days 2 --incidents-per-kind 1)
 "$S" "${EVAL[@]}" 2> /dev/null | tail -1 > "$WORK/eval-compiled.json"
