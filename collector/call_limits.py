@@ -70,6 +70,12 @@ def listen(listener: Refines) -> None:
     install()
 
 
+def unlisten(listener: Refines) -> None:
+    """Stop telling `listener` (a guard's span processor shut down: it must not refuse calls any more, even
+    while it waits to be garbage collected)."""
+    _listeners.discard(listener)
+
+
 CLIENTS = ("openai", "anthropic")  # Stainless-generated SDKs: the same request-building method
 
 

@@ -355,6 +355,7 @@ class GuardSpanProcessor(SpanProcessor):
             self.lease.settle(reserved, span.attributes or {})
 
     def shutdown(self) -> None:
+        call_limits.unlisten(self)  # its provider is shut down: a later client call is not its to refuse
         if self.guard.watcher is not None:
             self.guard.watcher.stop()
 

@@ -60,3 +60,20 @@ def test_an_anthropic_calls_max_tokens_bounds_its_reservation(tmp_path):
     held = lease.last_reservation
     assert held is not None and held.bounded
     assert held.usd == lease.prices.cost("claude-sonnet-4-5", held.prompt_tokens, 777, 0)[0]
+
+
+def test_a_shut_down_guard_no_longer_hears_client_calls() -> None:
+    """A provider shut down takes its guard's processor off the client-call hook at once, not whenever the
+    garbage collector gets to it: a halted agent's old guard must not refuse the calls of one set up after it
+    (a flaky refusal in tests/collector/test_openai.py before this)."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from spanwarden.collector import call_limits
+    from spanwarden.collector.guard import Guard, GuardSpanProcessor
+
+    provider = TracerProvider()
+    processor = GuardSpanProcessor(Guard("old-agent"))
+    provider.add_span_processor(processor)
+    assert processor in call_limits._listeners
+    provider.shutdown()
+    assert processor not in call_limits._listeners
